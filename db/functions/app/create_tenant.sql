@@ -1,0 +1,48 @@
+-- Creates a tenant and its first API key (messages:write, keys:write, read).
+CREATE OR REPLACE FUNCTION app.create_tenant(
+  p_actor_key_id uuid, p_name text, p_environment text DEFAULT 'sandbox',
+  p_default_sms_from text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  v_tenant app.tenants;
+  v_from   text;
+  v_key    jsonb;
+BEGIN
+  IF p_name IS NULL OR length(btrim(p_name)) NOT BETWEEN 1 AND 200 THEN
+    PERFORM private.raise_problem(422, 'invalid_name', 'A tenant needs a name of 1 to 200 characters.');
+  END IF;
+  IF p_environment IS NULL OR p_environment NOT IN ('prod', 'sandbox', 'test') THEN
+    PERFORM private.raise_problem(422, 'invalid_environment',
+      format('Unknown environment %s.', coalesce(p_environment, 'null')), 'Use prod, sandbox or test.');
+  END IF;
+  IF p_default_sms_from IS NOT NULL THEN
+    v_from := private.normalize_phone(p_default_sms_from);
+    IF v_from IS NULL THEN
+      PERFORM private.raise_problem(422, 'invalid_from',
+        'default_sms_from is not a phone number.', 'Use E.164, e.g. +15005550006.');
+    END IF;
+  END IF;
+
+  INSERT INTO app.tenants (name, environment, default_sms_from)
+  VALUES (btrim(p_name), p_environment::app.environment, v_from)
+  RETURNING * INTO v_tenant;
+  v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read']);
+
+  PERFORM private.audit(NULL, p_actor_key_id, 'tenant.create', v_tenant.id::text,
+                        jsonb_build_object('name', v_tenant.name, 'environment', v_tenant.environment));
+  PERFORM private.audit(v_tenant.id, p_actor_key_id, 'api_key.create', v_key ->> 'id',
+                        jsonb_build_object('scopes', v_key -> 'scopes'));
+  RETURN jsonb_build_object(
+    'tenant', jsonb_build_object('id', v_tenant.id, 'name', v_tenant.name,
+                                 'environment', v_tenant.environment, 'status', v_tenant.status,
+                                 'default_sms_from', v_tenant.default_sms_from,
+                                 'created_at', v_tenant.created_at),
+    'api_key', v_key);
+END
+$$;
+COMMENT ON FUNCTION app.create_tenant(uuid, text, text, text) IS
+  'Creates a tenant and its first API key; returns both (the token is shown once).';
+GRANT EXECUTE ON FUNCTION app.create_tenant(uuid, text, text, text) TO hermes_api;

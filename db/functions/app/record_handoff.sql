@@ -1,0 +1,60 @@
+-- The provider accepted the message (e.g. Twilio answered 201 with a SID). Always
+-- recorded, whatever claim the caller held: the provider has the message. If the
+-- attempt already holds another provider id, this is a second hand-off (I3 broken)
+-- and is recorded as such, not hidden. Status callbacks may have arrived first; the
+-- ranks keep the later status.
+CREATE OR REPLACE FUNCTION app.record_handoff(
+  p_attempt_id uuid, p_provider_message_id text, p_provider_status text DEFAULT 'queued')
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  v_attempt app.message_attempts;
+  v_rank    int;
+  v_mstatus text;
+  v_status  text;
+BEGIN
+  IF p_provider_message_id IS NULL OR p_provider_message_id = '' THEN
+    PERFORM private.raise_problem(422, 'missing_provider_message_id', 'A hand-off needs the provider id.');
+  END IF;
+  SELECT * INTO v_attempt FROM app.message_attempts
+   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
+   FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
+  END IF;
+
+  IF v_attempt.provider_message_id IS NOT NULL AND v_attempt.provider_message_id <> p_provider_message_id THEN
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'handed_off', NULL, p_provider_status, 'duplicate_handoff',
+                              jsonb_build_object('provider_message_id', p_provider_message_id,
+                                                 'first_provider_message_id', v_attempt.provider_message_id));
+    RETURN jsonb_build_object('status', 'duplicate_handoff');
+  END IF;
+
+  SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(coalesce(p_provider_status, 'queued'));
+  v_rank := coalesce(v_rank, 0);
+
+  UPDATE app.message_attempts
+     SET provider_message_id = p_provider_message_id,
+         handed_off_at = coalesce(handed_off_at, now()),
+         status = CASE WHEN status IN ('pending', 'claimed') THEN 'handed_off' ELSE status END,
+         provider_status = CASE WHEN v_rank > provider_status_rank THEN p_provider_status ELSE provider_status END,
+         provider_status_rank = greatest(provider_status_rank, v_rank),
+         updated_at = now()
+   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+
+  v_status := private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'sent',
+                                      v_attempt.provider, p_provider_message_id);
+  IF v_attempt.provider_message_id IS NULL THEN
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'handed_off', v_status, p_provider_status, NULL,
+                              jsonb_build_object('provider_message_id', p_provider_message_id));
+  END IF;
+  RETURN jsonb_build_object('status', v_status);
+END
+$$;
+COMMENT ON FUNCTION app.record_handoff(uuid, text, text) IS
+  'Records that the provider accepted an attempt (its message id); idempotent.';
+GRANT EXECUTE ON FUNCTION app.record_handoff(uuid, text, text) TO hermes_worker;

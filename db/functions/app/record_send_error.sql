@@ -1,0 +1,62 @@
+-- The provider call did not hand the message off.
+--   p_permanent: the provider refused it (e.g. Twilio 21211 invalid number, 21610
+--     unsubscribed, 21614 not SMS-capable): the attempt and the message fail, terminal.
+--   otherwise (5xx, 429, timeout, connection error): the provider may or may not have
+--     it. The attempt stays 'claimed', so the next try reconciles before any resend;
+--     a retry job is scheduled with exponential backoff (1 s .. 5 min, honouring
+--     p_retry_after), up to 6 claims. After that the message fails as
+--     provider_unavailable.
+-- Returns {action: failed|retry_scheduled|skip, ...}.
+CREATE OR REPLACE FUNCTION app.record_send_error(
+  p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
+  p_permanent boolean, p_retry_after interval DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+  max_claims constant int := 6;
+  v_attempt app.message_attempts;
+  v_delay   interval;
+  v_code    text;
+BEGIN
+  SELECT * INTO v_attempt FROM app.message_attempts
+   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
+   FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found');
+  ELSIF v_attempt.status <> 'claimed' OR v_attempt.claim_count <> p_claim_no THEN
+    RETURN jsonb_build_object('action', 'skip', 'reason', 'not_current_claim');
+  END IF;
+  v_code := v_attempt.provider || ':' || coalesce(p_error_code, 'unknown');
+
+  PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                            v_attempt.id, 'send_error', NULL, NULL, v_code,
+                            jsonb_build_object('permanent', p_permanent, 'claim_no', p_claim_no,
+                                               'message', left(p_error_message, 500)));
+
+  IF p_permanent OR v_attempt.claim_count >= max_claims THEN
+    IF NOT p_permanent THEN
+      v_code := 'provider_unavailable';
+    END IF;
+    UPDATE app.message_attempts
+       SET status = 'failed', error_code = v_code, error_message = left(p_error_message, 500),
+           updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'failed',
+                                    v_attempt.provider, NULL, v_code, left(p_error_message, 500));
+    RETURN jsonb_build_object('action', 'failed', 'error_code', v_code);
+  END IF;
+
+  v_delay := greatest(coalesce(p_retry_after, interval '0'),
+                      least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'));
+  PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_delay);
+  PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                            v_attempt.id, 'retry_scheduled', NULL, NULL, v_code,
+                            jsonb_build_object('delay_seconds', extract(epoch FROM v_delay)));
+  RETURN jsonb_build_object('action', 'retry_scheduled', 'delay_seconds', extract(epoch FROM v_delay));
+END
+$$;
+COMMENT ON FUNCTION app.record_send_error(uuid, int, text, text, boolean, interval) IS
+  'Records a failed provider call: permanent -> failed; transient -> reconcile-first retry with backoff.';
+GRANT EXECUTE ON FUNCTION app.record_send_error(uuid, int, text, text, boolean, interval) TO hermes_worker;

@@ -1,0 +1,14 @@
+-- E.164 normalisation: strips the visual separators people type (spaces, dots,
+-- dashes, parentheses) and an international 00 prefix; the result must be '+',
+-- a non-zero digit and 7 to 15 digits in all. Anything else -- letters, national
+-- numbers without a country code, non-ASCII digits, too long -- gives NULL.
+CREATE OR REPLACE FUNCTION private.normalize_phone(p_input text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+  SELECT CASE WHEN n ~ '^\+[1-9][0-9]{6,14}$' THEN n END
+  FROM (SELECT regexp_replace(regexp_replace(btrim(p_input), '[\s().\-]', '', 'g'),
+                              '^00', '+') AS n) t
+$$;
+COMMENT ON FUNCTION private.normalize_phone(text) IS 'The E.164 form of a phone number, or NULL if it is not one.';

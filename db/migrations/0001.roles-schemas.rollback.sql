@@ -1,0 +1,6 @@
+-- Roles are shared by every database of the cluster and are left in place.
+DROP SCHEMA api CASCADE;
+DROP SCHEMA private CASCADE;
+DROP SCHEMA app CASCADE;
+ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO PUBLIC;
+GRANT USAGE ON SCHEMA public TO PUBLIC;

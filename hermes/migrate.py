@@ -1,0 +1,118 @@
+"""Bring a database to the current schema: versioned migrations, then repeatables.
+
+1. yoyo-migrations applies the pending files of ``db/migrations`` (one change per
+   file, each with a ``.rollback.sql``; ``db/migrations/sqitch.plan`` lists them).
+2. The repeatable files -- ``db/functions`` then ``db/views`` (CREATE OR REPLACE) --
+   are applied in one transaction, in path order, each only when its sha256 differs
+   from the one recorded in ``private.repeatable_applied`` (like Flyway's R__ files).
+3. ``private.sync_postgrest_config()`` writes PostgREST's in-database configuration,
+   ``private.ensure_partitions()`` creates the months ahead, and
+   ``NOTIFY pgrst`` reloads PostgREST's config and schema cache. This runs every
+   time: yoyo's own post-apply hook runs only when a migration was pending.
+
+Run it as the database owner (a superuser in development):
+``python -m hermes.migrate postgresql://...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "db" / "migrations"
+REPEATABLE_DIRS = (ROOT / "db" / "functions", ROOT / "db" / "views")
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    migrations_applied: list[str]
+    repeatables_applied: list[str]
+
+
+def _yoyo_uri(dsn: str) -> str:
+    """yoyo names the psycopg 3 driver in the URI scheme."""
+    for scheme in ("postgresql://", "postgres://"):
+        if dsn.startswith(scheme):
+            return "postgresql+psycopg://" + dsn[len(scheme) :]
+    return dsn
+
+
+def repeatable_files() -> list[Path]:
+    files: list[Path] = []
+    for directory in REPEATABLE_DIRS:
+        files.extend(sorted(directory.rglob("*.sql")))
+    return files
+
+
+def apply_migrations(dsn: str) -> list[str]:
+    backend = get_backend(_yoyo_uri(dsn))
+    migrations = read_migrations(str(MIGRATIONS))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    return [m.id for m in pending]
+
+
+def apply_repeatables(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    applied: list[str] = []
+    with conn.transaction():
+        conn.execute("LOCK TABLE private.repeatable_applied IN EXCLUSIVE MODE")
+        # Bodies refer to each other and to later files; they are checked when run.
+        conn.execute("SET LOCAL check_function_bodies = off")
+        known = dict(
+            conn.execute("SELECT path, sha256 FROM private.repeatable_applied").fetchall()
+        )
+        for path in repeatable_files():
+            name = str(path.relative_to(ROOT))
+            text = path.read_text(encoding="utf-8")
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            if known.get(name) == digest:
+                continue
+            conn.execute(text.encode())
+            conn.execute(
+                "INSERT INTO private.repeatable_applied (path, sha256) VALUES (%s, %s) "
+                "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+                (name, digest),
+            )
+            applied.append(name)
+    return applied
+
+
+def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Per-database settings that are not schema: PostgREST config, partitions."""
+    with conn.transaction():
+        conn.execute("SELECT private.sync_postgrest_config()")
+        conn.execute("SELECT private.ensure_partitions(3)")
+    conn.execute("NOTIFY pgrst, 'reload config'")
+    conn.execute("NOTIFY pgrst, 'reload schema'")
+
+
+def migrate(dsn: str) -> MigrateResult:
+    migrations = apply_migrations(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        repeatables = apply_repeatables(conn)
+        configure(conn)
+    return MigrateResult(migrations, repeatables)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("dsn", help="PostgreSQL URI of the database owner")
+    args = parser.parse_args(argv)
+    result = migrate(args.dsn)
+    sys.stdout.write(
+        f"migrations applied: {len(result.migrations_applied)}; "
+        f"repeatable files applied: {len(result.repeatables_applied)}\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

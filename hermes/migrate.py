@@ -54,9 +54,12 @@ def repeatable_files() -> list[Path]:
 def apply_migrations(dsn: str) -> list[str]:
     backend = get_backend(_yoyo_uri(dsn))
     migrations = read_migrations(str(MIGRATIONS))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    finally:
+        backend.connection.close()
     return [m.id for m in pending]
 
 

@@ -69,9 +69,8 @@ def apply_repeatables(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]
         conn.execute("LOCK TABLE private.repeatable_applied IN EXCLUSIVE MODE")
         # Bodies refer to each other and to later files; they are checked when run.
         conn.execute("SET LOCAL check_function_bodies = off")
-        known = dict(
-            conn.execute("SELECT path, sha256 FROM private.repeatable_applied").fetchall()
-        )
+        rows = conn.execute("SELECT path, sha256 FROM private.repeatable_applied").fetchall()
+        known = {str(path): str(digest) for path, digest in rows}
         for path in repeatable_files():
             name = str(path.relative_to(ROOT))
             text = path.read_text(encoding="utf-8")

@@ -1,1 +1,2 @@
 DROP SCHEMA pgqueuer CASCADE;
+DELETE FROM private.repeatable_applied;

@@ -1,0 +1,89 @@
+"""RFC 9457 problem details, and the mapping from Hermes's SQL errors.
+
+SQL functions raise SQLSTATE ``HM<http status>`` with DETAIL = a stable machine code
+and a HINT (see db/functions/private/raise_problem.sql); this module turns them into
+``application/problem+json`` responses. Any other database error is a 500 whose body
+names no internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(
+        self, status: int, code: str, title: str, detail: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        body: dict[str, Any] = {
+            "type": f"https://hermes.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_db_error(exc: psycopg.Error) -> Problem:
+    sqlstate = exc.sqlstate or ""
+    diag = exc.diag
+    if sqlstate.startswith("HM") and sqlstate[2:].isdigit():
+        status = int(sqlstate[2:])
+        if 400 <= status <= 599:
+            return Problem(
+                status,
+                diag.message_detail or "error",
+                diag.message_primary or "Error",
+                diag.message_hint or None,
+            )
+    if sqlstate in ("22P02", "22023", "22007", "22008", "22001", "23514", "22021", "22P05"):
+        # Bad values that slipped past validation (e.g. an unrepresentable character).
+        return Problem(422, "invalid_value", "A value was not acceptable.", diag.message_primary)
+    return Problem(500, "internal_error", "Internal error.")
+
+
+async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return exc.response(request.url.path)
+
+
+async def db_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, psycopg.Error)
+    return from_db_error(exc).response(request.url.path)
+
+
+async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        problem = Problem(400, "invalid_json", "The request body is not valid JSON.")
+    elif any(e["type"] == "extra_forbidden" for e in errors):
+        names = ", ".join(e["loc"][-1] for e in errors if e["type"] == "extra_forbidden")
+        problem = Problem(422, "unknown_field", f"Unknown field(s): {names}.", errors=errors)
+    else:
+        problem = Problem(422, "invalid_request", "The request is not valid.", errors=errors)
+    return problem.response(request.url.path)

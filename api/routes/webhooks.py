@@ -1,0 +1,45 @@
+"""Provider callbacks. Signatures are checked with the provider's own SDK before any
+state changes; the receipt itself is applied by one SQL function."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+
+from api.deps import CommandsDep
+from api.errors import Problem
+
+router = APIRouter(prefix="/v1/webhooks")
+
+
+@router.post("/twilio/status/{attempt_id}", status_code=204)
+async def twilio_status(attempt_id: UUID, request: Request, commands: CommandsDep) -> Response:
+    settings = request.app.state.settings
+    form = await request.form()
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    # Twilio signs the URL it was given: our public base URL, not whatever host or
+    # scheme a proxy in between presents to us.
+    url = settings.public_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get("x-twilio-signature", "")
+    if not settings.twilio_auth_token or not RequestValidator(settings.twilio_auth_token).validate(
+        url, params, signature
+    ):
+        raise Problem(403, "invalid_signature", "The X-Twilio-Signature does not match.")
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    status = params.get("MessageStatus") or params.get("SmsStatus")
+    if not sid or not status:
+        raise Problem(422, "invalid_receipt", "MessageSid and MessageStatus are required.")
+    await commands.record_receipt(
+        "twilio",
+        str(attempt_id),
+        sid,
+        status,
+        params.get("ErrorCode"),
+        params.get("ErrorMessage"),
+        params,
+    )
+    return Response(status_code=204)

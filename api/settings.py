@@ -1,0 +1,27 @@
+"""Command API configuration, from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    twilio_auth_token: str
+    public_url: str
+    max_body_bytes: int = 64 * 1024
+    pool_min: int = 2
+    pool_max: int = 10
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ["HERMES_API_DATABASE_URL"],
+            twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
+            public_url=os.environ.get("HERMES_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            max_body_bytes=int(os.environ.get("HERMES_API_MAX_BODY_BYTES", str(64 * 1024))),
+            pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
+            pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),
+        )

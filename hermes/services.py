@@ -1,0 +1,225 @@
+"""The processes of a Hermes stack, and a small supervisor for them.
+
+Used by ``make run`` (hermes.stack) and by the end-to-end tests, so both start the
+very same commands: PostgREST, the command API (uvicorn), the workers and the Twilio
+simulator, against a PostgreSQL cluster started elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".hermes"
+POSTGREST_BIN = STATE / "bin" / "postgrest"
+
+SIM_ACCOUNT_SID = "AC00000000000000000000000000000001"
+SIM_AUTH_TOKEN = "simulator-auth-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class StackConfig:
+    db_host: str
+    db_port: int
+    db_name: str
+    api_port: int
+    postgrest_port: int
+    sim_port: int
+    run_dir: Path
+    twilio_account_sid: str = SIM_ACCOUNT_SID
+    twilio_auth_token: str = SIM_AUTH_TOKEN
+    worker_env: dict[str, str] = field(default_factory=dict)
+    sim_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+
+    def dsn(self, role: str) -> str:
+        return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def postgrest_url(self) -> str:
+        return f"http://127.0.0.1:{self.postgrest_port}"
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    health_url: str | None = None
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGRST_", "HERMES_", "SIM_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def postgrest_spec(cfg: StackConfig) -> ServiceSpec:
+    """PostgREST reads the rest of its configuration from the database
+    (private.sync_postgrest_config): only how to reach it is given here."""
+    conf = cfg.run_dir / "postgrest.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(
+        f'db-uri = "{cfg.dsn("hermes_authenticator")}"\n'
+        f'server-host = "127.0.0.1"\n'
+        f"server-port = {cfg.postgrest_port}\n"
+        "db-config = true\n"
+        'log-level = "info"\n'
+    )
+    return ServiceSpec(
+        "postgrest", [str(POSTGREST_BIN), str(conf)], _base_env(), f"{cfg.postgrest_url}/"
+    )
+
+
+def api_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
+        "HERMES_PUBLIC_URL": cfg.api_url,
+        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+    }
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
+    argv += ["--host", "127.0.0.1", "--port", str(cfg.api_port), "--no-access-log"]
+    return ServiceSpec("api", argv, env, f"{cfg.api_url}/healthz")
+
+
+def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
+    env = _base_env() | {
+        "HERMES_WORKER_DATABASE_URL": cfg.dsn("hermes_worker"),
+        "HERMES_PUBLIC_URL": cfg.api_url,
+        "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
+        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+        "TWILIO_API_BASE_URL": cfg.sim_url,
+    }
+    env |= cfg.worker_env
+    return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
+
+
+def simulator_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
+        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+    }
+    env |= cfg.sim_env
+    argv = [sys.executable, "-m", "simulators.twilio", "--host", "127.0.0.1"]
+    argv += ["--port", str(cfg.sim_port)]
+    return ServiceSpec("twilio-sim", argv, env, f"{cfg.sim_url}/_sim/health")
+
+
+def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
+    specs = [simulator_spec(cfg), postgrest_spec(cfg), api_spec(cfg)]
+    specs += [worker_spec(cfg, i + 1) for i in range(cfg.workers)]
+    return specs
+
+
+def wait_http(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process died before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+class Supervisor:
+    """Starts services as child processes, prefixes their output, stops them."""
+
+    def __init__(self, log: IO[str] | None = None) -> None:
+        self.log = log if log is not None else sys.stdout
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, ServiceSpec] = {}
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def _pump(self, name: str, stream: IO[bytes]) -> None:
+        width = 11
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            with self._lock:
+                self.log.write(f"{name:<{width}}| {line}\n")
+                self.log.flush()
+        stream.close()
+
+    def start(self, spec: ServiceSpec, wait: float = 30.0) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            spec.argv,
+            env=spec.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        t = threading.Thread(target=self._pump, args=(spec.name, proc.stdout), daemon=True)
+        t.start()
+        self._threads.append(t)
+        self.procs[spec.name] = proc
+        self.specs[spec.name] = spec
+        if spec.health_url:
+            wait_http(spec.health_url, wait, alive=lambda: proc.poll() is None)
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to clean up (crash tests)."""
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        spec = self.specs[name]
+        if name in self.procs:
+            self.stop_one(name)
+        return self.start(spec)
+
+    def stop_one(self, name: str, timeout: float = 10.0) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop_one(name)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+    def failed(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]

@@ -1,0 +1,1 @@
+"""Local stand-ins for external providers, for development and tests."""

@@ -1,0 +1,225 @@
+-- Structure and security invariants of the schema. The checks over views, tables,
+-- functions and roles are generic (they query the catalogs), so a new object that
+-- breaks an invariant fails here without this file being edited.
+BEGIN;
+\ir helpers.psql
+SELECT plan(38);
+
+-- Schemas ----------------------------------------------------------------------
+SELECT has_schema('app', 'schema app exists');
+SELECT has_schema('private', 'schema private exists');
+SELECT has_schema('api', 'schema api exists');
+SELECT has_schema('pgqueuer', 'schema pgqueuer exists');
+
+-- Tables: the parents by name, plus whatever monthly partitions exist.
+SELECT tables_are('app',
+  ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
+        'idempotency_keys']::name[]
+  || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'app' AND c.relispartition),
+  'schema app has exactly the Hermes tables (and their partitions)');
+SELECT is(
+  ARRAY(SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'app' AND p.partstrat = 'r' ORDER BY 1),
+  ARRAY['audit_log', 'message_attempts', 'message_events', 'messages'],
+  'audit_log, message_attempts, message_events and messages are range-partitioned');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'app' AND c.relispartition
+     AND c.relname !~ '^(audit_log|message_attempts|message_events|messages)_p[0-9]{4}_[0-9]{2}$'
+$$, 'every partition is named <table>_pYYYY_MM');
+SELECT views_are('api', ARRAY['messages', 'message_events'], 'schema api has the two read views');
+
+-- Views: security_invoker everywhere in api ------------------------------------
+SELECT isnt_empty($$
+  SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'api' AND c.relkind IN ('v', 'm')
+$$, 'schema api has views (the next check is not vacuous)');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'api' AND c.relkind IN ('v', 'm')
+     AND NOT EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+                      WHERE o.option_name = 'security_invoker' AND o.option_value::boolean)
+$$, 'every relation in api is a view with security_invoker = true (RLS of the caller applies)');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'api' AND c.relkind NOT IN ('v')
+$$, 'schema api holds views only (no tables, matviews, sequences)');
+
+-- Row-level security: enabled and forced on every table of app ------------------
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'app' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+     AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+$$, 'every app table has row-level security enabled and forced');
+SELECT is_empty($$
+  SELECT schemaname, tablename, policyname FROM pg_policies
+   WHERE schemaname IN ('app', 'private', 'api')
+     AND (cmd <> 'SELECT' OR roles <> '{hermes_integrator}'::name[] OR permissive <> 'PERMISSIVE')
+$$, 'every policy is a permissive SELECT policy for hermes_integrator only (no write policies)');
+SELECT is_empty($$
+  SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = 'app' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+     AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid
+                      AND pg_get_expr(p.polqual, p.polrelid) LIKE '%current_setting(''hermes.tenant_id''%')
+$$, 'every app table has a policy keyed on hermes.tenant_id');
+-- Partitions have no RLS of their own: nobody but the owner may touch them directly.
+SELECT is_empty($$
+  SELECT c.relname, a.grantee::regrole, a.privilege_type
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+         aclexplode(c.relacl) a
+   WHERE n.nspname = 'app' AND c.relispartition AND a.grantee <> c.relowner
+$$, 'no role but the owner has privileges on a partition');
+
+-- Functions ----------------------------------------------------------------------
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname IN ('app', 'private', 'api')
+     AND (p.proacl IS NULL  -- default ACL: EXECUTE for PUBLIC
+          OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a
+                      WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))
+$$, 'no function in app, private or api is executable by PUBLIC');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%')
+$$, 'every SECURITY DEFINER function sets its search_path');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND EXISTS (SELECT 1 FROM unnest(p.proconfig) s
+                  WHERE s LIKE 'search_path=%' AND s ~ '(=|,\s*)"?(public|\$user)"?(,|$)')
+$$, 'no SECURITY DEFINER function searches public or $user');
+-- The tables FORCE row-level security and have no policy for their owner: the
+-- command functions only work when their owner bypasses RLS.
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    JOIN pg_roles r ON r.oid = p.proowner
+   WHERE p.prosecdef AND n.nspname IN ('app', 'private', 'api')
+     AND NOT (r.rolsuper OR r.rolbypassrls)
+$$, 'the owner of every SECURITY DEFINER function bypasses row-level security');
+-- Who may execute what: the whole map of EXECUTE grants to Hermes roles.
+SELECT set_eq($$
+  SELECT a.grantee::regrole::text, p.oid::regprocedure::text
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) a
+   WHERE n.nspname IN ('app', 'private', 'api') AND a.privilege_type = 'EXECUTE'
+     AND a.grantee::regrole::text LIKE 'hermes\_%'
+$$, $$ VALUES
+  ('hermes_api', 'app.authenticate(text,text)'),
+  ('hermes_api', 'app.create_tenant(uuid,text,text,text)'),
+  ('hermes_api', 'app.create_api_key(uuid,uuid,text,text[],timestamp with time zone)'),
+  ('hermes_api', 'app.list_api_keys(uuid)'),
+  ('hermes_api', 'app.rotate_api_key(uuid,uuid,uuid,interval)'),
+  ('hermes_api', 'app.revoke_api_key(uuid,uuid,uuid)'),
+  ('hermes_api', 'app.get_message(uuid,uuid)'),
+  ('hermes_api', 'app.submit_message(uuid,uuid,jsonb,text)'),
+  ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
+  ('hermes_worker', 'app.claim_attempt(uuid)'),
+  ('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)'),
+  ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
+  ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,boolean,interval)'),
+  ('hermes_worker', 'app.run_maintenance()'),
+  ('hermes_integrator', 'private.check_request()'),
+  ('hermes_anon', 'private.check_request()')
+$$, 'EXECUTE grants to Hermes roles are exactly the documented ones');
+SELECT ok(NOT has_function_privilege('hermes_api', 'app.create_admin_key(text)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'app.create_admin_key(text)', 'EXECUTE'),
+          'app.create_admin_key is executable by no client role');
+
+-- Roles ----------------------------------------------------------------------------
+SELECT ok((SELECT NOT rolinherit FROM pg_roles WHERE rolname = 'hermes_authenticator'),
+          'hermes_authenticator is NOINHERIT');
+SELECT is_empty($$
+  SELECT rolname FROM pg_roles
+   WHERE rolname IN ('hermes_api', 'hermes_worker', 'hermes_authenticator',
+                     'hermes_integrator', 'hermes_anon')
+     AND (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolreplication)
+$$, 'no Hermes role is superuser, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION');
+SELECT is(
+  (SELECT count(*)::int FROM pg_roles
+    WHERE rolname IN ('hermes_api', 'hermes_worker', 'hermes_authenticator',
+                      'hermes_integrator', 'hermes_anon')),
+  5, 'the five Hermes roles exist');
+SELECT set_eq($$
+  SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+   WHERE m.member = 'hermes_authenticator'::regrole
+$$, ARRAY['hermes_integrator', 'hermes_anon'],
+  'hermes_authenticator is a member of exactly hermes_integrator and hermes_anon');
+SELECT is_empty($$
+  SELECT m.member::regrole, m.roleid::regrole FROM pg_auth_members m
+   WHERE m.member::regrole::text IN ('hermes_api', 'hermes_worker', 'hermes_integrator', 'hermes_anon')
+$$, 'the other Hermes roles are members of no role');
+SELECT ok((SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = 'hermes_integrator')
+          AND (SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = 'hermes_anon'),
+          'hermes_integrator and hermes_anon cannot log in');
+
+-- Table privileges ----------------------------------------------------------------
+SELECT is_empty($$
+  SELECT r.rolname, c.oid::regclass
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+         (VALUES ('hermes_api'), ('hermes_worker')) r(rolname)
+   WHERE n.nspname IN ('app', 'private', 'api') AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+     AND (has_table_privilege(r.rolname, c.oid,
+            'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+          OR has_any_column_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))
+$$, 'hermes_api and hermes_worker have no privilege on any table of app, private or api');
+SELECT is_empty($$
+  SELECT r.rolname, c.oid::regclass
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+         (VALUES ('hermes_api'), ('hermes_worker'), ('hermes_integrator'), ('hermes_anon')) r(rolname)
+   WHERE n.nspname IN ('app', 'private', 'api') AND c.relkind = 'S'
+     AND has_sequence_privilege(r.rolname, c.oid, 'USAGE, SELECT, UPDATE')
+$$, 'no client role may use the sequences of app');
+SELECT set_eq($$
+  SELECT a.grantee::regrole::text, c.oid::regclass::text, a.privilege_type
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
+   WHERE n.nspname IN ('app', 'private', 'api') AND a.grantee <> c.relowner
+$$, $$ VALUES
+  ('hermes_integrator', 'app.messages', 'SELECT'), ('hermes_anon', 'app.messages', 'SELECT'),
+  ('hermes_integrator', 'app.message_events', 'SELECT'), ('hermes_anon', 'app.message_events', 'SELECT'),
+  ('hermes_integrator', 'api.messages', 'SELECT'), ('hermes_anon', 'api.messages', 'SELECT'),
+  ('hermes_integrator', 'api.message_events', 'SELECT'), ('hermes_anon', 'api.message_events', 'SELECT')
+$$, 'the only table grants are SELECT on messages and message_events to the PostgREST roles');
+SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
+          AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')
+          AND NOT has_schema_privilege('hermes_api', 'public', 'CREATE'),
+          'hermes_api/hermes_worker cannot reach private; nobody creates in public');
+
+-- pgqueuer: the columns Hermes writes (private.enqueue_job) and the workers read --
+SELECT tables_are('pgqueuer',
+  ARRAY['pgqueuer', 'pgqueuer_log', 'pgqueuer_schedules', 'pgqueuer_statistics'],
+  'pgqueuer has its four tables');
+SELECT columns_are('pgqueuer', 'pgqueuer',
+  ARRAY['id', 'priority', 'queue_manager_id', 'created', 'updated', 'heartbeat', 'execute_after',
+        'status', 'entrypoint', 'dedupe_key', 'payload', 'headers', 'attempts', 'slot'],
+  'pgqueuer.pgqueuer has the pgqueuer 1.6.0 columns');
+SELECT columns_are('pgqueuer', 'pgqueuer_log',
+  ARRAY['id', 'created', 'job_id', 'status', 'priority', 'entrypoint', 'traceback', 'aggregated'],
+  'pgqueuer.pgqueuer_log has the pgqueuer 1.6.0 columns');
+SELECT columns_are('pgqueuer', 'pgqueuer_schedules',
+  ARRAY['id', 'expression', 'entrypoint', 'heartbeat', 'created', 'updated', 'next_run',
+        'last_run', 'status'],
+  'pgqueuer.pgqueuer_schedules has the pgqueuer 1.6.0 columns');
+SELECT columns_are('pgqueuer', 'pgqueuer_statistics',
+  ARRAY['id', 'created', 'count', 'priority', 'status', 'entrypoint'],
+  'pgqueuer.pgqueuer_statistics has the pgqueuer 1.6.0 columns');
+SELECT results_eq($$
+  SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+    FROM pg_attribute a
+   WHERE a.attrelid = 'pgqueuer.pgqueuer'::regclass
+     AND a.attname IN ('priority', 'execute_after', 'status', 'entrypoint', 'payload')
+   ORDER BY a.attnum
+$$, $$ VALUES
+  ('priority', 'integer', true),
+  ('execute_after', 'timestamp with time zone', true),
+  ('status', 'pgqueuer.pgqueuer_status', true),
+  ('entrypoint', 'text', true),
+  ('payload', 'bytea', false)
+$$, 'the pgqueuer columns private.enqueue_job writes have the expected types');
+SELECT enum_has_labels('pgqueuer', 'pgqueuer_status',
+  ARRAY['queued', 'picked', 'successful', 'exception', 'canceled', 'deleted', 'failed'],
+  'pgqueuer_status has the pgqueuer 1.6.0 labels');
+
+SELECT * FROM finish();
+ROLLBACK;

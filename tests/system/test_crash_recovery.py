@@ -1,0 +1,128 @@
+"""kill -9 a worker mid-send. After a restart every message still reaches exactly one
+terminal state, and the carrier never gets it twice without a recorded reason.
+
+The worker pauses at a named failpoint (workers/failpoints.py) so the kill lands at a
+known place; the kill itself is a real SIGKILL of a real process.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from hermes.services import worker_spec
+from tests.conftest import Cluster
+from tests.system.conftest import Stack, start_stack, stop_stack
+
+
+@pytest.fixture(scope="module")
+def crash_stack(
+    cluster: Cluster,
+    make_db: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    # Receipts are slow here (4 s apart), so that after a crash the re-claimed attempt
+    # is resolved by looking the message up at the carrier, not by its callback.
+    s = start_stack(
+        cluster,
+        make_db,
+        tmp_path_factory.mktemp("crash"),
+        workers=0,
+        worker_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "1", "HERMES_JOB_POLL_INTERVAL": "0.2"},
+        sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "4000"},
+    )
+    yield s
+    stop_stack(s, request)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start_worker(stack: Stack, name: str, failpoints: str = "") -> None:
+    spec = worker_spec(stack.cfg)
+    spec.name = name
+    if failpoints:
+        spec.env = spec.env | {"HERMES_FAILPOINTS": failpoints}
+    stack.sup.start(spec)
+
+
+def _events(stack: Stack, message_id: str) -> list[dict[str, Any]]:
+    return stack.sql(
+        "SELECT event_type, details FROM app.message_events WHERE message_id = %s ORDER BY id",
+        (message_id,),
+    )
+
+
+def _attempt(stack: Stack, message_id: str) -> dict[str, Any]:
+    return stack.sql("SELECT * FROM app.message_attempts WHERE message_id = %s", (message_id,))[0]
+
+
+def test_kill_after_claim_before_provider_call(crash_stack: Stack) -> None:
+    stack = crash_stack
+    tenant = stack.new_tenant("CrashA")
+    token = tenant["api_key"]["token"]
+    body = f"crash-before-call {uuid.uuid4()}"
+    _start_worker(stack, "doomed-a", "after_claim=sleep:120")
+    with stack.api(token) as c:
+        mid = c.post("/v1/messages", json={"to": "+14155550170", "body": body}).json()["id"]
+    _wait(lambda: _attempt(stack, mid)["status"] == "claimed", 15, "the claim")
+    stack.sup.kill("doomed-a")
+    assert [m for m in stack.carrier_ledger() if m["body"] == body] == []
+
+    _start_worker(stack, "survivor-a")
+    try:
+        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=30)
+    finally:
+        stack.sup.stop_one("survivor-a")
+    assert done["status"] == "delivered"
+    creates = [m for m in stack.carrier_ledger() if m["body"] == body]
+    assert len(creates) == 1
+    events = _events(stack, mid)
+    types = [e["event_type"] for e in events]
+    assert "reclaimed" in types
+    resend = [e for e in events if e["event_type"] == "resend"]
+    assert len(resend) == 1
+    assert resend[0]["details"]["reason"] == "provider_has_no_record"
+    assert _attempt(stack, mid)["claim_count"] == 2
+
+
+def test_kill_after_provider_accepted_before_record(crash_stack: Stack) -> None:
+    stack = crash_stack
+    tenant = stack.new_tenant("CrashB")
+    token = tenant["api_key"]["token"]
+    body = f"crash-after-call {uuid.uuid4()}"
+    _start_worker(stack, "doomed-b", "after_provider_call=sleep:120")
+    with stack.api(token) as c:
+        mid = c.post("/v1/messages", json={"to": "+14155550171", "body": body}).json()["id"]
+    _wait(lambda: any(m["body"] == body for m in stack.carrier_ledger()), 15, "the carrier create")
+    stack.sup.kill("doomed-b")
+    attempt = _attempt(stack, mid)
+    assert attempt["status"] == "claimed"
+    assert attempt["provider_message_id"] is None
+
+    _start_worker(stack, "survivor-b")
+    try:
+        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=40)
+    finally:
+        stack.sup.stop_one("survivor-b")
+    assert done["status"] == "delivered"
+    creates = [m for m in stack.carrier_ledger() if m["body"] == body]
+    assert len(creates) == 1, "the carrier must not be called twice"
+    assert done["provider_message_id"] == creates[0]["sid"]
+    types = [e["event_type"] for e in _events(stack, mid)]
+    assert "reconciled" in types
+    assert "resend" not in types
+    # Exactly one terminal state, and it is final.
+    row = stack.sql("SELECT status, completed_at FROM app.messages WHERE id = %s", (mid,))[0]
+    assert row["status"] == "delivered" and row["completed_at"] is not None

@@ -1,0 +1,122 @@
+"""Tenant isolation, API-key scopes, rotation and revocation, on both APIs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.system.conftest import Stack
+
+
+def _send(stack: Stack, token: str) -> str:
+    with stack.api(token) as c:
+        r = c.post("/v1/messages", json={"to": "+14155550111", "body": f"iso {uuid.uuid4()}"})
+    assert r.status_code == 201, r.text
+    message_id: str = r.json()["id"]
+    return message_id
+
+
+def test_tenant_b_sees_nothing_of_tenant_a(stack: Stack) -> None:
+    a: dict[str, Any] = stack.new_tenant("A")
+    b: dict[str, Any] = stack.new_tenant("B")
+    ta, tb = a["api_key"]["token"], b["api_key"]["token"]
+    mid = _send(stack, ta)
+    stack.wait_message(ta, mid, {"delivered"})
+
+    with stack.rest(tb) as c:
+        assert c.get("/messages").json() == []
+        assert c.get("/messages", params={"id": f"eq.{mid}"}).json() == []
+        assert c.get("/message_events", params={"message_id": f"eq.{mid}"}).json() == []
+    with stack.rest(ta) as c:
+        assert [m["id"] for m in c.get("/messages").json()] == [mid]
+        assert len(c.get("/message_events", params={"message_id": f"eq.{mid}"}).json()) >= 4
+    with stack.api(tb) as c:
+        r = c.get(f"/v1/messages/{mid}")
+    assert r.status_code == 404
+    assert r.json()["code"] == "message_not_found"
+
+    # No key: PostgREST answers, with no rows; the command API refuses.
+    with stack.rest() as c:
+        assert c.get("/messages").json() == []
+        assert c.get("/message_events").json() == []
+    with stack.api() as c:
+        r = c.get(f"/v1/messages/{mid}")
+    assert r.status_code == 401
+    assert r.json()["code"] == "missing_api_key"
+
+
+def test_read_key_cannot_write_and_revoked_key_is_refused(stack: Stack) -> None:
+    t = stack.new_tenant("Scopes")
+    owner = t["api_key"]["token"]
+    with stack.api(owner) as c:
+        r = c.post("/v1/api-keys", json={"name": "reader", "scopes": ["read"]})
+    assert r.status_code == 201, r.text
+    reader = r.json()
+    assert reader["scopes"] == ["read"]
+    assert reader["prefix"].startswith("hk_sandbox_")
+
+    with stack.api(reader["token"]) as c:
+        r = c.post("/v1/messages", json={"to": "+14155550112", "body": "nope"})
+        assert r.status_code == 403
+        assert r.json()["code"] == "insufficient_scope"
+        assert c.post("/v1/api-keys", json={"name": "x", "scopes": ["read"]}).status_code == 403
+        assert c.post("/v1/tenants", json={"name": "x"}).status_code == 403
+    with stack.rest(reader["token"]) as c:
+        assert c.get("/messages").status_code == 200
+        w = c.post("/messages", json={"to": "+1", "body": "x"})
+        assert w.status_code in (401, 403, 405)
+        assert c.patch("/messages", json={"status": "delivered"}).status_code in (401, 403, 405)
+        assert c.delete("/messages").status_code in (401, 403, 405)
+    assert stack.sql("SELECT count(*) AS n FROM app.messages WHERE body = 'nope'")[0]["n"] == 0
+
+    # Listing never shows secrets.
+    with stack.api(owner) as c:
+        listed = c.get("/v1/api-keys").json()["data"]
+    assert {k["prefix"] for k in listed} >= {reader["prefix"]}
+    assert all("token" not in k and "secret_hash" not in k for k in listed)
+
+    # Revocation: refused at once on both APIs.
+    with stack.api(owner) as c:
+        r = c.post(f"/v1/api-keys/{reader['id']}/revoke")
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    with stack.rest(reader["token"]) as c:
+        r = c.get("/messages")
+    assert r.status_code == 401
+    assert r.json()["details"] == "invalid_api_key"
+    with stack.api(reader["token"]) as c:
+        r = c.get(f"/v1/messages/{uuid.uuid4()}")
+    assert r.status_code == 401
+    assert r.json()["code"] == "invalid_api_key"
+    assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_rotation_keeps_the_old_key_for_the_overlap_only(stack: Stack) -> None:
+    t = stack.new_tenant("Rotate")
+    old = t["api_key"]
+    with stack.api(old["token"]) as c:
+        r = c.post(f"/v1/api-keys/{old['id']}/rotate", json={"overlap_seconds": 3600})
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["rotated_from"] == old["id"]
+    for token in (old["token"], new["token"]):
+        with stack.rest(token) as c:
+            assert c.get("/messages").status_code == 200
+    # End the overlap now (as an operator would by waiting): the old key stops working.
+    stack.sql("UPDATE app.api_keys SET expires_at = now() WHERE id = %s", (old["id"],))
+    with stack.rest(old["token"]) as c:
+        assert c.get("/messages").status_code == 401
+    with stack.api(old["token"]) as c:
+        assert c.get("/v1/api-keys").status_code == 401
+    with stack.api(new["token"]) as c:
+        assert c.get("/v1/api-keys").status_code == 200
+
+
+def test_forged_jwt_with_valid_shape_is_refused(stack: Stack) -> None:
+    """A token signed with another secret, or a real key's claims re-signed: 401."""
+    t = stack.new_tenant("Forge")
+    header, payload, _sig = t["api_key"]["token"].split(".")
+    forged = f"{header}.{payload}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    with stack.rest(forged) as c:
+        assert c.get("/messages").status_code == 401
+    with stack.api(forged) as c:
+        assert c.get("/v1/api-keys").status_code == 401

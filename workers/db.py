@@ -1,0 +1,58 @@
+"""The workers' only door to the database: one call per ``app.*`` function."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, cast
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+
+class Commands:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def _call(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
+            row = await cur.fetchone()
+        assert row is not None
+        return cast(dict[str, Any], row["r"])
+
+    async def claim_attempt(self, attempt_id: str) -> dict[str, Any]:
+        return await self._call("SELECT app.claim_attempt(%s) AS r", (attempt_id,))
+
+    async def reconcile_attempt(
+        self, attempt_id: str, claim_no: int, candidates: list[dict[str, str]]
+    ) -> dict[str, Any]:
+        return await self._call(
+            "SELECT app.reconcile_attempt(%s, %s, %s) AS r",
+            (attempt_id, claim_no, Jsonb(candidates)),
+        )
+
+    async def record_handoff(
+        self, attempt_id: str, provider_message_id: str, provider_status: str
+    ) -> dict[str, Any]:
+        return await self._call(
+            "SELECT app.record_handoff(%s, %s, %s) AS r",
+            (attempt_id, provider_message_id, provider_status),
+        )
+
+    async def record_send_error(
+        self,
+        attempt_id: str,
+        claim_no: int,
+        code: str,
+        message: str,
+        permanent: bool,
+        retry_after: timedelta | None,
+    ) -> dict[str, Any]:
+        return await self._call(
+            "SELECT app.record_send_error(%s, %s, %s, %s, %s, %s) AS r",
+            (attempt_id, claim_no, code, message, permanent, retry_after),
+        )
+
+    async def run_maintenance(self) -> dict[str, Any]:
+        return await self._call("SELECT app.run_maintenance() AS r", ())

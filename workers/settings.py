@@ -1,0 +1,44 @@
+"""Worker configuration, from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    public_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_api_base_url: str | None
+    # Crash recovery: a picked job whose heartbeat is older than this is re-picked by
+    # another worker. pgqueuer's heartbeat beats at half this interval.
+    heartbeat_timeout: timedelta
+    # Wake-up poll in case a NOTIFY was missed (pgqueuer dequeue_timeout).
+    poll_interval: timedelta
+    batch_size: int
+    max_concurrent_tasks: int
+    provider_timeout_seconds: float
+    maintenance_cron: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            database_url=env["HERMES_WORKER_DATABASE_URL"],
+            public_url=env.get("HERMES_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            twilio_account_sid=env["TWILIO_ACCOUNT_SID"],
+            twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            heartbeat_timeout=timedelta(
+                seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
+            ),
+            poll_interval=timedelta(seconds=float(env.get("HERMES_JOB_POLL_INTERVAL", "5"))),
+            batch_size=int(env.get("HERMES_WORKER_BATCH_SIZE", "10")),
+            max_concurrent_tasks=int(env.get("HERMES_WORKER_CONCURRENCY", "20")),
+            provider_timeout_seconds=float(env.get("HERMES_PROVIDER_TIMEOUT", "15")),
+            maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "*/15 * * * *"),
+        )

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +98,25 @@ def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     conn.execute("NOTIFY pgrst, 'reload schema'")
 
 
+LOGIN_ROLES = ("hermes_api", "hermes_worker", "hermes_authenticator")
+
+
+def set_passwords_from_env(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """ALTER ROLE ... PASSWORD from HERMES_API_PASSWORD, HERMES_WORKER_PASSWORD,
+    HERMES_AUTHENTICATOR_PASSWORD, for the roles whose variable is set."""
+    changed = []
+    for role in LOGIN_ROLES:
+        password = os.environ.get(f"HERMES_{role.removeprefix('hermes_').upper()}_PASSWORD")
+        if password:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            changed.append(role)
+    return changed
+
+
 def migrate(dsn: str) -> MigrateResult:
     migrations = apply_migrations(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -107,8 +128,17 @@ def migrate(dsn: str) -> MigrateResult:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("dsn", help="PostgreSQL URI of the database owner")
+    parser.add_argument(
+        "--set-passwords-from-env",
+        action="store_true",
+        help="set the login roles' passwords from HERMES_{API,WORKER,AUTHENTICATOR}_PASSWORD",
+    )
     args = parser.parse_args(argv)
     result = migrate(args.dsn)
+    if args.set_passwords_from_env:
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            changed = set_passwords_from_env(conn)
+        sys.stdout.write(f"passwords set for: {', '.join(changed) or 'none'}\n")
     sys.stdout.write(
         f"migrations applied: {len(result.migrations_applied)}; "
         f"repeatable files applied: {len(result.repeatables_applied)}\n"

@@ -26,9 +26,22 @@ def _create(cluster: Cluster, name: str) -> str:
 def _schema_dump(cluster: Cluster, dbname: str) -> str:
     """A normalised schema-only dump: the state the migrations produce."""
     out = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-h", cluster.host,
-         "-p", str(cluster.port), "-U", cluster.user, dbname],
-        check=True, capture_output=True, text=True,
+        [
+            "pg_dump",
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-h",
+            cluster.host,
+            "-p",
+            str(cluster.port),
+            "-U",
+            cluster.user,
+            dbname,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     out = re.sub(r"^--.*$", "", out, flags=re.M)
     out = re.sub(r"^\\(un)?restrict .*$", "", out, flags=re.M)  # pg_dump's random guard key
@@ -36,9 +49,13 @@ def _schema_dump(cluster: Cluster, dbname: str) -> str:
     return "\n".join(line for line in out.splitlines() if line.strip())
 
 
-def _dump_with_data_that_matters(cluster: Cluster, dbname: str) -> tuple[str, list[tuple[object, ...]]]:
+def _dump_with_data_that_matters(
+    cluster: Cluster, dbname: str
+) -> tuple[str, list[tuple[object, ...]]]:
     with psycopg.connect(cluster.dsn(dbname)) as conn:
-        repeatables = conn.execute("SELECT path, sha256 FROM private.repeatable_applied ORDER BY path").fetchall()
+        repeatables = conn.execute(
+            "SELECT path, sha256 FROM private.repeatable_applied ORDER BY path"
+        ).fetchall()
     return _schema_dump(cluster, dbname), repeatables
 
 

@@ -16,7 +16,7 @@ SELECT tables_are('app',
   ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
         'idempotency_keys']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'app' AND c.relispartition),
+            WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
 SELECT is(
   ARRAY(SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
@@ -26,7 +26,7 @@ SELECT is(
   'audit_log, message_attempts, message_events and messages are range-partitioned');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname = 'app' AND c.relispartition
+   WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')
      AND c.relname !~ '^(audit_log|message_attempts|message_events|messages)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events'], 'schema api has the two read views');
@@ -205,7 +205,7 @@ SELECT columns_are('pgqueuer', 'pgqueuer_statistics',
   ARRAY['id', 'created', 'count', 'priority', 'status', 'entrypoint'],
   'pgqueuer.pgqueuer_statistics has the pgqueuer 1.6.0 columns');
 SELECT results_eq($$
-  SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+  SELECT a.attname::text COLLATE "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
     FROM pg_attribute a
    WHERE a.attrelid = 'pgqueuer.pgqueuer'::regclass
      AND a.attname IN ('priority', 'execute_after', 'status', 'entrypoint', 'payload')

@@ -575,7 +575,9 @@ def create_app(config: SimConfig) -> FastAPI:
             finally:
                 cancelled = await state.cancel_tasks()
                 state.http = None
-                log.info("Twilio simulator stopped (%d pending callback task(s) cancelled)", cancelled)
+                log.info(
+                    "Twilio simulator stopped (%d pending callback task(s) cancelled)", cancelled
+                )
 
     app = FastAPI(
         title="Twilio simulator",
@@ -664,7 +666,10 @@ def create_app(config: SimConfig) -> FastAPI:
                     "phone number or short code for your account.",
                 )
             if from_ == "+15005550008":
-                return 21611, "This 'From' number has exceeded the maximum number of queued messages."
+                return (
+                    21611,
+                    "This 'From' number has exceeded the maximum number of queued messages.",
+                )
         if to == "+15005550001" or not _E164.fullmatch(to):
             return 21211, f"The 'To' number {to} is not a valid phone number."
         if to == "+15005550002":
@@ -776,8 +781,7 @@ def create_app(config: SimConfig) -> FastAPI:
             value = q.get(name)
             if value:
                 filters.append((name, value))
-                attr = "to" if name == "To" else "from_"
-                checks.append(lambda m, a=attr, v=value: getattr(m, a) == v)
+                checks.append(_address_check(name, value))
         for name in ("DateSent", "DateSent>", "DateSent<"):
             raw = q.get(name)
             if not raw:
@@ -835,7 +839,9 @@ def create_app(config: SimConfig) -> FastAPI:
             "start": start,
             "uri": page_uri(page, token),
         }
-        _note(request, f"{len(items)} message(s), next={'yes' if payload['next_page_uri'] else 'no'}")
+        _note(
+            request, f"{len(items)} message(s), next={'yes' if payload['next_page_uri'] else 'no'}"
+        )
         return JSONResponse(payload)
 
     @app.get("/_sim/health")
@@ -853,6 +859,12 @@ def create_app(config: SimConfig) -> FastAPI:
         return {"ok": True, "cleared": cleared}
 
     return app
+
+
+def _address_check(name: str, value: str) -> Callable[[SimMessage], bool]:
+    if name == "To":
+        return lambda m: m.to == value
+    return lambda m: m.from_ == value
 
 
 def _date_check(name: str, when: date | datetime) -> Callable[[SimMessage], bool]:

@@ -1,0 +1,38 @@
+"""``python -m simulators.twilio [--host 127.0.0.1] [--port 8089]``: run the simulator.
+
+Configuration comes from the environment (see :class:`simulators.twilio.app.SimConfig`).
+Logs one line per API call (``API ...``) and per status callback attempt
+(``CALLBACK ...``) on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from simulators.twilio.app import SimConfig, create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m simulators.twilio", description="Local Twilio-compatible SMS simulator"
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(SimConfig.from_env())
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

@@ -93,4 +93,6 @@ def main() -> None:
         level=os.environ.get("HERMES_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The SDK logs every request's headers at INFO.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     asyncio.run(run(Settings.from_env()))

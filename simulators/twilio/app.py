@@ -101,9 +101,9 @@ for ``undelivered``/``failed``), signed in ``X-Twilio-Signature`` (base64 HMAC-S
 the URL followed by every param name+value sorted by name, keyed by the auth token),
 with an ``I-Twilio-Idempotency-Token`` unique per callback and kept across its retry. A
 callback that cannot connect or answers 5xx is retried once after 1 s, then dropped.
-A message's callbacks are sent in order: the next status waits for the previous
-callback (and its retry). ``date_sent`` is set at creation (real Twilio fills it when
-the message is sent).
+The stored status moves on schedule whatever the callback URL does; a message's
+callbacks are sent in order (each waits for the previous one and its retry).
+``date_sent`` is set at creation (real Twilio fills it in when the message is sent).
 
 State lives in memory and is only touched from the event loop, in code without
 ``await`` between reading and writing it (every endpoint is ``async def``), so it needs
@@ -126,7 +126,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -392,10 +392,11 @@ class SimState:
     def next_seq(self) -> int:
         return next(self._seq)
 
-    def spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -423,7 +424,11 @@ class SimState:
 
 
 async def _lifecycle(state: SimState, msg: SimMessage) -> None:
+    """Moves the message through its statuses on schedule. Callbacks go out from their
+    own tasks, chained so that a message's callbacks arrive in order, without a slow
+    or failing callback URL holding back the message's status."""
     delay = state.config.receipt_delay_ms / 1000
+    previous: asyncio.Task[None] | None = None
     for status in msg.steps():
         await asyncio.sleep(delay)
         if state.messages.get(msg.sid) is not msg:  # reset in the meantime
@@ -436,7 +441,11 @@ async def _lifecycle(state: SimState, msg: SimMessage) -> None:
         if status in ("undelivered", "failed"):
             msg.error_code = msg.final_error
         if msg.status_callback:
-            await _send_callback(state, msg, status, msg.status_callback)
+            params = callback_params(msg, status)
+            previous = state.spawn(
+                _send_callback(state, msg.sid, msg.status_callback, params, after=previous),
+                name=f"callback-{msg.sid}-{status}",
+            )
 
 
 def callback_params(msg: SimMessage, status: str) -> list[tuple[str, str]]:
@@ -459,9 +468,20 @@ def callback_params(msg: SimMessage, status: str) -> list[tuple[str, str]]:
     return params
 
 
-async def _send_callback(state: SimState, msg: SimMessage, status: str, url: str) -> None:
-    assert state.http is not None
-    params = callback_params(msg, status)
+async def _send_callback(
+    state: SimState,
+    sid: str,
+    url: str,
+    params: list[tuple[str, str]],
+    after: asyncio.Task[None] | None,
+) -> None:
+    """POSTs one signed status callback; retries once (after 1 s) when it cannot connect
+    or gets a 5xx answer. Waits for the message's previous callback first."""
+    if after is not None:
+        await asyncio.wait([after])
+    http = state.http
+    assert http is not None
+    status = dict(params)["MessageStatus"]
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "User-Agent": "TwilioProxy/1.1",
@@ -473,22 +493,25 @@ async def _send_callback(state: SimState, msg: SimMessage, status: str, url: str
     attempts = 2
     for attempt in range(1, attempts + 1):
         started = time.perf_counter()
+        code: int | None = None
         try:
-            resp = await state.http.post(url, content=body, headers=headers)
+            resp = await http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            outcome, retry = f"{type(exc).__name__}: {exc}".rstrip(": "), True
+            outcome = f"{type(exc).__name__}: {exc}".rstrip(": ")
         else:
-            outcome, retry = f"HTTP {resp.status_code}", resp.status_code >= 500
+            code = resp.status_code
+            outcome = f"HTTP {code}"
+        retry = code is None or code >= 500
         took = (time.perf_counter() - started) * 1000
         if not retry:
-            what = "delivered"
+            what = "done" if code is not None and code < 400 else "not retried"
         elif attempt < attempts:
             what = f"failed, retry in {state.config.callback_retry_delay_s:g}s"
         else:
             what = "failed, giving up"
         log.info(
             "CALLBACK %s %s -> %s : %s in %.1f ms (attempt %d/%d, %s)",
-            msg.sid,
+            sid,
             status,
             url,
             outcome,

@@ -36,7 +36,8 @@ class Stack:
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with psycopg.connect(self.owner_dsn, autocommit=True, row_factory=dict_row) as conn:
-            return conn.execute(query.encode(), params).fetchall()
+            cur = conn.execute(query.encode(), params)
+            return cur.fetchall() if cur.description else []
 
     def new_tenant(self, name: str = "Acme") -> dict[str, Any]:
         with self.api(self.admin_key) as c:

@@ -57,7 +57,7 @@ def test_sms_is_delivered_and_readable_through_postgrest(
 
     # The event ledger, through PostgREST, with the postgrest-py client.
     client = SyncPostgrestClient(
-        stack.cfg.postgrest_url, headers={"Authorization": f"Bearer {token}"}
+        stack.cfg.postgrest_url, schema="api", headers={"Authorization": f"Bearer {token}"}
     )
     try:
         events = (

@@ -1,0 +1,42 @@
+-- private.message_status_rank and private.twilio_status: the ranks that make status
+-- changes monotonic.
+BEGIN;
+\ir ../../helpers.psql
+SELECT plan(9);
+
+SELECT results_eq($$
+  SELECT s, private.message_status_rank(s)
+    FROM unnest(ARRAY['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'rejected'])
+         WITH ORDINALITY v(s, n) ORDER BY n
+$$, $$ VALUES ('queued', 0), ('sending', 10), ('sent', 20), ('delivered', 100), ('undelivered', 100),
+              ('failed', 100), ('rejected', 100) $$,
+  'message statuses rank queued < sending < sent < terminal (100)');
+SELECT is(private.message_status_rank('bogus'), NULL, 'an unknown message status has no rank');
+SELECT is(private.message_status_rank(NULL), NULL, 'NULL has no rank');
+SELECT is_empty($$
+  SELECT c.conname FROM pg_constraint c
+   WHERE c.conrelid = 'app.messages'::regclass AND c.contype = 'c'
+     AND pg_get_constraintdef(c.oid) LIKE '%status%queued%'
+     AND EXISTS (SELECT 1 FROM regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''::text', 'g') m
+                  WHERE private.message_status_rank(m[1]) IS NULL)
+$$, 'every status allowed by app.messages has a rank');
+
+SELECT results_eq($$
+  SELECT s, (private.twilio_status(s)).rank, (private.twilio_status(s)).message_status
+    FROM unnest(ARRAY['accepted', 'scheduled', 'queued', 'sending', 'sent', 'delivered', 'undelivered',
+                      'failed', 'canceled', 'read']) WITH ORDINALITY v(s, n) ORDER BY n
+$$, $$ VALUES ('accepted', 10, 'sent'), ('scheduled', 10, 'sent'), ('queued', 20, 'sent'),
+              ('sending', 30, 'sent'), ('sent', 40, 'sent'), ('delivered', 100, 'delivered'),
+              ('undelivered', 100, 'undelivered'), ('failed', 100, 'failed'), ('canceled', 100, 'failed'),
+              ('read', 110, NULL) $$,
+  'Twilio statuses: life-cycle ranks and the message status each implies');
+SELECT ok((private.twilio_status('receiving')).rank IS NULL, 'an unknown Twilio status has no rank');
+SELECT ok((private.twilio_status('Delivered')).rank IS NULL, 'Twilio statuses are case-sensitive');
+SELECT ok((private.twilio_status(NULL)).rank IS NULL, 'NULL has no rank');
+SELECT is_empty($$
+  SELECT s FROM unnest(ARRAY['delivered', 'undelivered', 'failed', 'canceled']) s
+   WHERE private.message_status_rank((private.twilio_status(s)).message_status) <> 100
+$$, 'the terminal Twilio statuses map to terminal message statuses');
+
+SELECT * FROM finish();
+ROLLBACK;

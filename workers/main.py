@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from workers.db import Commands
 from workers.entrypoints.sms import send_sms
 from workers.providers.twilio import TwilioSms
+from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import Settings
 
 log = logging.getLogger("hermes.worker")
@@ -40,6 +41,9 @@ async def run(settings: Settings) -> None:
     queue_conn = await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, application_name="hermes-worker-queue"
     )
+    listen_conn = await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, application_name="hermes-worker-listen"
+    )
     pool = AsyncConnectionPool(
         settings.database_url,
         min_size=1,
@@ -56,7 +60,7 @@ async def run(settings: Settings) -> None:
         settings.provider_timeout_seconds,
     )
 
-    pgq = PgQueuer.from_psycopg_connection(queue_conn)
+    pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
 
     @pgq.entrypoint("send_sms", on_failure="hold", executor_factory=_retrying)
     async def send_sms_job(job: Job) -> None:
@@ -85,6 +89,7 @@ async def run(settings: Settings) -> None:
     finally:
         await pool.close()
         await queue_conn.close()
+        await listen_conn.close()
         log.info("worker stopped")
 
 

@@ -22,8 +22,9 @@ Configuration (environment, see :meth:`SimConfig.from_env`)
 ``SIM_TWILIO_RECEIPT_DELAY_MS`` delay between successive status callbacks (200)
 ``SIM_TWILIO_FAILURE_RATE``     probability that an otherwise fine message ends
                                 ``undelivered`` with 30003, 30005, 30006 or 30007 (0.0)
-``SIM_TWILIO_API_ERROR_RATE``   probability that a create answers HTTP 500 (Twilio code
-                                20500) without creating anything (0.0)
+``SIM_TWILIO_API_ERROR_RATE``   probability that a create which passed auth and
+                                validation answers HTTP 500 (Twilio code 20500) without
+                                creating anything (0.0)
 ``SIM_TWILIO_SEED``             seed of the random generator (unset: not reproducible)
 
 Endpoints
@@ -193,6 +194,10 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class SimConfig:
+    """Simulator settings; :meth:`from_env` reads the environment variables listed in
+    the module docstring. ``callback_retry_delay_s`` (Twilio's 1 s) and
+    ``callback_timeout_s`` (Twilio's 15 s) are only settable in code."""
+
     account_sid: str = DEFAULT_ACCOUNT_SID
     auth_token: str = DEFAULT_AUTH_TOKEN
     latency_ms: int = 0

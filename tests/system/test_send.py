@@ -60,13 +60,13 @@ def test_sms_is_delivered_and_readable_through_postgrest(
         stack.cfg.postgrest_url, schema="api", headers={"Authorization": f"Bearer {token}"}
     )
     try:
-        events = (
+        events: list[dict[str, Any]] = (
             client.from_("message_events")
             .select("event_type,status,provider_status")
             .eq("message_id", msg["id"])
             .order("id")
             .execute()
-            .data
+            .data  # type: ignore[assignment]
         )
     finally:
         client.session.close()

@@ -60,7 +60,8 @@ CREATE TABLE app.message_attempts (
                          'delivered', 'undelivered', 'failed',
                          'rejected')),   -- not sent: ineligible at claim time
   claim_count          int NOT NULL DEFAULT 0,
-  claimed_at           timestamptz,
+  claimed_at           timestamptz,    -- first claim
+  last_claimed_at      timestamptz,    -- latest claim: starts its lease
   handed_off_at        timestamptz,
   provider_message_id  text,
   provider_status      text,
@@ -88,7 +89,7 @@ CREATE TABLE app.message_events (
   tenant_id          uuid NOT NULL,
   attempt_id         uuid,
   event_type         text NOT NULL CHECK (event_type IN (
-                       'accepted', 'claimed', 'reclaimed', 'reconciled', 'resend', 'handed_off',
+                       'accepted', 'claimed', 'reclaimed', 'reclaim_deferred', 'reconciled', 'resend', 'handed_off',
                        'send_error', 'retry_scheduled', 'provider_status', 'rejected')),
   status             text,         -- the message status after the event
   provider_status    text,
@@ -109,6 +110,12 @@ CREATE TRIGGER _010_append_only BEFORE UPDATE OR DELETE ON app.message_events
   FOR EACH ROW EXECUTE FUNCTION private.tg_append_only();
 CREATE TRIGGER _011_append_only_truncate BEFORE TRUNCATE ON app.message_events
   FOR EACH STATEMENT EXECUTE FUNCTION private.tg_append_only();
+
+-- How long a claim is presumed to be still talking to the provider. Longer than any
+-- provider call may take (the workers' HERMES_PROVIDER_TIMEOUT, 15 s by default): a
+-- re-claim within it is deferred, so a slow-but-alive worker is never raced by a
+-- reconcile-and-resend.
+INSERT INTO private.settings (key, value) VALUES ('claim_lease', '60 seconds');
 
 CREATE TABLE app.idempotency_keys (
   tenant_id          uuid NOT NULL REFERENCES app.tenants (id) ON DELETE CASCADE,

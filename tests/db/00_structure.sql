@@ -3,7 +3,7 @@
 -- breaks an invariant fails here without this file being edited.
 BEGIN;
 \ir helpers.psql
-SELECT plan(38);
+SELECT plan(41);
 
 -- Schemas ----------------------------------------------------------------------
 SELECT has_schema('app', 'schema app exists');
@@ -73,6 +73,23 @@ SELECT is_empty($$
 $$, 'no role but the owner has privileges on a partition');
 
 -- Functions ----------------------------------------------------------------------
+-- The lists are closed so that a new function also needs a test file under
+-- tests/db/functions/ (one per file of db/functions).
+SELECT functions_are('app', ARRAY[
+  'authenticate', 'claim_attempt', 'create_admin_key', 'create_api_key', 'create_tenant', 'get_message',
+  'list_api_keys', 'reconcile_attempt', 'record_handoff', 'record_receipt', 'record_send_error',
+  'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message'],
+  'schema app has exactly the command functions');
+SELECT functions_are('private', ARRAY[
+  'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
+  'ensure_partitions', 'hmac_sha256', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
+  'normalize_phone', 'raise_problem', 'sign_jwt', 'sync_postgrest_config', 'tg_append_only',
+  'twilio_status', 'uuid7', 'uuid7_time'],
+  'schema private has exactly the helper functions');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname = 'api'
+$$, 'schema api has no functions (PostgREST would expose them as /rpc)');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
    WHERE n.nspname IN ('app', 'private', 'api')

@@ -36,6 +36,9 @@ def crash_stack(
         worker_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "1", "HERMES_JOB_POLL_INTERVAL": "0.2"},
         sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "4000"},
     )
+    # A claim's lease (how long a worker may still be talking to the carrier) is 60 s
+    # in production; 2 s here, so the survivor takes over quickly.
+    s.sql("UPDATE private.settings SET value = '2 seconds' WHERE key = 'claim_lease'")
     yield s
     stop_stack(s, request)
 

@@ -24,8 +24,8 @@ async def send_sms(
     attempt_id = str(json.loads(payload or b"{}")["attempt_id"])
     claim = await db.claim_attempt(attempt_id)
     action = claim["action"]
-    if action == "skip":
-        log.info("attempt %s: skip (%s)", attempt_id, claim.get("reason"))
+    if action in ("skip", "defer"):
+        log.info("attempt %s: %s (%s)", attempt_id, action, claim.get("reason"))
         return
     await failpoint("after_claim")
     claim_no = int(claim["claim_no"])

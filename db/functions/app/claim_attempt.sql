@@ -4,6 +4,9 @@
 --              call failed ambiguously): the provider may or may not have it. Look it
 --              up there and call app.reconcile_attempt -- never resend blindly.
 --   skip       nothing to do (already handed off, finished, or unknown attempt)
+--   defer      it was claimed less than the claim lease ago (private.settings
+--              claim_lease): that worker may still be talking to the provider. A new
+--              job is scheduled for when the lease ends; this one has nothing to do.
 -- claim_no (claim_count after this claim) fences workers: only the latest claim may
 -- reconcile. The compliance re-check at hand-off belongs here, under this lock.
 CREATE OR REPLACE FUNCTION app.claim_attempt(p_attempt_id uuid)
@@ -15,6 +18,9 @@ DECLARE
   v_attempt app.message_attempts;
   v_message app.messages;
   v_tenant  app.tenants;
+  v_lease   interval := coalesce(
+    (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
+  v_wait    interval;
 BEGIN
   SELECT * INTO v_attempt FROM app.message_attempts
    WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
@@ -27,6 +33,17 @@ BEGIN
   END IF;
   SELECT * INTO v_message FROM app.messages
    WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
+
+  IF v_attempt.status = 'claimed' AND v_attempt.last_claimed_at > now() - v_lease THEN
+    v_wait := v_attempt.last_claimed_at + v_lease - now();
+    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_wait);
+    PERFORM private.log_event(v_message.id, v_message.created_at, v_message.tenant_id, v_attempt.id,
+                              'reclaim_deferred', NULL, NULL, NULL,
+                              jsonb_build_object('wait_seconds', extract(epoch FROM v_wait),
+                                                 'claim_no', v_attempt.claim_count));
+    RETURN jsonb_build_object('action', 'defer', 'reason', 'claim_lease',
+                              'wait_seconds', extract(epoch FROM v_wait));
+  END IF;
   SELECT * INTO v_tenant FROM app.tenants WHERE id = v_attempt.tenant_id;
 
   IF v_attempt.status = 'pending' AND v_tenant.status <> 'active' THEN
@@ -43,7 +60,7 @@ BEGIN
 
   UPDATE app.message_attempts
      SET status = 'claimed', claim_count = claim_count + 1,
-         claimed_at = coalesce(claimed_at, now()), updated_at = now()
+         claimed_at = coalesce(claimed_at, now()), last_claimed_at = now(), updated_at = now()
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at
   RETURNING * INTO v_attempt;
   PERFORM private.advance_message(v_message.id, v_message.created_at, 'sending');

@@ -48,6 +48,9 @@ BEGIN
     RETURN jsonb_build_object('action', 'failed', 'error_code', v_code);
   END IF;
 
+  -- This claim's call is over: the retry need not wait out its lease.
+  UPDATE app.message_attempts SET last_claimed_at = NULL, updated_at = now()
+   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   v_delay := greatest(coalesce(p_retry_after, interval '0'),
                       least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'));
   PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_delay);

@@ -1,0 +1,142 @@
+"""Races between sessions, each step in its own connection and thread, released
+together by a barrier (the pgmq isolation-spec idea, with psycopg)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+N = 8
+
+
+def _race(dsn: str, n: int, call: Callable[[psycopg.Connection[Any], int], Any]) -> list[Any]:
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                barrier.wait(timeout=10)
+                results[i] = call(conn, i)
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture
+def tenant(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT app.create_tenant(NULL, 'Race', 'test', '+15005550006')").fetchone()
+    assert row is not None
+    return str(row[0]["tenant"]["id"])
+
+
+def _submit(conn: psycopg.Connection[Any], tenant: str, key: str | None = None) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT app.submit_message(%s, NULL, %s, %s)",
+        (tenant, Jsonb({"to": "+14155550123", "body": "race"}), key),
+    ).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]
+    return result
+
+
+def _attempt_of(conn: psycopg.Connection[Any], message_id: str) -> str:
+    row = conn.execute(
+        "SELECT id FROM app.message_attempts WHERE message_id = %s", (message_id,)
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_same_idempotency_key_at_once_makes_one_message(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    results = _race(db_dsn, N, lambda c, _i: _submit(c, tenant, "same-key"))
+    ids = {r["message"]["id"] for r in results}
+    assert len(ids) == 1
+    assert sorted(r["replayed"] for r in results) == [False] + [True] * (N - 1)
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM app.messages), (SELECT count(*) FROM pgqueuer.pgqueuer)"
+    ).fetchone()
+    assert counts == (1, 1)
+
+
+def test_two_workers_claim_one_attempt(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Exactly one claim may call the provider; the other defers (lease) instead of
+    reconciling while the first may still be mid-call."""
+    attempt = _attempt_of(conn, _submit(conn, tenant)["message"]["id"])
+    results = _race(
+        db_dsn, N, lambda c, _i: c.execute("SELECT app.claim_attempt(%s)", (attempt,)).fetchone()[0]
+    )
+    actions = sorted(r["action"] for r in results)
+    assert actions == ["defer"] * (N - 1) + ["send"]
+    row = conn.execute(
+        "SELECT claim_count, status FROM app.message_attempts WHERE id = %s", (attempt,)
+    ).fetchone()
+    assert row == (1, "claimed")
+
+
+def test_duplicate_receipts_at_once_are_applied_once(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    message_id = _submit(conn, tenant)["message"]["id"]
+    attempt = _attempt_of(conn, message_id)
+    conn.execute("SELECT app.claim_attempt(%s)", (attempt,))
+    conn.execute("SELECT app.record_handoff(%s, 'SMrace', 'queued')", (attempt,))
+
+    def receipt(c: psycopg.Connection[Any], i: int) -> dict[str, Any]:
+        status = "delivered" if i % 2 else "sent"
+        row = c.execute(
+            "SELECT app.record_receipt('twilio', %s, 'SMrace', %s)", (attempt, status)
+        ).fetchone()
+        assert row is not None
+        result: dict[str, Any] = row[0]
+        return result
+
+    results = _race(db_dsn, N, receipt)
+    assert sum(not r["duplicate"] for r in results) == 2  # one 'sent', one 'delivered'
+    events = conn.execute(
+        "SELECT provider_status, count(*) FROM app.message_events"
+        " WHERE message_id = %s AND event_type = 'provider_status' GROUP BY 1 ORDER BY 1",
+        (message_id,),
+    ).fetchall()
+    assert events == [("delivered", 1), ("sent", 1)]
+    row = conn.execute("SELECT status FROM app.messages WHERE id = %s", (message_id,)).fetchone()
+    assert row == ("delivered",)
+
+
+def test_revoked_key_is_refused_by_every_session(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Once revoke_api_key has committed, no session authenticates with the key."""
+    key = conn.execute(
+        "SELECT app.create_api_key(%s, NULL, 'k', ARRAY['read'])", (tenant,)
+    ).fetchone()
+    assert key is not None
+    token, key_id = key[0]["token"], key[0]["id"]
+    conn.execute("SELECT app.revoke_api_key(%s, NULL, %s)", (tenant, key_id))
+
+    def auth(c: psycopg.Connection[Any], _i: int) -> str:
+        try:
+            c.execute("SELECT app.authenticate(%s, 'read')", (token,))
+        except psycopg.Error as exc:
+            return exc.sqlstate or "?"
+        return "ok"
+
+    assert _race(db_dsn, N, auth) == ["HM401"] * N

@@ -27,7 +27,8 @@ elif python3 -m uv --version >/dev/null 2>&1; then
   UV=(python3 -m uv)
 else
   say "installing uv (pip)"
-  python3 -m pip install -q uv || python3 -m pip install -q --user uv
+  python3 -m pip install -q uv || python3 -m pip install -q --user uv ||
+    python3 -m pip install -q --user --break-system-packages uv
   UV=(python3 -m uv)
 fi
 "${UV[@]}" sync --frozen -q

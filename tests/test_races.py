@@ -81,9 +81,13 @@ def test_two_workers_claim_one_attempt(
     """Exactly one claim may call the provider; the other defers (lease) instead of
     reconciling while the first may still be mid-call."""
     attempt = _attempt_of(conn, _submit(conn, tenant)["message"]["id"])
-    results = _race(
-        db_dsn, N, lambda c, _i: c.execute("SELECT app.claim_attempt(%s)", (attempt,)).fetchone()[0]
-    )
+    def claim(c: psycopg.Connection[Any], _i: int) -> dict[str, Any]:
+        row = c.execute("SELECT app.claim_attempt(%s)", (attempt,)).fetchone()
+        assert row is not None
+        result: dict[str, Any] = row[0]
+        return result
+
+    results = _race(db_dsn, N, claim)
     actions = sorted(r["action"] for r in results)
     assert actions == ["defer"] * (N - 1) + ["send"]
     row = conn.execute(

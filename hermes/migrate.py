@@ -5,7 +5,8 @@
 2. The repeatable files -- ``db/functions`` then ``db/views`` (CREATE OR REPLACE) --
    are applied in one transaction, in path order, each only when its sha256 differs
    from the one recorded in ``private.repeatable_applied`` (like Flyway's R__ files).
-3. ``private.sync_postgrest_config()`` writes PostgREST's in-database configuration,
+3. ``private.configure_database()`` revokes TEMP from PUBLIC and writes PostgREST's
+   in-database configuration,
    ``private.ensure_partitions()`` creates the months ahead, and
    ``NOTIFY pgrst`` reloads PostgREST's config and schema cache. This runs every
    time: yoyo's own post-apply hook runs only when a migration was pending.
@@ -92,7 +93,7 @@ def apply_repeatables(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]
 def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Per-database settings that are not schema: PostgREST config, partitions."""
     with conn.transaction():
-        conn.execute("SELECT private.sync_postgrest_config()")
+        conn.execute("SELECT private.configure_database()")
         conn.execute("SELECT private.ensure_partitions(3)")
     conn.execute("NOTIFY pgrst, 'reload config'")
     conn.execute("NOTIFY pgrst, 'reload schema'")

@@ -70,9 +70,9 @@ def make_db(cluster: Cluster, template_db: str) -> Callable[[], str]:
         name = f"hermes_t{os.getpid()}_{next(_counter)}"
         with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-        # Role settings per database are not copied by CREATE DATABASE.
+        # Database ACLs and per-database role settings are not copied by CREATE DATABASE.
         with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
-            conn.execute("SELECT private.sync_postgrest_config()")
+            conn.execute("SELECT private.configure_database()")
         return name
 
     return make

@@ -81,6 +81,7 @@ def test_two_workers_claim_one_attempt(
     """Exactly one claim may call the provider; the other defers (lease) instead of
     reconciling while the first may still be mid-call."""
     attempt = _attempt_of(conn, _submit(conn, tenant)["message"]["id"])
+
     def claim(c: psycopg.Connection[Any], _i: int) -> dict[str, Any]:
         row = c.execute("SELECT app.claim_attempt(%s)", (attempt,)).fetchone()
         assert row is not None

@@ -3,7 +3,7 @@
 -- breaks an invariant fails here without this file being edited.
 BEGIN;
 \ir helpers.psql
-SELECT plan(41);
+SELECT plan(43);
 
 -- Schemas ----------------------------------------------------------------------
 SELECT has_schema('app', 'schema app exists');
@@ -84,6 +84,7 @@ SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'sync_postgrest_config', 'tg_append_only',
+  'configure_database',
   'twilio_status', 'uuid7', 'uuid7_time'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
@@ -237,6 +238,18 @@ $$, 'the pgqueuer columns private.enqueue_job writes have the expected types');
 SELECT enum_has_labels('pgqueuer', 'pgqueuer_status',
   ARRAY['queued', 'picked', 'successful', 'exception', 'canceled', 'deleted', 'failed'],
   'pgqueuer_status has the pgqueuer 1.6.0 labels');
+
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname IN ('app', 'private', 'api')
+     AND EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s LIKE 'search_path=%')
+     AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) s WHERE s = 'search_path=pg_catalog, pg_temp')
+$$, 'every pinned search_path is exactly pg_catalog, pg_temp (pg_temp last: no shadowing)');
+SELECT is_empty($$
+  SELECT r FROM unnest(ARRAY['hermes_api', 'hermes_worker', 'hermes_authenticator',
+                             'hermes_integrator', 'hermes_anon']) r
+   WHERE has_database_privilege(r, current_database(), 'TEMPORARY')
+$$, 'no client role may create temporary objects in this database');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,7 +3,7 @@
 -- HM405 even for the owner / a superuser (this file runs as the superuser).
 BEGIN;
 \ir helpers.psql
-SELECT plan(24);
+SELECT plan(26);
 
 -- Partitions made later (by ensure_partitions) must carry the row trigger too.
 SELECT count(*) AS partitions_created FROM private.ensure_partitions(6) \gset
@@ -80,6 +80,13 @@ SELECT ok(NOT has_table_privilege('hermes_api', 'app.audit_log', 'UPDATE, DELETE
   'hermes_api has no UPDATE/DELETE/TRUNCATE on audit_log');
 SELECT ok(NOT has_table_privilege('hermes_worker', 'app.audit_log', 'UPDATE, DELETE, TRUNCATE'),
   'hermes_worker has no UPDATE/DELETE/TRUNCATE on audit_log');
+
+SELECT tableoid::regclass AS events_part FROM app.message_events LIMIT 1 \gset
+SELECT tableoid::regclass AS audit_part FROM app.audit_log LIMIT 1 \gset
+SELECT throws_ok('TRUNCATE ' || :'events_part', 'HM405', NULL,
+  'TRUNCATE straight on a message_events partition: HM405');
+SELECT throws_ok('TRUNCATE ' || :'audit_part', 'HM405', NULL,
+  'TRUNCATE straight on an audit_log partition: HM405');
 
 SELECT * FROM finish();
 ROLLBACK;

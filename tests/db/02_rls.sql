@@ -3,6 +3,10 @@
 -- tenant see nothing; the PostgREST roles cannot write.
 BEGIN;
 \ir helpers.psql
+-- pgTAP's set functions build temporary tables, and client roles have no TEMP (see
+-- private.configure_database): grant it to the switched roles for this file only.
+SELECT format('GRANT TEMPORARY ON DATABASE %I TO hermes_integrator, hermes_anon', current_database()) AS grant_temp \gset
+:grant_temp;
 SELECT plan(40);
 
 SELECT r -> 'tenant' ->> 'id' AS tenant_a, r -> 'api_key' ->> 'token' AS token_a,

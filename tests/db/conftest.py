@@ -26,11 +26,19 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+
+
+class _Cluster(Protocol):
+    """The ``cluster`` fixture of tests/conftest.py."""
+
+    def dsn(self, dbname: str, user: str | None = None) -> str: ...
+
+
 PSQL_TIMEOUT_S = 120
 
 _OK = re.compile(r"^ok\b")
@@ -92,38 +100,25 @@ def tap_problems(returncode: int, output: str) -> list[str]:
     return problems
 
 
-class PgTapFailure(Exception):
-    def __init__(self, sql_file: Path, problems: list[str], output: str) -> None:
-        super().__init__(sql_file, problems, output)
-        self.sql_file = sql_file
-        self.problems = problems
-        self.output = output
-
-
-def _run_file(sql_file: Path, make_db: Callable[[], str], cluster: Any) -> None:
+def _run_file(sql_file: Path, make_db: Callable[[], str], cluster: _Cluster) -> None:
     dbname = make_db()
     returncode, output = run_pgtap_file(sql_file, cluster.dsn(dbname))
     problems = tap_problems(returncode, output)
     if problems:
-        raise PgTapFailure(sql_file, problems, output)
+        pytest.fail(
+            f"{sql_file.relative_to(HERE)}: "
+            + "; ".join(problems)
+            + "\n----- TAP output -----\n"
+            + output,
+            pytrace=False,
+        )
 
 
 class PgTapItem(pytest.Function):
-    """A pytest.Function whose callable runs one .sql file, so that fixtures
+    """A pytest.Function whose callable runs one .sql file, so that its fixtures
     (``make_db``, ``cluster``) are resolved by pytest's ordinary machinery."""
 
     sql_file: Path
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, PgTapFailure):
-            err = excinfo.value
-            return (
-                f"{err.sql_file.relative_to(HERE.parent.parent)}: "
-                + "; ".join(err.problems)
-                + "\n----- TAP output -----\n"
-                + err.output
-            )
-        return super().repr_failure(excinfo, style=style)  # type: ignore[arg-type]
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.sql_file, None, f"pgtap: {self.name}"
@@ -133,7 +128,7 @@ class PgTapFile(pytest.File):
     def collect(self) -> list[pytest.Item]:
         sql_file = self.path
 
-        def test_pgtap_file(make_db: Callable[[], str], cluster: Any) -> None:
+        def test_pgtap_file(make_db: Callable[[], str], cluster: _Cluster) -> None:
             _run_file(sql_file, make_db, cluster)
 
         item = PgTapItem.from_parent(

@@ -5,13 +5,15 @@ CREATE OR REPLACE FUNCTION app.create_api_key(
   p_expires_at timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_key jsonb;
 BEGIN
   IF p_tenant_id IS NULL THEN
     PERFORM private.raise_problem(422, 'tenant_required', 'Keys are created for a tenant.');
+  ELSIF NOT EXISTS (SELECT 1 FROM app.tenants WHERE id = p_tenant_id) THEN
+    PERFORM private.raise_problem(404, 'tenant_not_found', 'No such tenant.');
   END IF;
   v_key := private.mint_api_key(p_tenant_id, p_name, p_scopes, p_expires_at);
   PERFORM private.audit(p_tenant_id, p_actor_key_id, 'api_key.create', v_key ->> 'id',
@@ -25,7 +27,7 @@ COMMENT ON FUNCTION app.create_api_key(uuid, uuid, text, text[], timestamptz) IS
 CREATE OR REPLACE FUNCTION app.list_api_keys(p_tenant_id uuid)
 RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT coalesce(jsonb_agg(private.api_key_json(k) ORDER BY k.created_at, k.id), '[]')
     FROM app.api_keys k
@@ -37,7 +39,7 @@ CREATE OR REPLACE FUNCTION app.rotate_api_key(
   p_tenant_id uuid, p_actor_key_id uuid, p_key_id uuid, p_overlap interval DEFAULT interval '24 hours')
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_old app.api_keys;
@@ -70,7 +72,7 @@ COMMENT ON FUNCTION app.rotate_api_key(uuid, uuid, uuid, interval) IS
 CREATE OR REPLACE FUNCTION app.revoke_api_key(p_tenant_id uuid, p_actor_key_id uuid, p_key_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_key app.api_keys;

@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION app.authenticate(p_token text, p_scope text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_key    app.api_keys;
@@ -17,7 +17,7 @@ BEGIN
     PERFORM private.raise_problem(401, 'invalid_api_key', 'Invalid, revoked or expired API key.',
       'Send a live key as "Authorization: Bearer <key>".');
   END IF;
-  IF NOT (p_scope = ANY (v_key.scopes)) THEN
+  IF p_scope IS NULL OR NOT (p_scope = ANY (v_key.scopes)) THEN
     PERFORM private.raise_problem(403, 'insufficient_scope',
       format('This API key lacks the scope %s.', p_scope),
       format('Use a key with the "%s" scope.', p_scope));

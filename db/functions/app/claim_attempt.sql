@@ -12,7 +12,7 @@
 CREATE OR REPLACE FUNCTION app.claim_attempt(p_attempt_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_attempt app.message_attempts;

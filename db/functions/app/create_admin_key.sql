@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION app.create_admin_key(p_name text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_key jsonb;

@@ -4,7 +4,7 @@ CREATE OR REPLACE FUNCTION app.create_tenant(
   p_default_sms_from text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_tenant app.tenants;

@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION app.get_message(p_tenant_id uuid, p_message_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_message app.messages;

@@ -7,7 +7,7 @@
 CREATE OR REPLACE FUNCTION app.reconcile_attempt(p_attempt_id uuid, p_claim_no int, p_candidates jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_attempt app.message_attempts;

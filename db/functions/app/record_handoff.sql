@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION app.record_handoff(
   p_attempt_id uuid, p_provider_message_id text, p_provider_status text DEFAULT 'queued')
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_attempt app.message_attempts;
@@ -33,7 +33,8 @@ BEGIN
     RETURN jsonb_build_object('status', 'duplicate_handoff');
   END IF;
 
-  SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(coalesce(p_provider_status, 'queued'));
+  p_provider_status := coalesce(nullif(p_provider_status, ''), 'queued');
+  SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);
   v_rank := coalesce(v_rank, 0);
 
   UPDATE app.message_attempts

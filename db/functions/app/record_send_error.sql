@@ -12,7 +12,7 @@ CREATE OR REPLACE FUNCTION app.record_send_error(
   p_permanent boolean, p_retry_after interval DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   max_claims constant int := 6;

@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION app.run_maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_created text[];

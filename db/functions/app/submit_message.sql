@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION app.submit_message(
   p_tenant_id uuid, p_api_key_id uuid, p_request jsonb, p_idempotency_key text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_tenant   app.tenants;
@@ -75,7 +75,7 @@ BEGIN
     PERFORM private.raise_problem(422, 'invalid_body', '"body" is required and must be a string.');
   END IF;
   v_body := p_request ->> 'body';
-  IF btrim(v_body) = '' THEN
+  IF v_body ~ '^\s*$' THEN
     PERFORM private.raise_problem(422, 'empty_body', '"body" is empty.');
   ELSIF length(v_body) > 1600 THEN
     PERFORM private.raise_problem(422, 'body_too_long',
@@ -104,9 +104,9 @@ BEGIN
   v_attempt := private.uuid7(v_created);
 
   INSERT INTO app.messages (id, created_at, tenant_id, api_key_id, channel, to_address, from_address,
-                            body, status, idempotency_key)
+                            body, status, idempotency_key, updated_at)
   VALUES (v_id, v_created, p_tenant_id, p_api_key_id, 'sms', v_to, v_from, v_body, 'queued',
-          p_idempotency_key)
+          p_idempotency_key, v_created)
   RETURNING * INTO v_message;
   INSERT INTO app.message_attempts (id, message_created_at, message_id, tenant_id, attempt_no,
                                     channel, provider)

@@ -7,7 +7,7 @@ CREATE OR REPLACE FUNCTION private.advance_message(
   p_error_code text DEFAULT NULL, p_error_message text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_current text;

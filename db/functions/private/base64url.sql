@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION private.base64url(p_data bytea)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT translate(encode(p_data, 'base64'), E'+/=\n', '-_')
 $$;

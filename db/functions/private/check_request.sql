@@ -7,7 +7,7 @@
 CREATE OR REPLACE FUNCTION private.check_request()
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_header text := nullif(current_setting('request.headers', true), '')::json ->> 'authorization';

@@ -8,7 +8,7 @@ CREATE OR REPLACE FUNCTION private.enqueue_job(
   p_priority int DEFAULT 0)
 RETURNS bigint
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   WITH job AS (
     INSERT INTO pgqueuer.pgqueuer (priority, entrypoint, payload, execute_after, status)

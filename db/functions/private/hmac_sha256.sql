@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION private.hmac_sha256(p_key bytea, p_message bytea)
 RETURNS bytea
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   k    bytea := p_key;

@@ -6,7 +6,7 @@ CREATE OR REPLACE FUNCTION private.log_event(
   p_error_code text DEFAULT NULL, p_details jsonb DEFAULT '{}', p_dedupe_key text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id,

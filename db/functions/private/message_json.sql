@@ -2,7 +2,7 @@
 CREATE OR REPLACE FUNCTION private.message_json(p_message app.messages)
 RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT jsonb_build_object(
     'id', p_message.id, 'channel', p_message.channel, 'status', p_message.status,

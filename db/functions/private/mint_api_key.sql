@@ -8,7 +8,7 @@ CREATE OR REPLACE FUNCTION private.mint_api_key(
   p_rotated_from uuid DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_env    text;
@@ -54,7 +54,7 @@ COMMENT ON FUNCTION private.mint_api_key(uuid, text, text[], timestamptz, uuid) 
 CREATE OR REPLACE FUNCTION private.api_key_json(p_key app.api_keys)
 RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT jsonb_build_object(
     'id', p_key.id, 'prefix', p_key.prefix, 'name', p_key.name, 'scopes', to_jsonb(p_key.scopes),

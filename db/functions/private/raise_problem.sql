@@ -8,7 +8,7 @@ CREATE OR REPLACE FUNCTION private.raise_problem(
   p_status int, p_code text, p_message text, p_hint text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RAISE EXCEPTION USING

@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION private.sign_jwt(p_claims jsonb)
 RETURNS text
 LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT signing_input || '.' || private.base64url(private.hmac_sha256(
            convert_to((SELECT value FROM private.settings WHERE key = 'jwt_secret'), 'UTF8'),

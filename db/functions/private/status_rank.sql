@@ -18,7 +18,7 @@ $$;
 COMMENT ON FUNCTION private.message_status_rank(text) IS 'Order of message statuses; 100 = terminal.';
 
 -- Twilio's documented message statuses, in their life-cycle order, and the message
--- status each one means. read is engagement, not delivery: it ranks but maps to none.
+-- status each one means. read (WhatsApp) implies delivered, and can arrive first.
 CREATE OR REPLACE FUNCTION private.twilio_status(p_status text, OUT rank int, OUT message_status text)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
@@ -28,7 +28,7 @@ AS $$
     ('sending', 30, 'sent'), ('sent', 40, 'sent'),
     ('delivered', 100, 'delivered'), ('undelivered', 100, 'undelivered'),
     ('failed', 100, 'failed'), ('canceled', 100, 'failed'),
-    ('read', 110, NULL)) AS r(status, rank, message_status)
+    ('read', 110, 'delivered')) AS r(status, rank, message_status)
   WHERE r.status = p_status
 $$;
 COMMENT ON FUNCTION private.twilio_status(text) IS

@@ -7,7 +7,7 @@
 CREATE OR REPLACE FUNCTION private.sync_postgrest_config()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_settings constant jsonb := jsonb_build_object(

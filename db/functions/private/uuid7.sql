@@ -4,7 +4,7 @@
 CREATE OR REPLACE FUNCTION private.uuid7(p_at timestamptz DEFAULT clock_timestamp())
 RETURNS uuid
 LANGUAGE sql VOLATILE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT encode(
     set_bit(set_bit(

@@ -33,8 +33,8 @@ SELECT is(pg_temp.problem(format($$SELECT app.create_api_key(%L, NULL, '', ARRAY
   'an empty name: HM422 invalid_name');
 SELECT is(pg_temp.problem(format($$SELECT app.create_api_key(%L, NULL, 'k', ARRAY['read'], now() - interval '1 s')$$, :'t')),
   'HM422 invalid_expires_at', 'an expiry in the past: HM422 invalid_expires_at');
-SELECT isnt(pg_temp.problem(format($$SELECT app.create_api_key(%L, NULL, 'k', ARRAY['read'])$$, gen_random_uuid())),
-  'no error', 'a key for an unknown tenant is refused');
+SELECT is(pg_temp.problem(format($$SELECT app.create_api_key(%L, NULL, 'k', ARRAY['read'])$$, gen_random_uuid())),
+  'HM404 tenant_not_found', 'a key for an unknown tenant: HM404 tenant_not_found');
 SELECT is(pg_temp.counts(), :'before'::jsonb, 'the refusals wrote nothing');
 
 -- list_api_keys ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 -- app.authenticate: bearer token -> key, tenant and one scope; records last use.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(20);
+SELECT plan(21);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k, r -> 'api_key' ->> 'token' AS token,
        r -> 'api_key' ->> 'prefix' AS prefix
@@ -55,6 +55,9 @@ SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, %L)', :'token', 'r
   'a key of a suspended tenant: HM403 tenant_suspended');
 SELECT is((SELECT last_used_at FROM app.api_keys WHERE id = :'k'), now() - interval '1 hour',
   'a refused authentication does not record a use');
+
+SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, NULL)', :'token')),
+  'HM403 insufficient_scope', 'a NULL scope fails closed: HM403');
 
 SELECT * FROM finish();
 ROLLBACK;

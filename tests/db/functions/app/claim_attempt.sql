@@ -1,7 +1,7 @@
--- app.claim_attempt: a worker's first call for a send job: send, reconcile or skip.
+-- app.claim_attempt: a worker's first call for a send job: send, reconcile, defer or skip.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(30);
+SELECT plan(35);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -21,16 +21,39 @@ SELECT results_eq(format($$SELECT event_type, status, details FROM app.message_e
                            WHERE message_id = %L AND event_type <> 'accepted'$$, :'m1'),
   $$VALUES ('claimed', 'sending', '{"claim_no": 1}'::jsonb)$$, 'a claimed event with claim_no 1');
 
--- Second claim (the first worker died or failed ambiguously): reconcile.
+-- A second claim inside the claim lease: the first worker may still be calling the
+-- provider, so the claim is deferred to the end of the lease.
+SELECT is(app.claim_attempt(:'a1'), '{"action": "defer", "reason": "claim_lease", "wait_seconds": 60.000000}'::jsonb,
+  'a re-claim inside the lease (60 s): defer for the rest of the lease');
+SELECT results_eq(format('SELECT status, claim_count, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
+  $$VALUES ('claimed', 1, now())$$, 'a deferred claim is not counted');
+SELECT results_eq(format($$SELECT entrypoint, convert_from(payload, 'UTF8')::jsonb, execute_after FROM pgqueuer.pgqueuer
+                           ORDER BY id DESC LIMIT 1$$),
+  format($$VALUES ('send_sms', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a1'),
+  'a send_sms job is scheduled for the end of the lease');
+SELECT results_eq(format($$SELECT event_type, details FROM app.message_events
+                           WHERE message_id = %L AND event_type = 'reclaim_deferred'$$, :'m1'),
+  $$VALUES ('reclaim_deferred', '{"wait_seconds": 60.000000, "claim_no": 1}'::jsonb)$$,
+  'a reclaim_deferred event');
+UPDATE app.message_attempts SET last_claimed_at = now() - interval '45 seconds' WHERE id = :'a1';
+SELECT is((app.claim_attempt(:'a1') ->> 'wait_seconds')::numeric, 15::numeric,
+  '45 s into the lease: defer for the remaining 15 s');
+
+-- Second claim after the lease (the first worker died or failed ambiguously): reconcile.
+SELECT pg_temp.end_lease(:'a1') IS NULL AS e \gset
 SELECT app.claim_attempt(:'a1') AS c2 \gset
-SELECT is((:'c2'::jsonb) ->> 'action', 'reconcile', 'the second claim says reconcile, never a blind resend');
+SELECT is((:'c2'::jsonb) ->> 'action', 'reconcile', 'a re-claim after the lease says reconcile, never a blind resend');
 SELECT is(((:'c2'::jsonb) ->> 'claim_no')::int, 2, 'with claim_no 2');
 SELECT is(((:'c2'::jsonb) ->> 'first_claimed_at')::timestamptz, now(), 'and the time of the first claim');
-SELECT is((SELECT claim_count FROM app.message_attempts WHERE id = :'a1'), 2, 'claim_count is 2');
-SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaimed'], 'a reclaimed event');
+SELECT results_eq(format('SELECT claim_count, claimed_at, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
+  $$VALUES (2, now(), now())$$, 'claim_count is 2 and the new claim starts a new lease');
+SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaim_deferred', 'reclaim_deferred', 'reclaimed'],
+  'a reclaimed event');
 SELECT is((SELECT details FROM app.message_events WHERE message_id = :'m1' AND event_type = 'reclaimed'),
   '{"claim_no": 2}'::jsonb, 'reclaimed with claim_no 2');
-SELECT is(((app.claim_attempt(:'a1')) ->> 'claim_no')::int, 3, 'a third claim is claim_no 3');
+UPDATE private.settings SET value = '0 seconds' WHERE key = 'claim_lease';
+SELECT is(((app.claim_attempt(:'a1')) ->> 'claim_no')::int, 3, 'with claim_lease 0 a re-claim is never deferred: claim_no 3');
+UPDATE private.settings SET value = '60 seconds' WHERE key = 'claim_lease';
 
 -- After the hand-off: skip.
 SELECT app.record_handoff(:'a1', 'SM-claim-1') IS NOT NULL AS h \gset
@@ -53,6 +76,7 @@ SELECT pg_temp.attempt_of(:'m2') AS a2 \gset
 SELECT pg_temp.new_message(:'t', 'claimed before suspension') AS m3 \gset
 SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
 SELECT app.claim_attempt(:'a3') IS NOT NULL AS c3 \gset
+SELECT pg_temp.end_lease(:'a3') IS NULL AS e \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'t';
 SELECT is(app.claim_attempt(:'a2'), '{"action": "skip", "reason": "tenant_suspended"}'::jsonb,
   'tenant suspended before the claim: skip tenant_suspended');
@@ -83,8 +107,8 @@ SELECT app.record_receipt('twilio', :'a1', 'SM-claim-1', 'delivered') IS NOT NUL
 SELECT is(app.claim_attempt(:'a1'), '{"action": "skip", "reason": "attempt_delivered"}'::jsonb,
   'a delivered attempt: skip attempt_delivered');
 
-SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 3::bigint,
-  'claims enqueue nothing (the only new jobs are the submits of m2, m3 and m4)');
+SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 5::bigint,
+  'claims enqueue nothing but the deferrals'' jobs (2, plus the submits of m2, m3 and m4)');
 SELECT is((SELECT count(*)::int FROM app.audit_log WHERE action LIKE 'attempt%'), 0, 'claims are not audited as commands');
 SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'app.claim_attempt(uuid)'::regprocedure), 'SECURITY DEFINER');
 SELECT ok(has_function_privilege('hermes_worker', 'app.claim_attempt(uuid)', 'EXECUTE')

@@ -2,7 +2,7 @@
 -- allow one resend; only the latest claim may do so.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(25);
+SELECT plan(26);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -11,9 +11,16 @@ SELECT pg_temp.new_message(:'t', 'two') AS m2 \gset
 SELECT pg_temp.attempt_of(:'m2') AS a2 \gset
 SELECT pg_temp.new_message(:'t', 'three') AS m3 \gset
 SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
-SELECT app.claim_attempt(:'a1') IS NOT NULL AS x, app.claim_attempt(:'a1') IS NOT NULL AS y \gset
-SELECT app.claim_attempt(:'a2') IS NOT NULL AS x, app.claim_attempt(:'a2') IS NOT NULL AS y \gset
-SELECT app.claim_attempt(:'a3') IS NOT NULL AS x, app.claim_attempt(:'a3') IS NOT NULL AS y \gset
+-- Each claimed, then re-claimed after its lease ran out: claim_no 2.
+CREATE FUNCTION pg_temp.claim_twice(p_attempt uuid) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM app.claim_attempt(p_attempt);
+  PERFORM pg_temp.end_lease(p_attempt);
+  RETURN (app.claim_attempt(p_attempt) ->> 'claim_no')::int;
+END
+$$;
+SELECT pg_temp.claim_twice(:'a1') AS c1, pg_temp.claim_twice(:'a2') AS c2, pg_temp.claim_twice(:'a3') AS c3 \gset
+SELECT is(ARRAY[:c1, :c2, :c3], ARRAY[2, 2, 2], 'three attempts at claim_no 2');
 
 -- A stale claim cannot reconcile.
 SELECT is(app.reconcile_attempt(:'a1', 1, '[{"sid": "SM-R1", "status": "sent"}]'),

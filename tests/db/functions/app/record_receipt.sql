@@ -2,7 +2,7 @@
 -- monotonic, first terminal status wins, resolves hand-offs never recorded.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(45);
+SELECT plan(48);
 
 SELECT (pg_temp.new_tenant('Receipt Co') -> 'tenant' ->> 'id') AS t \gset
 -- Message n: submitted, claimed (send) and, unless said otherwise, handed off as SM-n.
@@ -135,6 +135,17 @@ SELECT is((SELECT details ->> 'known_status' FROM app.message_events WHERE dedup
   'false', 'logged with known_status false');
 SELECT is(app.record_receipt('twilio', :'a6', 'SM-6', 'canceled') ->> 'message_status', 'failed',
   'canceled: the message failed');
+
+-- read (WhatsApp) can come before delivered: it implies delivered and ends the message.
+SELECT pg_temp.sent_message(:'t', 'SM-7') AS a7 \gset
+SELECT message_id AS m7 FROM app.message_attempts WHERE id = :'a7' \gset
+SELECT is(app.record_receipt('twilio', :'a7', 'SM-7', 'read') ->> 'message_status', 'delivered',
+  'read before delivered: the message is delivered');
+SELECT results_eq(format('SELECT m.status, a.status, m.completed_at IS NOT NULL FROM app.messages m
+                            JOIN app.message_attempts a ON a.message_id = m.id WHERE m.id = %L', :'m7'),
+  $$VALUES ('delivered', 'delivered', true)$$, 'message and attempt are terminal, delivered');
+SELECT is(app.record_receipt('twilio', :'a7', 'SM-7', 'delivered') ->> 'message_status', 'delivered',
+  'the late delivered changes nothing');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 -- acceptance (message, attempt, event, job, job log, audit) and idempotency.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(58);
+SELECT plan(59);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Submit Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co', NULL) r \gset
@@ -59,6 +59,8 @@ SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": 42}'), 'HM422 in
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": null}'), 'HM422 invalid_body', '"body" null: invalid_body');
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": ""}'), 'HM422 empty_body', 'empty body: HM422 empty_body');
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "    "}'), 'HM422 empty_body', 'blank body: empty_body');
+SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "\n\t \r"}'), 'HM422 empty_body',
+  'whitespace of any kind only: empty_body');
 SELECT is(pg_temp.refused(:'t', jsonb_build_object('to', '+14155550123', 'body', repeat('x', 1601))), 'HM422 body_too_long',
   '1601 characters: HM422 body_too_long');
 SELECT is(pg_temp.refused(:'t', jsonb_build_object('to', '+14155550123', 'body', repeat('é', 1601))), 'HM422 body_too_long',

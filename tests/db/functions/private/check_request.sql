@@ -2,6 +2,10 @@
 -- together with the row-level security it feeds; this file covers its edge cases.)
 BEGIN;
 \ir ../../helpers.psql
+-- pgTAP's set functions build temporary tables, and client roles have no TEMP (see
+-- private.configure_database): grant it to the switched roles for this file only.
+SELECT format('GRANT TEMPORARY ON DATABASE %I TO hermes_integrator, hermes_anon', current_database()) AS grant_temp \gset
+:grant_temp;
 SELECT plan(22);
 
 SELECT r -> 'tenant' ->> 'id' AS tenant_id, r -> 'api_key' ->> 'token' AS token, r -> 'api_key' ->> 'id' AS key_id

@@ -2,7 +2,7 @@
 -- (Runs with TimeZone UTC, set by helpers.psql.)
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(13);
+SELECT plan(17);
 
 CREATE FUNCTION pg_temp.month(p_offset int) RETURNS timestamptz LANGUAGE sql AS $$
   SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => p_offset)) AT TIME ZONE 'UTC'
@@ -53,6 +53,31 @@ SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'app' AND c.relispartition AND c.relkind = 'r' AND c.relacl IS NOT NULL
 $$, 'new partitions get no grants');
+
+-- The caller's TimeZone does not matter: bounds stay UTC months (found broken once:
+-- America/New_York made a 28-day March, Europe/Berlin an overlap error).
+SET LOCAL TimeZone = 'America/New_York';
+SELECT lives_ok('SELECT private.ensure_partitions(9)', 'runs under America/New_York');
+SET LOCAL TimeZone = 'Europe/Berlin';
+SELECT lives_ok('SELECT private.ensure_partitions(10)', 'and under Europe/Berlin');
+SET LOCAL TimeZone = 'UTC';
+SELECT is_empty($$
+  SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = 'app.messages'::regclass
+     AND pg_get_expr(c.relpartbound, c.oid) IS DISTINCT FROM
+         format('FOR VALUES FROM (%L) TO (%L)',
+                to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
+                  AT TIME ZONE 'UTC',
+                (to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
+                  + interval '1 month') AT TIME ZONE 'UTC')
+$$, 'partitions made under other time zones still span UTC months');
+-- Statement triggers are not inherited: the TRUNCATE guard is copied to each partition.
+SELECT is_empty($$
+  SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent IN ('app.message_events'::regclass, 'app.audit_log'::regclass)
+     AND NOT EXISTS (SELECT 1 FROM pg_trigger t
+                      WHERE t.tgrelid = c.oid AND t.tgname = '_011_append_only_truncate')
+$$, 'every ledger partition, new ones included, has the TRUNCATE guard');
 
 SELECT * FROM finish();
 ROLLBACK;

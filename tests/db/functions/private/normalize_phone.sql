@@ -12,6 +12,8 @@ INSERT INTO cases (input, expected, what) VALUES
   ('  +44 20 7946 0958  ', '+442079460958', 'surrounding blanks'),
   (E'+1\t415\n555 0123', '+14155550123', 'tab and newline'),
   ('0044 20 7946 0958', '+442079460958', '00 international prefix'),
+  ('+44 (0)20 7946 0958', '+442079460958', 'trunk (0) after the country code is dropped'),
+  ('+44(0)2079460958', '+442079460958', 'trunk (0), no spaces'),
   ('001-415-555-0123', '+14155550123', '00 prefix then dashes'),
   ('(+1) 415 555 0123', '+14155550123', 'parenthesised country code'),
   ('+1234567', '+1234567', 'shortest: 7 digits'),

@@ -1,0 +1,19 @@
+-- Settings that belong to a database rather than to its schema, so that a migration
+-- cannot carry them (CREATE DATABASE ... TEMPLATE does not copy them either). The
+-- migrate runner calls this every time; so do the tests for each cloned database.
+--   * no temporary objects for PUBLIC: a pg_temp function, type or table could shadow
+--     a name inside a security-definer function (which also pin search_path to
+--     pg_catalog, pg_temp);
+--   * PostgREST's in-database configuration (private.sync_postgrest_config).
+CREATE OR REPLACE FUNCTION private.configure_database()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+  PERFORM private.sync_postgrest_config();
+END
+$$;
+COMMENT ON FUNCTION private.configure_database() IS
+  'Per-database settings: no TEMP for PUBLIC, PostgREST in-database config. Idempotent.';

@@ -19,7 +19,7 @@ def token(stack: Stack) -> str:
 
 def _counts(stack: Stack) -> tuple[int, int, int]:
     row = stack.sql(
-        "SELECT (SELECT count(*) FROM app.messages) AS m, (SELECT count(*) FROM pgqueuer.pgqueuer_log) AS j,"
+        "SELECT (SELECT count(*) FROM app.messages) AS m, (SELECT count(*) FROM pgqueuer.pgqueuer_log WHERE status = 'queued') AS j,"
         " (SELECT count(*) FROM app.idempotency_keys) AS k"
     )[0]
     return int(row["m"]), int(row["j"]), int(row["k"])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from api.errors import Problem
+from hermes.sqlcall import call
 
 
 class Commands:
@@ -18,12 +17,7 @@ class Commands:
         self.pool = pool
 
     async def _call(self, sql: str, params: tuple[Any, ...]) -> Any:
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-            row = await cur.fetchone()
-        if row is None:  # pragma: no cover - every function returns one row
-            raise Problem(500, "internal_error", "Internal error.")
-        return row["r"]
+        return await call(self.pool, sql, params)
 
     async def authenticate(self, token: str, scope: str) -> dict[str, Any]:
         return cast(

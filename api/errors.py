@@ -59,7 +59,7 @@ def from_db_error(exc: psycopg.Error) -> Problem:
             )
     if sqlstate in ("22P02", "22023", "22007", "22008", "22001", "23514", "22021", "22P05"):
         # Bad values that slipped past validation (e.g. an unrepresentable character).
-        return Problem(422, "invalid_value", "A value was not acceptable.", diag.message_primary)
+        return Problem(422, "invalid_value", "A value was not acceptable.")
     return Problem(500, "internal_error", "Internal error.")
 
 

@@ -65,13 +65,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 f"The request body exceeds {settings.max_body_bytes} bytes.",
             ).response(request.url.path)
         if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            if len(body) > settings.max_body_bytes:
-                return errors.Problem(
-                    413,
-                    "payload_too_large",
-                    f"The request body exceeds {settings.max_body_bytes} bytes.",
-                ).response(request.url.path)
+            # Chunked: count while reading, stop at the limit (never buffer more).
+            received = bytearray()
+            async for chunk in request.stream():
+                received += chunk
+                if len(received) > settings.max_body_bytes:
+                    return errors.Problem(
+                        413,
+                        "payload_too_large",
+                        f"The request body exceeds {settings.max_body_bytes} bytes.",
+                    ).response(request.url.path)
+            request._body = bytes(received)
         return await call_next(request)
 
     @app.get("/healthz")

@@ -20,7 +20,8 @@ class Settings:
         return cls(
             database_url=os.environ["HERMES_API_DATABASE_URL"],
             twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN", ""),
-            public_url=os.environ.get("HERMES_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            # The URL providers were given for callbacks: their signatures cover it.
+            public_url=os.environ["HERMES_PUBLIC_URL"].rstrip("/"),
             max_body_bytes=int(os.environ.get("HERMES_API_MAX_BODY_BYTES", str(64 * 1024))),
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),

@@ -112,8 +112,9 @@ async def burst(cfg: StackConfig, owner: str, token: str, n: int, clients: int) 
     async with httpx.AsyncClient(headers=headers, timeout=30) as c:
         await asyncio.gather(*(client(c) for _ in range(clients)))
     accepted_s = time.perf_counter() - start
+    deadline = time.monotonic() + 300
     with psycopg.connect(owner, autocommit=True) as conn:
-        while True:
+        while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(*) FILTER (WHERE status = 'delivered'), count(*),"
                 "       count(*) FILTER (WHERE completed_at IS NULL)"
@@ -133,6 +134,7 @@ async def burst(cfg: StackConfig, owner: str, token: str, n: int, clients: int) 
         "n": n,
         "clients": clients,
         "delivered": row[0],
+        "not_terminal_after_300s": row[2],
         "accept_rate_per_s": round(n / accepted_s, 1),
         "accept_latency": summary(accept),
         "end_to_end_rate_per_s": round(n / drained_s, 1),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+from hermes.sqlcall import call
 
 
 class Commands:
@@ -15,17 +16,13 @@ class Commands:
         self.pool = pool
 
     async def _call(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
-            row = await cur.fetchone()
-        assert row is not None
-        return cast(dict[str, Any], row["r"])
+        return cast(dict[str, Any], await call(self.pool, sql, params))
 
     async def claim_attempt(self, attempt_id: str) -> dict[str, Any]:
         return await self._call("SELECT app.claim_attempt(%s) AS r", (attempt_id,))
 
     async def reconcile_attempt(
-        self, attempt_id: str, claim_no: int, candidates: list[dict[str, str]]
+        self, attempt_id: str, claim_no: int, candidates: list[dict[str, str | None]]
     ) -> dict[str, Any]:
         return await self._call(
             "SELECT app.reconcile_attempt(%s, %s, %s) AS r",
@@ -46,12 +43,12 @@ class Commands:
         claim_no: int,
         code: str,
         message: str,
-        permanent: bool,
-        retry_after: timedelta | None,
+        http_status: int | None,
+        retry_after: timedelta | None = None,
     ) -> dict[str, Any]:
         return await self._call(
             "SELECT app.record_send_error(%s, %s, %s, %s, %s, %s) AS r",
-            (attempt_id, claim_no, code, message, permanent, retry_after),
+            (attempt_id, claim_no, code, message, http_status, retry_after),
         )
 
     async def run_maintenance(self) -> dict[str, Any]:

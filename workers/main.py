@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import psycopg
@@ -62,9 +63,13 @@ async def run(settings: Settings) -> None:
 
     pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
 
+    # The SDK is synchronous: its calls run in a pool as large as the job concurrency,
+    # so a claimed job never queues for a thread while its claim lease runs out.
+    threads = ThreadPoolExecutor(settings.max_concurrent_tasks, thread_name_prefix="provider")
+
     @pgq.entrypoint("send_sms", on_failure="hold", executor_factory=_retrying)
     async def send_sms_job(job: Job) -> None:
-        await send_sms(job.payload, db, twilio, settings.public_url)
+        await send_sms(job.payload, db, twilio, settings.public_url, threads)
 
     @pgq.schedule("maintenance", settings.maintenance_cron)
     async def maintenance(_schedule: Schedule) -> None:
@@ -87,6 +92,7 @@ async def run(settings: Settings) -> None:
             heartbeat_timeout=settings.heartbeat_timeout,
         )
     finally:
+        threads.shutdown(wait=True)
         await pool.close()
         await queue_conn.close()
         await listen_conn.close()

@@ -29,7 +29,9 @@ class Settings:
         env = os.environ
         return cls(
             database_url=env["HERMES_WORKER_DATABASE_URL"],
-            public_url=env.get("HERMES_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            # Where providers send status callbacks: the API's public URL. Required: a
+            # wrong default would lose every receipt.
+            public_url=env["HERMES_PUBLIC_URL"].rstrip("/"),
             twilio_account_sid=env["TWILIO_ACCOUNT_SID"],
             twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,

@@ -10,18 +10,19 @@ from twilio.request_validator import RequestValidator
 
 from api.deps import CommandsDep
 from api.errors import Problem
+from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
 
-router = APIRouter(prefix="/v1/webhooks")
+router = APIRouter()
 
 
-@router.post("/twilio/status/{attempt_id}", status_code=204)
+@router.post(STATUS_CALLBACK_PATH.replace("{provider}", "twilio"), status_code=204)
 async def twilio_status(attempt_id: UUID, request: Request, commands: CommandsDep) -> Response:
     settings = request.app.state.settings
     form = await request.form()
     params = {k: v for k, v in form.items() if isinstance(v, str)}
     # Twilio signs the URL it was given: our public base URL, not whatever host or
     # scheme a proxy in between presents to us.
-    url = settings.public_url + request.url.path
+    url = status_callback_url(settings.public_url, "twilio", str(attempt_id))
     if request.url.query:
         url += "?" + request.url.query
     signature = request.headers.get("x-twilio-signature", "")

@@ -73,6 +73,9 @@ CREATE TABLE app.message_attempts (
   PRIMARY KEY (id, message_created_at),
   UNIQUE (message_id, message_created_at, attempt_no)
 ) PARTITION BY RANGE (message_created_at);
+-- The maintenance sweep looks for open attempts that nothing is working on.
+CREATE INDEX message_attempts_open_idx
+  ON app.message_attempts (updated_at) WHERE status IN ('pending', 'claimed');
 CREATE INDEX message_attempts_provider_id_idx
   ON app.message_attempts (provider, provider_message_id) WHERE provider_message_id IS NOT NULL;
 COMMENT ON TABLE app.message_attempts IS
@@ -89,7 +92,8 @@ CREATE TABLE app.message_events (
   tenant_id          uuid NOT NULL,
   attempt_id         uuid,
   event_type         text NOT NULL CHECK (event_type IN (
-                       'accepted', 'claimed', 'reclaimed', 'reclaim_deferred', 'reconciled', 'resend', 'handed_off',
+                       'accepted', 'claimed', 'reclaimed', 'reclaim_deferred', 'reconciled', 'reconcile_ambiguous',
+                       'resend', 'handed_off', 'requeued',
                        'send_error', 'retry_scheduled', 'provider_status', 'rejected')),
   status             text,         -- the message status after the event
   provider_status    text,

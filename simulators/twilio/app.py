@@ -585,8 +585,13 @@ def create_app(config: SimConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(config.callback_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        # The 15 s applies to each request, not to waiting for a free connection: a
+        # burst of callbacks queues for the pool instead of timing out in it.
+        timeout = httpx.Timeout(config.callback_timeout_s, pool=None)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(
+            timeout=timeout, limits=limits, follow_redirects=False
+        ) as http:
             state.http = http
             log.info(
                 "Twilio simulator ready: account %s, receipt delay %d ms, latency %d ms, "

@@ -84,7 +84,7 @@ SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'sync_postgrest_config', 'tg_append_only',
-  'configure_database',
+  'configure_database', 'apply_provider_status', 'provider_error_is_permanent',
   'twilio_status', 'uuid7', 'uuid7_time'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
@@ -136,7 +136,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.claim_attempt(uuid)'),
   ('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)'),
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
-  ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,boolean,interval)'),
+  ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
   ('hermes_worker', 'app.run_maintenance()'),
   ('hermes_integrator', 'private.check_request()'),
   ('hermes_anon', 'private.check_request()')

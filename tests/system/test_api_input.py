@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -121,3 +122,22 @@ def test_tenant_creation_needs_admin_and_valid_input(stack: Stack, token: str) -
         assert r.status_code == 422 and r.json()["code"] == "invalid_from"
         r = c.post("/v1/tenants", json={"name": "  "})
         assert r.status_code == 422 and r.json()["code"] == "invalid_name"
+
+
+def test_chunked_bodies_are_limited_while_read(stack: Stack, token: str) -> None:
+    """Without Content-Length the limit is enforced on the stream, not after buffering."""
+
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"to": "+14155550123", "body": "'
+        for _ in range(total // 1000):
+            yield b"x" * 1000
+        yield b'"}'
+
+    before = _counts(stack)
+    with stack.api(token) as c:
+        big = c.post("/v1/messages", content=chunks(200_000), headers={"Content-Type": "application/json"})
+        small = c.post("/v1/messages", content=chunks(1000), headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
+    assert small.status_code == 201, small.text
+    assert small.json()["body"] == "x" * 1000
+    assert _counts(stack)[0] == before[0] + 1

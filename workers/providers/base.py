@@ -1,9 +1,9 @@
-"""What a provider adapter offers the send entrypoint."""
+"""What a provider adapter offers the send entrypoint. Adapters report what the
+provider said; what it means (retry, fail, which message is ours) is decided in SQL."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -15,27 +15,34 @@ class Handoff:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A message the provider holds that may be ours (for reconciliation)."""
+    """A message the provider holds from our sender to our recipient (reconciliation)."""
 
     sid: str
     status: str
+    body: str | None
+    date_created: str | None  # ISO 8601
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "sid": self.sid,
+            "status": self.status,
+            "body": self.body,
+            "date_created": self.date_created,
+        }
 
 
 class ProviderError(Exception):
-    """The provider did not take the message.
+    """The provider call did not hand the message off.
 
-    ``permanent``: it refused it for good (bad number, unsubscribed recipient...).
-    Otherwise the outcome may be unknown and a retry must reconcile first.
+    ``http_status`` is the provider's answer, None when there was none (timeout,
+    connection lost: the outcome is unknown). ``message`` holds no credentials or URLs.
     """
 
-    def __init__(
-        self, code: str, message: str, *, permanent: bool, retry_after: timedelta | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, http_status: int | None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        self.permanent = permanent
-        self.retry_after = retry_after
+        self.http_status = http_status
 
 
 class SmsProvider(Protocol):
@@ -43,4 +50,4 @@ class SmsProvider(Protocol):
 
     def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff: ...
 
-    def find(self, to: str, from_: str, body: str, since: datetime) -> list[Candidate]: ...
+    def find(self, to: str, from_: str) -> list[Candidate]: ...

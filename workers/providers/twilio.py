@@ -6,8 +6,6 @@ patched: ``TWILIO_API_BASE_URL``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -32,36 +30,38 @@ class TwilioSms:
                 to=to, from_=from_, body=body, status_callback=status_callback
             )
         except TwilioRestException as exc:
-            raise _error(exc) from exc
+            code = str(exc.code) if exc.code else f"http_{exc.status}"
+            raise ProviderError(code, _reason(exc), int(exc.status)) from exc
         except (requests.RequestException, TwilioException) as exc:
-            # Timeout or connection loss: Twilio may or may not have created it.
-            raise ProviderError(type(exc).__name__, str(exc)[:300], permanent=False) from exc
+            # Timeout or connection loss: Twilio may or may not have created it. The
+            # exception text names the account's URL: keep only its kind.
+            raise ProviderError(type(exc).__name__, "no answer from Twilio", None) from exc
         return Handoff(provider_message_id=str(msg.sid), provider_status=str(msg.status))
 
-    def find(self, to: str, from_: str, body: str, since: datetime) -> list[Candidate]:
-        """Messages Twilio holds with this to/from/body, sent since ``since``.
+    def find(self, to: str, from_: str) -> list[Candidate]:
+        """Twilio's most recent messages from ``from_`` to ``to`` (newest first).
 
-        Twilio's list filter is by date; the body and creation time narrow it down.
+        No date filter: Twilio leaves DateSent empty until a message is sent, so a
+        message still queued there would be missed. Which one is ours is decided by
+        app.reconcile_attempt.
         """
         try:
-            found = self.client.messages.list(
-                to=to, from_=from_, date_sent_after=since - timedelta(days=1), limit=200
-            )
+            found = self.client.messages.list(to=to, from_=from_, limit=50)
         except TwilioRestException as exc:
-            raise _error(exc, lookup=True) from exc
+            raise ProviderError("lookup_failed", _reason(exc), int(exc.status)) from exc
         except (requests.RequestException, TwilioException) as exc:
-            raise ProviderError("lookup_failed", str(exc)[:300], permanent=False) from exc
+            # A failed page fetch is a plain TwilioException: no status to report.
+            raise ProviderError("lookup_failed", type(exc).__name__, None) from exc
         return [
-            Candidate(sid=str(m.sid), status=str(m.status))
+            Candidate(
+                sid=str(m.sid),
+                status=str(m.status),
+                body=m.body,
+                date_created=m.date_created.isoformat() if m.date_created else None,
+            )
             for m in found
-            if m.body == body
-            and (m.date_created is None or m.date_created >= since - timedelta(minutes=5))
         ]
 
 
-def _error(exc: TwilioRestException, lookup: bool = False) -> ProviderError:
-    status = int(exc.status)
-    code = str(exc.code) if exc.code else f"http_{status}"
-    # 4xx other than 429 is Twilio refusing the request: it created nothing.
-    permanent = 400 <= status < 500 and status != 429 and not lookup
-    return ProviderError(code, str(exc.msg)[:300], permanent=permanent)
+def _reason(exc: TwilioRestException) -> str:
+    return str(exc.msg).removeprefix("Unable to create record: ")[:300]

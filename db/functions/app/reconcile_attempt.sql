@@ -1,17 +1,29 @@
--- After a re-claim, the worker looked the message up at the provider and passes what
--- it found: p_candidates = [{"sid": ..., "status": ...}, ...], provider messages with
--- the same to/from/body created since the first claim. A candidate not already
--- recorded for another attempt is this attempt's hand-off: record it (no resend).
--- None: the provider never got it, and resending is safe -- recorded as a 'resend'
--- event with that reason. Returns {action: done|send|skip}.
+-- After a re-claim, the worker lists the provider's recent messages from this
+-- attempt's sender to its recipient and passes them all:
+--   p_candidates = [{"sid", "status", "body", "date_created"}, ...]
+-- A candidate is this attempt's hand-off if its body is the message's, it was created
+-- no earlier than 5 minutes before the first claim, and no other attempt has
+-- recorded its id (checked under an advisory lock per provider id, so two
+-- reconciles cannot adopt the same one). Then:
+--   exactly one  -> record it as the hand-off: done, no resend;
+--   none         -> the provider never got it: resend, recorded as a 'resend' event;
+--   several      -> ambiguous (the tenant sent the same text twice): adopt none and
+--                   send nothing; the status callbacks, which carry the attempt id,
+--                   resolve it. Checked again after the claim lease; after 6 claims
+--                   the message fails as reconcile_ambiguous.
+-- Returns {action: done|send|wait|skip}.
 CREATE OR REPLACE FUNCTION app.reconcile_attempt(p_attempt_id uuid, p_claim_no int, p_candidates jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  max_claims constant int := 6;
   v_attempt app.message_attempts;
-  v_found   jsonb;
+  v_message app.messages;
+  v_lease   interval := coalesce(
+    (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
+  v_found   jsonb[];
 BEGIN
   SELECT * INTO v_attempt FROM app.message_attempts
    WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
@@ -24,21 +36,49 @@ BEGIN
   ELSIF v_attempt.claim_count <> p_claim_no THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'stale_claim');
   END IF;
+  SELECT * INTO v_message FROM app.messages
+   WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
 
-  SELECT c INTO v_found
+  -- Lock every plausible provider id first, in a fixed order, then look for owners.
+  PERFORM pg_advisory_xact_lock(hashtextextended(v_attempt.provider || ':' || sid, 0))
+     FROM (SELECT DISTINCT c ->> 'sid' AS sid
+             FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
+            WHERE c ->> 'sid' IS NOT NULL AND c ->> 'body' = v_message.body
+            ORDER BY 1) s;
+  SELECT coalesce(array_agg(c ORDER BY c ->> 'sid'), '{}') INTO v_found
     FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
    WHERE c ->> 'sid' IS NOT NULL
+     AND c ->> 'body' = v_message.body
+     AND (c ->> 'date_created' IS NULL
+          OR (c ->> 'date_created')::timestamptz >= v_attempt.claimed_at - interval '5 minutes')
      AND NOT EXISTS (SELECT 1 FROM app.message_attempts o
-                      WHERE o.provider = v_attempt.provider AND o.provider_message_id = c ->> 'sid')
-   LIMIT 1;
+                      WHERE o.provider = v_attempt.provider AND o.provider_message_id = c ->> 'sid');
 
-  IF v_found IS NOT NULL THEN
+  IF cardinality(v_found) = 1 THEN
     PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
-                              v_attempt.id, 'reconciled', NULL, v_found ->> 'status', NULL,
-                              jsonb_build_object('provider_message_id', v_found ->> 'sid',
+                              v_attempt.id, 'reconciled', NULL, v_found[1] ->> 'status', NULL,
+                              jsonb_build_object('provider_message_id', v_found[1] ->> 'sid',
                                                  'claim_no', p_claim_no));
-    PERFORM app.record_handoff(p_attempt_id, v_found ->> 'sid', v_found ->> 'status');
-    RETURN jsonb_build_object('action', 'done', 'provider_message_id', v_found ->> 'sid');
+    PERFORM app.record_handoff(p_attempt_id, v_found[1] ->> 'sid', v_found[1] ->> 'status');
+    RETURN jsonb_build_object('action', 'done', 'provider_message_id', v_found[1] ->> 'sid');
+  END IF;
+
+  IF cardinality(v_found) > 1 THEN
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'reconcile_ambiguous', NULL, NULL, NULL,
+                              jsonb_build_object('claim_no', p_claim_no,
+                                                 'provider_message_ids', (SELECT jsonb_agg(f ->> 'sid') FROM unnest(v_found) f)));
+    IF v_attempt.claim_count >= max_claims THEN
+      UPDATE app.message_attempts
+         SET status = 'failed', error_code = 'reconcile_ambiguous', updated_at = now()
+       WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+      PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'failed',
+                                      v_attempt.provider, NULL, 'reconcile_ambiguous',
+                                      'Could not tell which provider message was this one.');
+      RETURN jsonb_build_object('action', 'skip', 'reason', 'reconcile_ambiguous');
+    END IF;
+    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_lease);
+    RETURN jsonb_build_object('action', 'wait', 'reason', 'reconcile_ambiguous');
   END IF;
 
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
@@ -50,5 +90,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION app.reconcile_attempt(uuid, int, jsonb) IS
-  'Resolves a re-claimed attempt from a provider lookup: record the found hand-off, or allow one resend.';
+  'Resolves a re-claimed attempt from a provider listing: record the one match, resend if none, wait if several.';
 GRANT EXECUTE ON FUNCTION app.reconcile_attempt(uuid, int, jsonb) TO hermes_worker;

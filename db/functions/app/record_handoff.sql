@@ -1,8 +1,9 @@
--- The provider accepted the message (e.g. Twilio answered 201 with a SID). Always
--- recorded, whatever claim the caller held: the provider has the message. If the
--- attempt already holds another provider id, this is a second hand-off (I3 broken)
--- and is recorded as such, not hidden. Status callbacks may have arrived first; the
--- ranks keep the later status.
+-- The provider accepted the message (e.g. Twilio answered 201 with a SID and a
+-- status). Always recorded, whatever claim the caller held: the provider has the
+-- message. If the attempt already holds another provider id, this is a second
+-- hand-off (I3 broken) and is recorded as such, not hidden. The status the provider
+-- gave is applied like a receipt (it may already be terminal when found by
+-- reconciliation). Returns {status}: the message status afterwards.
 CREATE OR REPLACE FUNCTION app.record_handoff(
   p_attempt_id uuid, p_provider_message_id text, p_provider_status text DEFAULT 'queued')
 RETURNS jsonb
@@ -11,13 +12,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_attempt app.message_attempts;
-  v_rank    int;
-  v_mstatus text;
   v_status  text;
 BEGIN
   IF p_provider_message_id IS NULL OR p_provider_message_id = '' THEN
     PERFORM private.raise_problem(422, 'missing_provider_message_id', 'A hand-off needs the provider id.');
   END IF;
+  p_provider_status := coalesce(nullif(p_provider_status, ''), 'queued');
   SELECT * INTO v_attempt FROM app.message_attempts
    WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
    FOR UPDATE;
@@ -33,29 +33,23 @@ BEGIN
     RETURN jsonb_build_object('status', 'duplicate_handoff');
   END IF;
 
-  p_provider_status := coalesce(nullif(p_provider_status, ''), 'queued');
-  SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);
-  v_rank := coalesce(v_rank, 0);
-
-  UPDATE app.message_attempts
-     SET provider_message_id = p_provider_message_id,
-         handed_off_at = coalesce(handed_off_at, now()),
-         status = CASE WHEN status IN ('pending', 'claimed') THEN 'handed_off' ELSE status END,
-         provider_status = CASE WHEN v_rank > provider_status_rank THEN p_provider_status ELSE provider_status END,
-         provider_status_rank = greatest(provider_status_rank, v_rank),
-         updated_at = now()
-   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-
-  v_status := private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'sent',
-                                      v_attempt.provider, p_provider_message_id);
   IF v_attempt.provider_message_id IS NULL THEN
+    UPDATE app.message_attempts
+       SET provider_message_id = p_provider_message_id,
+           handed_off_at = now(),
+           status = CASE WHEN status IN ('pending', 'claimed') THEN 'handed_off' ELSE status END,
+           updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    v_status := private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'sent',
+                                        v_attempt.provider, p_provider_message_id);
     PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                               v_attempt.id, 'handed_off', v_status, p_provider_status, NULL,
                               jsonb_build_object('provider_message_id', p_provider_message_id));
   END IF;
-  RETURN jsonb_build_object('status', v_status);
+  RETURN jsonb_build_object('status',
+    private.apply_provider_status(p_attempt_id, p_provider_status) ->> 'message_status');
 END
 $$;
 COMMENT ON FUNCTION app.record_handoff(uuid, text, text) IS
-  'Records that the provider accepted an attempt (its message id); idempotent.';
+  'Records that the provider accepted an attempt (its message id and status); idempotent.';
 GRANT EXECUTE ON FUNCTION app.record_handoff(uuid, text, text) TO hermes_worker;

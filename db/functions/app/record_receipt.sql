@@ -2,9 +2,10 @@
 -- API. The attempt id comes from the callback URL Hermes gave the provider.
 --   * stored once per (provider, provider message id, status): duplicates are no-ops
 --     (never deduplicated on the message id alone: later statuses must get through);
---   * statuses only move forward by rank, and the first terminal one stays;
+--   * statuses only move forward by rank, and the first terminal one stays
+--     (private.apply_provider_status);
 --   * a receipt for an attempt whose hand-off was never recorded (the worker died
---     after the provider accepted it) resolves that attempt: no resend will happen.
+--     after the provider accepted it) records that hand-off: no resend will happen.
 -- Returns {duplicate, applied, message_status}.
 CREATE OR REPLACE FUNCTION app.record_receipt(
   p_provider text, p_attempt_id uuid, p_provider_message_id text, p_provider_status text,
@@ -14,12 +15,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_attempt    app.message_attempts;
-  v_rank       int;
-  v_mstatus    text;
-  v_new_status text;
-  v_status     text;
-  v_code       text;
+  v_attempt app.message_attempts;
+  v_status  text;
+  v_code    text;
+  v_result  jsonb;
 BEGIN
   IF p_provider IS DISTINCT FROM 'twilio' THEN
     PERFORM private.raise_problem(422, 'unknown_provider', format('Unknown provider %s.', p_provider));
@@ -41,13 +40,12 @@ BEGIN
     RETURN jsonb_build_object('duplicate', false, 'applied', false, 'reason', 'provider_message_id_mismatch');
   END IF;
 
-  SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);
   v_code := CASE WHEN p_error_code IS NOT NULL AND p_error_code <> '' THEN p_provider || ':' || p_error_code END;
-
   IF NOT private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                            v_attempt.id, 'provider_status', NULL, p_provider_status, v_code,
                            jsonb_build_object('provider_message_id', p_provider_message_id,
-                                              'known_status', v_rank IS NOT NULL, 'payload', p_payload),
+                                              'known_status', (private.twilio_status(p_provider_status)).rank IS NOT NULL,
+                                              'payload', p_payload),
                            p_provider || ':' || p_provider_message_id || ':' || p_provider_status) THEN
     SELECT status INTO v_status FROM app.messages
      WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
@@ -58,32 +56,9 @@ BEGIN
     -- The hand-off was never recorded (callback raced the worker, or the worker died):
     -- the callback proves the provider has it.
     PERFORM app.record_handoff(v_attempt.id, p_provider_message_id, 'queued');
-    SELECT * INTO v_attempt FROM app.message_attempts
-     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   END IF;
-
-  IF v_rank IS NULL OR v_rank <= v_attempt.provider_status_rank
-     OR v_attempt.status IN ('delivered', 'undelivered', 'failed', 'rejected') THEN
-    SELECT status INTO v_status FROM app.messages
-     WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
-    RETURN jsonb_build_object('duplicate', false, 'applied', false, 'message_status', v_status);
-  END IF;
-
-  v_new_status := CASE WHEN v_rank >= 100 AND v_mstatus IS NOT NULL THEN v_mstatus ELSE v_attempt.status END;
-  UPDATE app.message_attempts
-     SET provider_status = p_provider_status, provider_status_rank = v_rank,
-         status = v_new_status,
-         error_code = coalesce(v_code, error_code),
-         error_message = coalesce(nullif(p_error_message, ''), error_message),
-         updated_at = now()
-   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-
-  v_status := v_mstatus;
-  IF v_mstatus IS NOT NULL THEN
-    v_status := private.advance_message(v_attempt.message_id, v_attempt.message_created_at, v_mstatus,
-                                        p_provider, p_provider_message_id, v_code, nullif(p_error_message, ''));
-  END IF;
-  RETURN jsonb_build_object('duplicate', false, 'applied', true, 'message_status', v_status);
+  v_result := private.apply_provider_status(v_attempt.id, p_provider_status, v_code, p_error_message);
+  RETURN jsonb_build_object('duplicate', false) || v_result;
 END
 $$;
 COMMENT ON FUNCTION app.record_receipt(text, uuid, text, text, text, text, jsonb) IS

@@ -1,15 +1,18 @@
--- The provider call did not hand the message off.
---   p_permanent: the provider refused it (e.g. Twilio 21211 invalid number, 21610
---     unsubscribed, 21614 not SMS-capable): the attempt and the message fail, terminal.
---   otherwise (5xx, 429, timeout, connection error): the provider may or may not have
---     it. The attempt stays 'claimed', so the next try reconciles before any resend;
---     a retry job is scheduled with exponential backoff (1 s .. 5 min, honouring
---     p_retry_after), up to 6 claims. After that the message fails as
+-- The provider call did not hand the message off. p_http_status is the provider's
+-- answer (NULL when there was none: timeout, connection lost), p_error_code its own
+-- code (e.g. Twilio's 21211).
+--   permanent (private.provider_error_is_permanent: the provider refused this message,
+--     e.g. Twilio 21211 invalid number, 21610 unsubscribed, 21614 not SMS-capable):
+--     the attempt and the message fail, terminal.
+--   otherwise (5xx, 429, bad credentials, timeout, connection error): the provider may
+--     or may not have it. The attempt stays 'claimed', so the next try reconciles
+--     before any resend; a retry job is scheduled with exponential backoff (1 s ..
+--     5 min, at least p_retry_after), up to 6 claims. After that the message fails as
 --     provider_unavailable.
 -- Returns {action: failed|retry_scheduled|skip, ...}.
 CREATE OR REPLACE FUNCTION app.record_send_error(
   p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
-  p_permanent boolean, p_retry_after interval DEFAULT NULL)
+  p_http_status int, p_retry_after interval DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -19,6 +22,7 @@ DECLARE
   v_attempt app.message_attempts;
   v_delay   interval;
   v_code    text;
+  v_permanent boolean;
 BEGIN
   SELECT * INTO v_attempt FROM app.message_attempts
    WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
@@ -29,14 +33,16 @@ BEGIN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'not_current_claim');
   END IF;
   v_code := v_attempt.provider || ':' || coalesce(p_error_code, 'unknown');
+  v_permanent := private.provider_error_is_permanent(v_attempt.provider, p_http_status);
 
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                             v_attempt.id, 'send_error', NULL, NULL, v_code,
-                            jsonb_build_object('permanent', p_permanent, 'claim_no', p_claim_no,
+                            jsonb_build_object('permanent', v_permanent, 'http_status', p_http_status,
+                                               'claim_no', p_claim_no,
                                                'message', left(p_error_message, 500)));
 
-  IF p_permanent OR v_attempt.claim_count >= max_claims THEN
-    IF NOT p_permanent THEN
+  IF v_permanent OR v_attempt.claim_count >= max_claims THEN
+    IF NOT v_permanent THEN
       v_code := 'provider_unavailable';
     END IF;
     UPDATE app.message_attempts
@@ -60,6 +66,6 @@ BEGIN
   RETURN jsonb_build_object('action', 'retry_scheduled', 'delay_seconds', extract(epoch FROM v_delay));
 END
 $$;
-COMMENT ON FUNCTION app.record_send_error(uuid, int, text, text, boolean, interval) IS
+COMMENT ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval) IS
   'Records a failed provider call: permanent -> failed; transient -> reconcile-first retry with backoff.';
-GRANT EXECUTE ON FUNCTION app.record_send_error(uuid, int, text, text, boolean, interval) TO hermes_worker;
+GRANT EXECUTE ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval) TO hermes_worker;

@@ -1,19 +1,52 @@
--- Periodic upkeep, run by the workers' pgqueuer schedule "maintenance" (and by
--- migrate): monthly partitions ahead, idempotency keys older than 7 days pruned.
+-- Periodic upkeep, run by the workers' pgqueuer schedule "maintenance" (and, for
+-- partitions, by migrate):
+--   * monthly partitions ahead (private.ensure_partitions);
+--   * idempotency keys older than 7 days pruned;
+--   * the sweep: an attempt still pending or claimed, untouched for 10 minutes, with no
+--     queued or picked send job, lost its job (a job held as failed after repeated
+--     crashes, a queue row removed by hand...). It gets a new one, so every accepted
+--     message keeps moving towards its terminal state; a 'requeued' event says why.
 CREATE OR REPLACE FUNCTION app.run_maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_created text[];
-  v_pruned  bigint;
+  v_created  text[];
+  v_pruned   bigint;
+  v_requeued int := 0;
+  v_attempt  record;
 BEGIN
   SELECT coalesce(array_agg(p), '{}') INTO v_created FROM private.ensure_partitions(3) p;
   DELETE FROM app.idempotency_keys WHERE created_at < now() - interval '7 days';
   GET DIAGNOSTICS v_pruned = ROW_COUNT;
-  RETURN jsonb_build_object('partitions_created', to_jsonb(v_created), 'idempotency_keys_pruned', v_pruned);
+
+  FOR v_attempt IN
+    SELECT a.id, a.message_id, a.message_created_at, a.tenant_id, a.status
+      FROM app.message_attempts a
+     WHERE a.status IN ('pending', 'claimed')
+       AND a.updated_at < now() - interval '10 minutes'
+       AND NOT EXISTS (
+         SELECT 1 FROM pgqueuer.pgqueuer j
+          WHERE j.entrypoint = 'send_sms' AND j.status IN ('queued', 'picked')
+            AND convert_from(j.payload, 'UTF8')::jsonb ->> 'attempt_id' = a.id::text)
+     ORDER BY a.updated_at
+     LIMIT 1000
+     FOR UPDATE OF a SKIP LOCKED
+  LOOP
+    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id));
+    UPDATE app.message_attempts SET updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'requeued', NULL, NULL, NULL,
+                              jsonb_build_object('reason', 'no_live_job', 'attempt_status', v_attempt.status));
+    v_requeued := v_requeued + 1;
+  END LOOP;
+
+  RETURN jsonb_build_object('partitions_created', to_jsonb(v_created), 'idempotency_keys_pruned', v_pruned,
+                            'attempts_requeued', v_requeued);
 END
 $$;
-COMMENT ON FUNCTION app.run_maintenance() IS 'Creates partitions ahead and prunes old idempotency keys.';
+COMMENT ON FUNCTION app.run_maintenance() IS
+  'Creates partitions ahead, prunes old idempotency keys, re-enqueues open attempts that lost their job.';
 GRANT EXECUTE ON FUNCTION app.run_maintenance() TO hermes_worker;

@@ -1,0 +1,18 @@
+-- Whether a provider's refusal is final for this message. Twilio answers 400 with its
+-- own code when it refuses a message (21211 invalid To, 21610 unsubscribed, 21614 not
+-- SMS-capable, 21212 invalid From, 21617 too long ...): resending the same request
+-- cannot succeed. 401/403/404 mean Hermes's credentials or account are wrong, 429 and
+-- 5xx are Twilio's load: the operator or time fixes those, so they are retried. No
+-- HTTP status at all (timeout, connection lost) is never permanent.
+CREATE OR REPLACE FUNCTION private.provider_error_is_permanent(
+  p_provider text, p_http_status int)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE p_provider
+    WHEN 'twilio' THEN coalesce(p_http_status IN (400, 413, 422), false)
+    ELSE false
+  END
+$$;
+COMMENT ON FUNCTION private.provider_error_is_permanent(text, int) IS
+  'True when a provider error means the message can never be sent as it is (no retry).';

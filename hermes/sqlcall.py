@@ -1,0 +1,27 @@
+"""The one way Python calls Hermes's SQL: ``SELECT app.fn(...) AS r``, one JSON result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+# The path of provider status callbacks: the worker gives it to the provider, the API
+# serves it and rebuilds the signed URL from it.
+STATUS_CALLBACK_PATH = "/v1/webhooks/{provider}/status/{attempt_id}"
+
+
+def status_callback_url(public_url: str, provider: str, attempt_id: str) -> str:
+    path = STATUS_CALLBACK_PATH.format(provider=provider, attempt_id=attempt_id)
+    return public_url.rstrip("/") + path
+
+
+async def call(pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...]) -> Any:
+    """Runs one statement that returns a single row with column ``r``; returns ``r``."""
+    async with pool.connection() as conn:
+        cur = await conn.cursor(row_factory=dict_row).execute(sql.encode(), params)
+        row = await cur.fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {sql}")
+    return row["r"]

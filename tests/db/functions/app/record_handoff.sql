@@ -1,8 +1,9 @@
 -- app.record_handoff: the provider accepted the message; idempotent; a second SID is
--- recorded as a duplicate hand-off, never hidden.
+-- recorded as a duplicate hand-off, never hidden. The provider status given is applied
+-- like a receipt (private.apply_provider_status): a terminal one ends the message.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(24);
+SELECT plan(37);
 
 SELECT (pg_temp.new_tenant('Handoff Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m \gset
@@ -68,11 +69,55 @@ SELECT is(pg_temp.attempt_status(:'a3'), 'handed_off', 'the pending attempt is h
 SELECT pg_temp.new_message(:'t') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c \gset
-SELECT app.record_send_error(:'a4', 1, '21211', 'refused', true) IS NOT NULL AS e \gset
+SELECT app.record_send_error(:'a4', 1, '21211', 'refused', 400) IS NOT NULL AS e \gset
 SELECT is(app.record_handoff(:'a4', 'SM-H5'), '{"status": "failed"}'::jsonb,
   'a late hand-off of a failed attempt is recorded: the message stays failed');
 SELECT results_eq(format('SELECT status, provider_message_id FROM app.message_attempts WHERE id = %L', :'a4'),
   $$VALUES ('failed', 'SM-H5')$$, 'the failed attempt learns its SID but stays failed');
+SELECT is(app.record_handoff(:'a4', 'SM-H5', 'delivered'), '{"status": "failed"}'::jsonb,
+  'even a terminal status at a late hand-off: the first terminal status (failed) stays');
+SELECT results_eq(format('SELECT status, provider_status, provider_status_rank, error_code FROM app.message_attempts WHERE id = %L', :'a4'),
+  $$VALUES ('failed', NULL::text, 0, 'twilio:21211')$$, 'the failed attempt takes no provider status');
+
+-- A terminal status at hand-off (e.g. found by reconciliation): the message ends at once.
+SELECT pg_temp.new_message(:'t') AS m5 \gset
+SELECT pg_temp.attempt_of(:'m5') AS a5 \gset
+SELECT app.claim_attempt(:'a5') IS NOT NULL AS c \gset
+SELECT is(app.record_handoff(:'a5', 'SM-H6', 'delivered'), '{"status": "delivered"}'::jsonb,
+  'a hand-off with status delivered: the message is delivered');
+SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, provider_status_rank, handed_off_at
+                           FROM app.message_attempts WHERE id = %L$$, :'a5'),
+  $$VALUES ('delivered', 'SM-H6', 'delivered', 100, now())$$, 'the attempt is delivered, with its SID');
+SELECT results_eq(format($$SELECT status, provider, provider_message_id, sent_at, completed_at, error_code
+                           FROM app.messages WHERE id = %L$$, :'m5'),
+  $$VALUES ('delivered', 'twilio', 'SM-H6', now(), now(), NULL::text)$$, 'the message is delivered (terminal), sent and completed');
+SELECT results_eq(format($$SELECT event_type, status, provider_status, details FROM app.message_events
+                           WHERE message_id = %L AND event_type NOT IN ('accepted', 'claimed') ORDER BY id$$, :'m5'),
+  $$VALUES ('handed_off', 'sent', 'delivered', '{"provider_message_id": "SM-H6"}'::jsonb)$$,
+  'one handed_off event carrying the provider status');
+SELECT is(app.record_handoff(:'a5', 'SM-H6', 'undelivered'), '{"status": "delivered"}'::jsonb,
+  'another terminal status later changes nothing: delivered stays');
+SELECT results_eq(format('SELECT status, provider_status FROM app.message_attempts WHERE id = %L', :'a5'),
+  $$VALUES ('delivered', 'delivered')$$, 'on the attempt either');
+
+SELECT pg_temp.new_message(:'t') AS m6 \gset
+SELECT pg_temp.attempt_of(:'m6') AS a6 \gset
+SELECT app.claim_attempt(:'a6') IS NOT NULL AS c \gset
+SELECT is(app.record_handoff(:'a6', 'SM-H7', 'canceled'), '{"status": "failed"}'::jsonb,
+  'a hand-off with status canceled: the message failed');
+SELECT results_eq(format($$SELECT a.status, a.provider_status, m.status, m.completed_at
+                           FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a6'),
+  $$VALUES ('failed', 'canceled', 'failed', now())$$, 'attempt and message failed (terminal)');
+
+SELECT pg_temp.new_message(:'t') AS m7 \gset
+SELECT pg_temp.attempt_of(:'m7') AS a7 \gset
+SELECT app.claim_attempt(:'a7') IS NOT NULL AS c \gset
+SELECT is(app.record_handoff(:'a7', 'SM-H8', 'no-such-status'), '{"status": "sent"}'::jsonb,
+  'an unknown provider status at hand-off: sent');
+SELECT results_eq(format('SELECT status, provider_message_id, provider_status, provider_status_rank FROM app.message_attempts WHERE id = %L', :'a7'),
+  $$VALUES ('handed_off', 'SM-H8', NULL::text, 0)$$, 'handed off; the unknown status is not applied');
+SELECT is(app.record_handoff(:'a7', 'SM-H8', 'read'), '{"status": "delivered"}'::jsonb,
+  'the same hand-off again with read (implies delivered): the message is delivered');
 SELECT ok(has_function_privilege('hermes_worker', 'app.record_handoff(uuid,text,text)', 'EXECUTE'),
   'the workers may record hand-offs');
 

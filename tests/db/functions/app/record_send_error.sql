@@ -1,8 +1,10 @@
--- app.record_send_error: permanent errors fail the message; transient ones schedule a
--- reconcile-first retry with backoff, up to 6 claims.
+-- app.record_send_error: errors the provider classes as permanent
+-- (private.provider_error_is_permanent, from its HTTP status) fail the message;
+-- transient ones end the claim's lease and schedule a reconcile-first retry with
+-- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(30);
+SELECT plan(41);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -13,59 +15,116 @@ SELECT pg_temp.new_message(:'t') AS m3 \gset
 SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
 
 -- Not the current claim.
-SELECT is(app.record_send_error(private.uuid7(), 1, '20500', 'x', false),
+SELECT is(app.record_send_error(private.uuid7(), 1, '20500', 'x', 500),
   '{"action": "skip", "reason": "attempt_not_found"}'::jsonb, 'an unknown attempt: skip attempt_not_found');
-SELECT is(app.record_send_error(:'a1', 1, '20500', 'x', false),
+SELECT is(app.record_send_error(:'a1', 1, '20500', 'x', 500),
   '{"action": "skip", "reason": "not_current_claim"}'::jsonb, 'a pending (unclaimed) attempt: skip not_current_claim');
 SELECT app.claim_attempt(:'a1') IS NOT NULL AS c \gset
-SELECT is(app.record_send_error(:'a1', 2, '20500', 'x', false),
+SELECT is(app.record_send_error(:'a1', 2, '20500', 'x', 500),
   '{"action": "skip", "reason": "not_current_claim"}'::jsonb, 'a claim_no that is not the current one: skip');
+SELECT is(app.record_send_error(:'a1', 2, '21211', 'x', 400),
+  '{"action": "skip", "reason": "not_current_claim"}'::jsonb, 'a permanent error of a stale claim: skip too');
 SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed'], 'a skipped error logs nothing');
+SELECT is(pg_temp.attempt_status(:'a1'), 'claimed', 'and leaves the attempt claimed');
 
--- Permanent: the provider refused it.
+-- Permanent: the provider refused it (HTTP 400).
 SELECT pg_temp.counts() AS before \gset
-SELECT is(app.record_send_error(:'a1', 1, '21211', 'The ''To'' number is not a valid phone number.', true),
-  '{"action": "failed", "error_code": "twilio:21211"}'::jsonb, 'a permanent error: failed, error_code twilio:21211');
-SELECT results_eq(format('SELECT status, error_code, error_message FROM app.message_attempts WHERE id = %L', :'a1'),
-  $$VALUES ('failed', 'twilio:21211', 'The ''To'' number is not a valid phone number.')$$, 'the attempt failed');
+SELECT last_claimed_at AS a1_lease FROM app.message_attempts WHERE id = :'a1' \gset
+SELECT is(app.record_send_error(:'a1', 1, '21211', 'The ''To'' number is not a valid phone number.', 400),
+  '{"action": "failed", "error_code": "twilio:21211"}'::jsonb, 'HTTP 400: failed, error_code twilio:21211');
+SELECT results_eq(format('SELECT status, error_code, error_message, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
+  format($$VALUES ('failed', 'twilio:21211', 'The ''To'' number is not a valid phone number.', %L::timestamptz)$$, :'a1_lease'),
+  'the attempt failed (its last claim is kept)');
 SELECT results_eq(format('SELECT status, error_code, error_message, provider, completed_at FROM app.messages WHERE id = %L', :'m1'),
   $$VALUES ('failed', 'twilio:21211', 'The ''To'' number is not a valid phone number.', 'twilio', now())$$,
   'the message failed (terminal) with error_code twilio:21211');
-SELECT results_eq(format($$SELECT event_type, error_code, details ->> 'permanent', details ->> 'claim_no'
+SELECT results_eq(format($$SELECT event_type, error_code, details
                            FROM app.message_events WHERE message_id = %L AND event_type = 'send_error'$$, :'m1'),
-  $$VALUES ('send_error', 'twilio:21211', 'true', '1')$$, 'a send_error event');
+  $$VALUES ('send_error', 'twilio:21211',
+            '{"permanent": true, "http_status": 400, "claim_no": 1,
+              "message": "The ''To'' number is not a valid phone number."}'::jsonb)$$,
+  'a send_error event: permanent, with the HTTP status, the claim and the message');
+SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'send_error'], 'and no other event');
 SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer)::int, (:'before'::jsonb ->> 'jobs')::int,
   'no retry job for a permanent error');
-SELECT is(app.record_send_error(:'a1', 1, '21211', 'again', true),
+SELECT is(app.record_send_error(:'a1', 1, '21211', 'again', 400),
   '{"action": "skip", "reason": "not_current_claim"}'::jsonb, 'a failed attempt: skip');
 
 -- Transient: retry, reconcile first.
 SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
 SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
-SELECT is(app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', false),
-  '{"action": "retry_scheduled", "delay_seconds": 1.000000}'::jsonb, 'a transient error: retry_scheduled after 1 s');
+SELECT is(app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', 500),
+  '{"action": "retry_scheduled", "delay_seconds": 1.000000}'::jsonb, 'HTTP 500: retry_scheduled after 1 s');
 SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                            FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
   format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '1 second')$$, :'a2'),
   'one send_sms job for the attempt, due in the future');
 SELECT ok((SELECT execute_after > now() FROM pgqueuer.pgqueuer WHERE id > :last_job), 'execute_after is in the future');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job), 1, 'with its log row');
-SELECT is(pg_temp.attempt_status(:'a2'), 'claimed', 'the attempt stays claimed (the next claim reconciles)');
+SELECT results_eq(format('SELECT status, claim_count, claimed_at, last_claimed_at, error_code FROM app.message_attempts WHERE id = %L', :'a2'),
+  $$VALUES ('claimed', 1, now(), NULL::timestamptz, NULL::text)$$,
+  'the attempt stays claimed (the next claim reconciles), its lease ended (last_claimed_at NULL)');
 SELECT is(pg_temp.message_status(:'m2'), 'sending', 'the message stays sending');
-SELECT results_eq(format($$SELECT event_type, error_code FROM app.message_events
+SELECT results_eq(format($$SELECT event_type, error_code, details FROM app.message_events
                            WHERE message_id = %L AND event_type IN ('send_error', 'retry_scheduled') ORDER BY id$$, :'m2'),
-  $$VALUES ('send_error', 'twilio:20500'), ('retry_scheduled', 'twilio:20500')$$,
-  'a send_error and a retry_scheduled event');
-SELECT is(app.claim_attempt(:'a2') ->> 'action', 'reconcile', 'the retry claims it again: reconcile');
-SELECT is((app.record_send_error(:'a2', 2, '429', 'Too Many Requests', false, interval '30 seconds') ->> 'delay_seconds')::numeric,
-  30::numeric, 'Retry-After longer than the backoff is honoured');
+  $$VALUES ('send_error', 'twilio:20500',
+            '{"permanent": false, "http_status": 500, "claim_no": 1, "message": "Internal Server Error"}'::jsonb),
+           ('retry_scheduled', 'twilio:20500', '{"delay_seconds": 1.000000}'::jsonb)$$,
+  'a send_error (transient, HTTP 500) and a retry_scheduled event');
+SELECT is(app.claim_attempt(:'a2') ->> 'action', 'reconcile',
+  'the retry claims it again at once (no lease to wait out): reconcile');
+SELECT is((app.record_send_error(:'a2', 2, '20429', 'Too Many Requests', 429, interval '30 seconds') ->> 'delay_seconds')::numeric,
+  30::numeric, 'HTTP 429: Retry-After longer than the backoff is honoured');
 SELECT is((SELECT execute_after FROM pgqueuer.pgqueuer ORDER BY id DESC LIMIT 1), now() + interval '30 seconds',
   'the job is due after Retry-After');
 SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
-SELECT is((app.record_send_error(:'a2', 3, NULL, NULL, false, interval '1 second') ->> 'delay_seconds')::numeric,
-  4::numeric, 'a shorter Retry-After does not shorten the backoff (claim 3: 4 s)');
-SELECT is((SELECT error_code FROM app.message_events WHERE message_id = :'m2' ORDER BY id DESC LIMIT 1), 'twilio:unknown',
-  'no error code: twilio:unknown');
+SELECT is((app.record_send_error(:'a2', 3, NULL, NULL, NULL, interval '1 second') ->> 'delay_seconds')::numeric,
+  4::numeric, 'no answer at all: a shorter Retry-After does not shorten the backoff (claim 3: 4 s)');
+SELECT results_eq(format($$SELECT error_code, details FROM app.message_events
+                           WHERE message_id = %L AND event_type = 'send_error' ORDER BY id DESC LIMIT 1$$, :'m2'),
+  $$VALUES ('twilio:unknown', '{"permanent": false, "http_status": null, "claim_no": 3, "message": null}'::jsonb)$$,
+  'no error code: twilio:unknown; no HTTP status: http_status null, transient');
+
+-- Classification by HTTP status: only 400, 413 and 422 are Twilio's final refusals.
+SELECT set_config('hermes_test.tenant', :'t', true) IS NOT NULL AS s \gset
+CREATE TEMP TABLE classified (http_status int, result jsonb, attempt_status text, last_claimed_at timestamptz,
+                              message_status text, message_error text, permanent text);
+DO $$
+DECLARE
+  v_tenant  uuid := current_setting('hermes_test.tenant')::uuid;
+  v_message uuid;
+  v_attempt uuid;
+  v_result  jsonb;
+BEGIN
+  FOR i IN 1..9 LOOP
+    v_message := pg_temp.new_message(v_tenant);
+    v_attempt := pg_temp.attempt_of(v_message);
+    PERFORM app.claim_attempt(v_attempt);
+    v_result := app.record_send_error(v_attempt, 1, 'E', 'error',
+                  (ARRAY[400, 413, 422, 401, 403, 404, 429, 503, NULL])[i]);
+    INSERT INTO classified
+    SELECT (ARRAY[400, 413, 422, 401, 403, 404, 429, 503, NULL])[i], v_result, a.status, a.last_claimed_at,
+           m.status, m.error_code, e.details ->> 'permanent'
+      FROM app.message_attempts a
+      JOIN app.messages m ON m.id = a.message_id
+      JOIN app.message_events e ON e.message_id = m.id AND e.event_type = 'send_error'
+     WHERE a.id = v_attempt;
+  END LOOP;
+END
+$$;
+SELECT results_eq($$SELECT http_status, result ->> 'action', result ->> 'error_code', attempt_status,
+                           last_claimed_at IS NULL, message_status, message_error, permanent
+                      FROM classified ORDER BY http_status NULLS LAST$$,
+  $$VALUES (400, 'failed', 'twilio:E', 'failed', false, 'failed', 'twilio:E', 'true'),
+           (401, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false'),
+           (403, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false'),
+           (404, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false'),
+           (413, 'failed', 'twilio:E', 'failed', false, 'failed', 'twilio:E', 'true'),
+           (422, 'failed', 'twilio:E', 'failed', false, 'failed', 'twilio:E', 'true'),
+           (429, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false'),
+           (503, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false'),
+           (NULL, 'retry_scheduled', NULL, 'claimed', true, 'sending', NULL, 'false')$$,
+  '400, 413, 422 fail the message; 401, 403, 404, 429, 503 and no answer are retried with the lease ended');
 
 -- Exponential backoff, then provider_unavailable after 6 claims.
 CREATE TEMP TABLE outcomes (claim_no int, result jsonb);
@@ -78,32 +137,54 @@ BEGIN
   FOR i IN 1..6 LOOP
     v_claim := app.claim_attempt(v_attempt);
     INSERT INTO outcomes VALUES ((v_claim ->> 'claim_no')::int,
-      app.record_send_error(v_attempt, (v_claim ->> 'claim_no')::int, '20503', 'Service Unavailable', false));
+      app.record_send_error(v_attempt, (v_claim ->> 'claim_no')::int, '20503', 'Service Unavailable', 503));
   END LOOP;
 END
 $$;
 SELECT results_eq('SELECT claim_no, result ->> ''action'', (result ->> ''delay_seconds'')::numeric FROM outcomes ORDER BY claim_no',
   $$VALUES (1, 'retry_scheduled', 1::numeric), (2, 'retry_scheduled', 2), (3, 'retry_scheduled', 4),
            (4, 'retry_scheduled', 8), (5, 'retry_scheduled', 16), (6, 'failed', NULL)$$,
-  'backoff 1, 2, 4, 8, 16 s; the 6th claim fails');
+  'each transient error ends the lease, so every retry claims at once: backoff 1, 2, 4, 8, 16 s; the 6th claim fails');
 SELECT is((SELECT result FROM outcomes WHERE claim_no = 6), '{"action": "failed", "error_code": "provider_unavailable"}'::jsonb,
   'after 6 claims: failed, provider_unavailable');
 SELECT results_eq(format('SELECT status, error_code, error_message FROM app.messages WHERE id = %L', :'m3'),
   $$VALUES ('failed', 'provider_unavailable', 'Service Unavailable')$$,
   'the message failed with error_code provider_unavailable');
-SELECT is(pg_temp.attempt_status(:'a3'), 'failed', 'the attempt failed');
+SELECT results_eq(format('SELECT status, error_code, claim_count FROM app.message_attempts WHERE id = %L', :'a3'),
+  $$VALUES ('failed', 'provider_unavailable', 6)$$, 'the attempt failed after 6 claims');
+SELECT results_eq(format($$SELECT error_code, details ->> 'permanent', (details ->> 'http_status')::int
+                           FROM app.message_events WHERE message_id = %L AND event_type = 'send_error' ORDER BY id$$, :'m3'),
+  $$VALUES ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503),
+           ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503)$$,
+  'six transient send_error events keep the provider''s code and HTTP status');
+SELECT is((SELECT count(*)::int FROM app.message_events WHERE message_id = :'m3' AND event_type = 'retry_scheduled'),
+  5, 'five retry_scheduled events');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = :'a3'),
   6, 'five retry jobs (plus the submit''s job), none after the failure');
 SELECT is(app.claim_attempt(:'a3'), '{"action": "skip", "reason": "attempt_failed"}'::jsonb, 'no 7th claim');
+
+-- A permanent error on a re-claim fails at once (no backoff left to run).
+SELECT pg_temp.new_message(:'t') AS m5 \gset
+SELECT pg_temp.attempt_of(:'m5') AS a5 \gset
+SELECT app.claim_attempt(:'a5') IS NOT NULL AS c \gset
+SELECT app.record_send_error(:'a5', 1, '20500', 'x', 500) IS NOT NULL AS e \gset
+SELECT is(app.claim_attempt(:'a5') ->> 'claim_no', '2', 'a re-claim after a transient error');
+SELECT is(app.record_send_error(:'a5', 2, '21610', 'Attempt to send to unsubscribed recipient', 400),
+  '{"action": "failed", "error_code": "twilio:21610"}'::jsonb, 'then HTTP 400 on claim 2: failed, twilio:21610');
+SELECT is(pg_temp.message_status(:'m5'), 'failed', 'the message failed');
 
 -- The error message is capped.
 SELECT pg_temp.new_message(:'t') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c \gset
-SELECT app.record_send_error(:'a4', 1, '21610', repeat('x', 2000), true) IS NOT NULL AS e \gset
+SELECT app.record_send_error(:'a4', 1, '21610', repeat('x', 2000), 400) IS NOT NULL AS e \gset
 SELECT is((SELECT length(error_message) FROM app.messages WHERE id = :'m4'), 500, 'error messages are cut to 500 characters');
-SELECT ok(has_function_privilege('hermes_worker', 'app.record_send_error(uuid,integer,text,text,boolean,interval)', 'EXECUTE'),
+SELECT is((SELECT length(details ->> 'message') FROM app.message_events WHERE message_id = :'m4' AND event_type = 'send_error'),
+  500, 'in the event too');
+SELECT ok(has_function_privilege('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)', 'EXECUTE'),
   'the workers may record send errors');
+SELECT ok(NOT has_function_privilege('hermes_api', 'app.record_send_error(uuid,integer,text,text,integer,interval)', 'EXECUTE'),
+  'the API may not');
 
 SELECT * FROM finish();
 ROLLBACK;

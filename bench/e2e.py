@@ -124,6 +124,7 @@ async def burst(cfg: StackConfig, owner: str, token: str, n: int, clients: int) 
             if row[2] == 0:
                 break
             time.sleep(0.05)
+        assert row is not None
         drained_s = time.perf_counter() - start
         stats = conn.execute(
             "SELECT extract(epoch FROM max(completed_at) - min(created_at))::float8 FROM app.messages"

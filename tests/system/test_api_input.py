@@ -135,8 +135,12 @@ def test_chunked_bodies_are_limited_while_read(stack: Stack, token: str) -> None
 
     before = _counts(stack)
     with stack.api(token) as c:
-        big = c.post("/v1/messages", content=chunks(200_000), headers={"Content-Type": "application/json"})
-        small = c.post("/v1/messages", content=chunks(1000), headers={"Content-Type": "application/json"})
+        big = c.post(
+            "/v1/messages", content=chunks(200_000), headers={"Content-Type": "application/json"}
+        )
+        small = c.post(
+            "/v1/messages", content=chunks(1000), headers={"Content-Type": "application/json"}
+        )
     assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
     assert small.status_code == 201, small.text
     assert small.json()["body"] == "x" * 1000

@@ -49,8 +49,9 @@ async def send_sms(
         try:
             found = await blocking(lambda: provider.find(to, from_))
         except ProviderError as exc:
+            # A failed lookup says nothing about the message itself: never permanent.
             result = await db.record_send_error(
-                attempt_id, claim_no, exc.code, exc.message, exc.http_status
+                attempt_id, claim_no, "lookup_failed", exc.message, None
             )
             log.warning("attempt %s: lookup failed (%s): %s", attempt_id, exc, result["action"])
             return

@@ -46,7 +46,9 @@ BEGIN
             WHERE c ->> 'sid' IS NOT NULL AND c ->> 'body' = v_message.body
             ORDER BY 1) s;
   SELECT coalesce(array_agg(c ORDER BY c ->> 'sid'), '{}') INTO v_found
-    FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
+    FROM (SELECT DISTINCT ON (c ->> 'sid') c   -- a provider id listed twice is one message
+            FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
+           ORDER BY c ->> 'sid') d(c)
    WHERE c ->> 'sid' IS NOT NULL
      AND c ->> 'body' = v_message.body
      AND (c ->> 'date_created' IS NULL

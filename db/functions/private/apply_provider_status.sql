@@ -19,6 +19,9 @@ BEGIN
   SELECT * INTO v_attempt FROM app.message_attempts
    WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
    FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
+  END IF;
   SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);
   IF v_rank IS NULL OR v_rank <= v_attempt.provider_status_rank
      OR v_attempt.status IN ('delivered', 'undelivered', 'failed', 'rejected') THEN

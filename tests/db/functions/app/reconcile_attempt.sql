@@ -1,8 +1,12 @@
--- app.reconcile_attempt: after a re-claim, record a hand-off found at the provider or
--- allow one resend; only the latest claim may do so.
+-- app.reconcile_attempt: after a re-claim, the worker passes the provider's listing of
+-- recent messages from the sender to the recipient; SQL decides which one is this
+-- attempt's (same body, created no earlier than 5 minutes before the first claim, SID
+-- not recorded on another attempt): exactly one -> record it; none -> one resend;
+-- several -> wait for the status callbacks, and fail after 6 claims. Only the latest
+-- claim may reconcile.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(26);
+SELECT plan(55);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -19,33 +23,57 @@ BEGIN
   RETURN (app.claim_attempt(p_attempt) ->> 'claim_no')::int;
 END
 $$;
+-- A listing entry as the worker passes it (Twilio's sid, status, body, date_created).
+CREATE FUNCTION pg_temp.candidate(p_sid text, p_status text, p_body text, p_created timestamptz)
+RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('sid', p_sid, 'status', p_status, 'body', p_body,
+                            'date_created', to_char(p_created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
+$$;
+-- Whether this transaction holds the advisory lock of a provider id.
+CREATE FUNCTION pg_temp.holds_sid_lock(p_sid text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT EXISTS (SELECT 1 FROM pg_locks
+                  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+                    AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('twilio:' || p_sid, 0))
+$$;
 SELECT pg_temp.claim_twice(:'a1') AS c1, pg_temp.claim_twice(:'a2') AS c2, pg_temp.claim_twice(:'a3') AS c3 \gset
 SELECT is(ARRAY[:c1, :c2, :c3], ARRAY[2, 2, 2], 'three attempts at claim_no 2');
 
 -- A stale claim cannot reconcile.
-SELECT is(app.reconcile_attempt(:'a1', 1, '[{"sid": "SM-R1", "status": "sent"}]'),
+SELECT is(app.reconcile_attempt(:'a1', 1, jsonb_build_array(pg_temp.candidate('SM-R1', 'sent', 'one', now()))),
   '{"action": "skip", "reason": "stale_claim"}'::jsonb, 'claim_no 1 after claim 2: skip stale_claim');
 SELECT results_eq(format('SELECT status, provider_message_id FROM app.message_attempts WHERE id = %L', :'a1'),
   $$VALUES ('claimed', NULL::text)$$, 'a stale reconcile changes nothing');
 SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaimed'], 'and logs nothing');
 
--- A candidate found: it is this attempt's hand-off.
-SELECT is(app.reconcile_attempt(:'a1', 2, '[{"sid": "SM-R1", "status": "sent"}]'),
-  '{"action": "done", "provider_message_id": "SM-R1"}'::jsonb, 'a candidate: done, with its SID');
-SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, handed_off_at
+-- Exactly one match in the listing: it is this attempt's hand-off. Another body and a
+-- message created too early (before first claim - 5 min) are someone else's.
+SELECT count(*) AS jobs_before FROM pgqueuer.pgqueuer \gset
+SELECT is(app.reconcile_attempt(:'a1', 2, jsonb_build_array(
+    pg_temp.candidate('SM-OTHER', 'sent', 'two', now()),
+    pg_temp.candidate('SM-OLD', 'delivered', 'one', now() - interval '5 minutes 1 second'),
+    pg_temp.candidate('SM-R1', 'sent', 'one', now()))),
+  '{"action": "done", "provider_message_id": "SM-R1"}'::jsonb,
+  'one candidate with our body, created after the first claim: done, with its SID');
+SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, provider_status_rank, handed_off_at
                            FROM app.message_attempts WHERE id = %L$$, :'a1'),
-  $$VALUES ('handed_off', 'SM-R1', 'sent', now())$$, 'the attempt is handed off with the SID');
-SELECT results_eq(format('SELECT status, provider, provider_message_id FROM app.messages WHERE id = %L', :'m1'),
-  $$VALUES ('sent', 'twilio', 'SM-R1')$$, 'the message is sent with the SID');
+  $$VALUES ('handed_off', 'SM-R1', 'sent', 40, now())$$, 'the attempt is handed off with the SID and its status');
+SELECT results_eq(format('SELECT status, provider, provider_message_id, completed_at FROM app.messages WHERE id = %L', :'m1'),
+  $$VALUES ('sent', 'twilio', 'SM-R1', NULL::timestamptz)$$, 'the message is sent with the SID');
 SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off'],
   'a reconciled event, then the hand-off');
-SELECT is((SELECT details FROM app.message_events WHERE message_id = :'m1' AND event_type = 'reconciled'),
-  '{"claim_no": 2, "provider_message_id": "SM-R1"}'::jsonb, 'the reconciled event names the SID and the claim');
+SELECT results_eq(format($$SELECT provider_status, details FROM app.message_events
+                           WHERE message_id = %L AND event_type = 'reconciled'$$, :'m1'),
+  $$VALUES ('sent', '{"claim_no": 2, "provider_message_id": "SM-R1"}'::jsonb)$$,
+  'the reconciled event names the SID, its status and the claim');
+SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer), :jobs_before::bigint, 'no job enqueued');
+SELECT ok(pg_temp.holds_sid_lock('SM-R1') AND pg_temp.holds_sid_lock('SM-OLD'),
+  'the provider ids with our body are advisory-locked until commit');
+SELECT ok(NOT pg_temp.holds_sid_lock('SM-OTHER'), 'one with another body is not');
 SELECT is(app.reconcile_attempt(:'a1', 2, '[]'), '{"action": "skip", "reason": "attempt_handed_off"}'::jsonb,
   'reconciling again: skip attempt_handed_off');
 
 -- A candidate whose SID already belongs to another attempt is not this one's.
-SELECT is(app.reconcile_attempt(:'a2', 2, '[{"sid": "SM-R1", "status": "sent"}]'),
+SELECT is(app.reconcile_attempt(:'a2', 2, jsonb_build_array(pg_temp.candidate('SM-R1', 'sent', 'two', now()))),
   '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
   'the only candidate is another attempt''s SID: send');
 SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a2'), NULL,
@@ -55,35 +83,182 @@ SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a1'
 SELECT results_eq(format($$SELECT event_type, status, details FROM app.message_events
                            WHERE message_id = %L AND event_type = 'resend'$$, :'m2'),
   $$VALUES ('resend', 'sending', '{"reason": "provider_has_no_record", "claim_no": 2, "candidates": 1}'::jsonb)$$,
-  'a resend event with the reason and the number of candidates');
+  'a resend event with the reason and the number of listed messages');
 SELECT is(pg_temp.attempt_status(:'a2'), 'claimed', 'the attempt stays claimed for the resend');
-SELECT is(app.reconcile_attempt(:'a2', 2,
-    '[{"status": "sent"}, {"sid": "SM-R1"}, {"sid": "SM-R2", "status": "queued"}, {"sid": "SM-R3"}]') ->> 'provider_message_id',
-  'SM-R2', 'the first candidate with a SID not already taken is chosen');
-SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a2'), 'SM-R2', 'and recorded');
+SELECT is(app.reconcile_attempt(:'a2', 2, jsonb_build_array(
+    jsonb_build_object('status', 'sent', 'body', 'two'),
+    pg_temp.candidate('SM-R1', 'sent', 'two', now()),
+    jsonb_build_object('sid', 'SM-R2', 'status', 'queued', 'body', 'two', 'date_created', NULL),
+    pg_temp.candidate('SM-R3', 'queued', 'three', now()))),
+  '{"action": "done", "provider_message_id": "SM-R2"}'::jsonb,
+  'no SID, a taken SID, another body: the one left is chosen (a NULL date_created is no obstacle)');
+SELECT results_eq(format('SELECT status, provider_message_id, provider_status FROM app.message_attempts WHERE id = %L', :'a2'),
+  $$VALUES ('handed_off', 'SM-R2', 'queued')$$, 'and recorded');
 
--- No candidates: the provider never got it, resending is safe.
+-- No match: the provider never got it, resending is safe.
 SELECT is(app.reconcile_attempt(:'a3', 2, '[]'), '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
   'no candidates: send');
 SELECT is(app.reconcile_attempt(:'a3', 2, NULL), '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
   'NULL candidates: send');
+SELECT is(app.reconcile_attempt(:'a3', 2, '[{"sid": null, "status": "sent", "body": "three"}]') ->> 'action', 'send',
+  'a candidate with a null SID is no candidate');
+SELECT is(app.reconcile_attempt(:'a3', 2, jsonb_build_array(
+    pg_temp.candidate('SM-X1', 'delivered', 'three ', now()),
+    pg_temp.candidate('SM-X2', 'delivered', 'Three', now()),
+    jsonb_build_object('sid', 'SM-X3', 'status', 'delivered', 'date_created', NULL))),
+  '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
+  'candidates whose body differs (or is missing) are ignored: send');
+SELECT is(app.reconcile_attempt(:'a3', 2, jsonb_build_array(
+    pg_temp.candidate('SM-X4', 'delivered', 'three', now() - interval '5 minutes 1 second'),
+    pg_temp.candidate('SM-X5', 'sent', 'three', now() - interval '1 day'))),
+  '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
+  'candidates created more than 5 minutes before the first claim are ignored: send');
 SELECT is((SELECT array_agg(details ->> 'candidates' ORDER BY id) FROM app.message_events
-            WHERE message_id = :'m3' AND event_type = 'resend'), ARRAY['0', '0'],
-  'each logs a resend event with 0 candidates');
-SELECT is(pg_temp.message_status(:'m3'), 'sending', 'the message is still sending');
-SELECT is(app.reconcile_attempt(:'a3', 2, '[{"sid": null}]') ->> 'action', 'send', 'a candidate with a null SID is no candidate');
+            WHERE message_id = :'m3' AND event_type = 'resend'), ARRAY['0', '0', '1', '3', '2'],
+  'each logs a resend event with the number of listed messages');
+SELECT results_eq(format($$SELECT a.status, a.provider_message_id, m.status
+                           FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a3'),
+  $$VALUES ('claimed', NULL::text, 'sending')$$, 'the attempt stays claimed, the message sending');
+
+-- The match is already terminal at the provider: the message ends at once.
+SELECT pg_temp.new_message(:'t', 'five') AS m5 \gset
+SELECT pg_temp.attempt_of(:'m5') AS a5 \gset
+SELECT pg_temp.claim_twice(:'a5') AS c5 \gset
+SELECT is(app.reconcile_attempt(:'a5', 2, jsonb_build_array(
+    pg_temp.candidate('SM-D1', 'delivered', 'five', now() - interval '5 minutes'))),
+  '{"action": "done", "provider_message_id": "SM-D1"}'::jsonb,
+  'a delivered candidate created exactly 5 minutes before the first claim: done');
+SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, provider_status_rank
+                           FROM app.message_attempts WHERE id = %L$$, :'a5'),
+  $$VALUES ('delivered', 'SM-D1', 'delivered', 100)$$, 'the attempt is delivered');
+SELECT results_eq(format('SELECT status, provider_message_id, sent_at, completed_at FROM app.messages WHERE id = %L', :'m5'),
+  $$VALUES ('delivered', 'SM-D1', now(), now())$$, 'the message is delivered (terminal) right away');
+SELECT is(pg_temp.events_of(:'m5'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off'],
+  'reconciled, then handed off');
+SELECT is(app.claim_attempt(:'a5'), '{"action": "skip", "reason": "attempt_delivered"}'::jsonb,
+  'a later claim skips it');
+
+SELECT pg_temp.new_message(:'t', 'six') AS m6 \gset
+SELECT pg_temp.attempt_of(:'m6') AS a6 \gset
+SELECT pg_temp.claim_twice(:'a6') AS c6 \gset
+SELECT is(app.reconcile_attempt(:'a6', 2, jsonb_build_array(pg_temp.candidate('SM-F1', 'undelivered', 'six', now()))),
+  '{"action": "done", "provider_message_id": "SM-F1"}'::jsonb, 'an undelivered candidate: done');
+SELECT results_eq(format($$SELECT a.status, m.status, m.completed_at
+                           FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a6'),
+  $$VALUES ('undelivered', 'undelivered', now())$$, 'attempt and message undelivered (terminal)');
+
+-- Several matches (the tenant sent the same text twice): adopt none, send nothing,
+-- look again after the claim lease; the status callbacks resolve it meanwhile.
+SELECT pg_temp.new_message(:'t', 'same') AS m7 \gset
+SELECT pg_temp.attempt_of(:'m7') AS a7 \gset
+SELECT pg_temp.claim_twice(:'a7') AS c7 \gset
+SELECT jsonb_build_array(pg_temp.candidate('SM-A2', 'sent', 'same', now()),
+                         pg_temp.candidate('SM-A1', 'delivered', 'same', NULL),
+                         pg_temp.candidate('SM-A3', 'sent', 'other', now())) AS twins \gset
+SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
+SELECT is(app.reconcile_attempt(:'a7', 2, :'twins'),
+  '{"action": "wait", "reason": "reconcile_ambiguous"}'::jsonb, 'two candidates: wait, reconcile_ambiguous');
+SELECT results_eq(format($$SELECT event_type, status, provider_status, error_code, details FROM app.message_events
+                           WHERE message_id = %L AND event_type NOT IN ('accepted', 'claimed', 'reclaimed')$$, :'m7'),
+  $$VALUES ('reconcile_ambiguous', NULL::text, NULL::text, NULL::text,
+            '{"claim_no": 2, "provider_message_ids": ["SM-A1", "SM-A2"]}'::jsonb)$$,
+  'a reconcile_ambiguous event naming both SIDs (sorted)');
+SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
+                           FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
+  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a7'),
+  'one send_sms job, due when the claim lease ends');
+SELECT results_eq(format($$SELECT a.status, a.claim_count, a.provider_message_id, a.error_code, m.status
+                           FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a7'),
+  $$VALUES ('claimed', 2, NULL::text, NULL::text, 'sending')$$,
+  'the attempt stays claimed without a SID, the message sending');
+SELECT ok(NOT EXISTS (SELECT 1 FROM app.message_attempts WHERE provider_message_id IN ('SM-A1', 'SM-A2')),
+  'neither SID is recorded');
+-- The next job (after the lease) re-claims and finds the same two, up to claim 5.
+CREATE TEMP TABLE ambiguous (claim_no int, result jsonb);
+SELECT set_config('hermes_test.attempt', :'a7', true) IS NOT NULL AS s,
+       set_config('hermes_test.twins', :'twins', true) IS NOT NULL AS s2 \gset
+DO $$
+DECLARE
+  v_attempt uuid := current_setting('hermes_test.attempt')::uuid;
+  v_claim_no int;
+BEGIN
+  FOR i IN 3..6 LOOP
+    PERFORM pg_temp.end_lease(v_attempt);
+    v_claim_no := (app.claim_attempt(v_attempt) ->> 'claim_no')::int;
+    INSERT INTO ambiguous
+    VALUES (v_claim_no, app.reconcile_attempt(v_attempt, v_claim_no, current_setting('hermes_test.twins')::jsonb));
+  END LOOP;
+END
+$$;
+SELECT results_eq('SELECT claim_no, result FROM ambiguous ORDER BY claim_no',
+  $$VALUES (3, '{"action": "wait", "reason": "reconcile_ambiguous"}'::jsonb),
+           (4, '{"action": "wait", "reason": "reconcile_ambiguous"}'::jsonb),
+           (5, '{"action": "wait", "reason": "reconcile_ambiguous"}'::jsonb),
+           (6, '{"action": "skip", "reason": "reconcile_ambiguous"}'::jsonb)$$,
+  'claims 3 to 5 wait again; on the 6th claim it gives up: skip reconcile_ambiguous');
+SELECT results_eq(format('SELECT status, error_code, claim_count, provider_message_id FROM app.message_attempts WHERE id = %L', :'a7'),
+  $$VALUES ('failed', 'reconcile_ambiguous', 6, NULL::text)$$, 'the attempt failed: reconcile_ambiguous');
+SELECT results_eq(format('SELECT status, error_code, error_message, completed_at FROM app.messages WHERE id = %L', :'m7'),
+  $$VALUES ('failed', 'reconcile_ambiguous', 'Could not tell which provider message was this one.', now())$$,
+  'the message failed (terminal): reconcile_ambiguous');
+SELECT is((SELECT array_agg((details ->> 'claim_no')::int ORDER BY id) FROM app.message_events
+            WHERE message_id = :'m7' AND event_type = 'reconcile_ambiguous'), ARRAY[2, 3, 4, 5, 6],
+  'one reconcile_ambiguous event per claim');
+SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer WHERE id > :last_job), 4,
+  'a job after each waiting reconcile (claims 2 to 5), none after the failure');
+SELECT is(app.reconcile_attempt(:'a7', 6, :'twins'), '{"action": "skip", "reason": "attempt_failed"}'::jsonb,
+  'reconciling a failed attempt: skip attempt_failed');
+
+-- Two matches of which one is another attempt's: not ambiguous.
+SELECT pg_temp.new_message(:'t', 'same') AS m8 \gset
+SELECT pg_temp.attempt_of(:'m8') AS a8 \gset
+SELECT pg_temp.claim_twice(:'a8') AS c8 \gset
+SELECT app.record_handoff(:'a8', 'SM-A1', 'delivered') IS NOT NULL AS h \gset
+SELECT pg_temp.new_message(:'t', 'same') AS m9 \gset
+SELECT pg_temp.attempt_of(:'m9') AS a9 \gset
+SELECT pg_temp.claim_twice(:'a9') AS c9 \gset
+SELECT is(app.reconcile_attempt(:'a9', 2, :'twins'), '{"action": "done", "provider_message_id": "SM-A2"}'::jsonb,
+  'of two matches, one already recorded by another attempt: the other is ours');
+SELECT is(pg_temp.message_status(:'m9'), 'sent', 'the message is sent');
+
+-- The claim lease setting sets the wait.
+UPDATE private.settings SET value = '90 seconds' WHERE key = 'claim_lease';
+SELECT pg_temp.new_message(:'t', 'twice') AS m10 \gset
+SELECT pg_temp.attempt_of(:'m10') AS a10 \gset
+SELECT app.claim_attempt(:'a10') IS NOT NULL AS c \gset
+SELECT pg_temp.end_lease(:'a10') IS NULL AS e \gset
+SELECT (app.claim_attempt(:'a10') ->> 'claim_no')::int AS c10 \gset
+SELECT is(app.reconcile_attempt(:'a10', :c10, jsonb_build_array(pg_temp.candidate('SM-T1', 'sent', 'twice', now()),
+                                                                 pg_temp.candidate('SM-T2', 'sent', 'twice', now()))) ->> 'action',
+  'wait', 'ambiguous again');
+SELECT is((SELECT execute_after FROM pgqueuer.pgqueuer ORDER BY id DESC LIMIT 1), now() + interval '90 seconds',
+  'the job is due after the configured claim lease');
+UPDATE private.settings SET value = '60 seconds' WHERE key = 'claim_lease';
 
 -- Not reconcilable.
 SELECT is(app.reconcile_attempt(private.uuid7(), 1, '[]'), '{"action": "skip", "reason": "attempt_not_found"}'::jsonb,
   'an unknown attempt: skip attempt_not_found');
 SELECT pg_temp.new_message(:'t', 'pending') AS m4 \gset
-SELECT is(app.reconcile_attempt(pg_temp.attempt_of(:'m4'), 0, '[{"sid": "SM-R4"}]'),
+SELECT is(app.reconcile_attempt(pg_temp.attempt_of(:'m4'), 0,
+            jsonb_build_array(pg_temp.candidate('SM-R4', 'sent', 'pending', now()))),
   '{"action": "skip", "reason": "attempt_pending"}'::jsonb, 'a never-claimed attempt: skip attempt_pending');
-SELECT app.record_send_error(:'a3', 2, '21211', 'bad number', true) IS NOT NULL AS e \gset
-SELECT is(app.reconcile_attempt(:'a3', 2, '[{"sid": "SM-R5"}]'),
+SELECT app.record_send_error(:'a3', 2, '21211', 'bad number', 400) IS NOT NULL AS e \gset
+SELECT is(app.reconcile_attempt(:'a3', 2, jsonb_build_array(pg_temp.candidate('SM-R5', 'sent', 'three', now()))),
   '{"action": "skip", "reason": "attempt_failed"}'::jsonb, 'a failed attempt: skip attempt_failed');
-SELECT ok(has_function_privilege('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)', 'EXECUTE'),
-  'the workers may reconcile');
+SELECT ok(has_function_privilege('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_api', 'app.reconcile_attempt(uuid,integer,jsonb)', 'EXECUTE'),
+  'the workers may reconcile, the API may not');
+
+-- The same provider message listed twice is still one match, not an ambiguity.
+SELECT pg_temp.new_message(:'t', 'twice listed') AS m9 \gset
+SELECT pg_temp.attempt_of(:'m9') AS a9 \gset
+SELECT pg_temp.claim_twice(:'a9') AS c9 \gset
+SELECT is(app.reconcile_attempt(:'a9', :c9, jsonb_build_array(
+            pg_temp.candidate('SM-dup', 'sent', 'twice listed', now()),
+            pg_temp.candidate('SM-dup', 'sent', 'twice listed', now()))) ->> 'action', 'done',
+  'a SID listed twice is one match: done');
+SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a9'), 'SM-dup',
+  'and it is recorded');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,7 +1,7 @@
 -- private.log_event: appends to a message's ledger; deduplicated on dedupe_key.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(11);
+SELECT plan(13);
 
 SELECT private.uuid7() AS m1, private.uuid7() AS m2, gen_random_uuid() AS tenant_id, gen_random_uuid() AS attempt_id \gset
 SELECT private.uuid7_time(:'m1') AS c1, private.uuid7_time(:'m2') AS c2 \gset
@@ -35,6 +35,16 @@ SELECT is((SELECT details FROM app.message_events WHERE message_id = :'m2'), '{}
 SELECT throws_ok(format($$SELECT private.log_event(%L, %L, %L, NULL, 'exploded', NULL)$$, :'m1', :'c1', :'tenant_id'),
   '23514', NULL, 'an unknown event type violates the check constraint');
 SELECT is((SELECT count(*)::int FROM app.message_events), 4, 'four rows in all');
+-- Every event type the functions log is allowed (reconcile_ambiguous and requeued included).
+SELECT is(ARRAY(SELECT t || ': ' || r
+                  FROM unnest(ARRAY['accepted', 'claimed', 'reclaimed', 'reclaim_deferred', 'reconciled',
+                                    'reconcile_ambiguous', 'resend', 'handed_off', 'requeued', 'send_error',
+                                    'retry_scheduled', 'provider_status', 'rejected']) t,
+                       pg_temp.problem(format($$SELECT private.log_event(%L, %L, %L, NULL, %L, NULL)$$,
+                                              :'m2', :'c2', :'tenant_id', t)) r
+                 WHERE r <> 'no error'),
+  '{}'::text[], 'each of the 13 event types is accepted by the check constraint');
+SELECT is((SELECT count(*)::int FROM app.message_events WHERE message_id = :'m2'), 1 + 13, 'and written');
 
 SELECT * FROM finish();
 ROLLBACK;

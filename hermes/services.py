@@ -83,15 +83,15 @@ def _base_env() -> dict[str, str]:
 
 
 def postgrest_spec(cfg: StackConfig) -> ServiceSpec:
-    """PostgREST reads the rest of its configuration from the database
-    (private.sync_postgrest_config): only how to reach it is given here."""
+    """PostgREST gets the rest of its configuration from the database
+    (private.postgrest_pre_config): only how to reach it is given here."""
     conf = cfg.run_dir / "postgrest.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(
         f'db-uri = "{cfg.dsn("hermes_authenticator")}"\n'
         f'server-host = "127.0.0.1"\n'
         f"server-port = {cfg.postgrest_port}\n"
-        "db-config = true\n"
+        'db-pre-config = "private.postgrest_pre_config"\n'
         'log-level = "info"\n'
     )
     return ServiceSpec(

@@ -70,7 +70,7 @@ def make_db(cluster: Cluster, template_db: str) -> Callable[[], str]:
         name = f"hermes_t{os.getpid()}_{next(_counter)}"
         with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-        # Database ACLs and per-database role settings are not copied by CREATE DATABASE.
+        # Database ACLs (no TEMP for PUBLIC) are not copied by CREATE DATABASE.
         with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
             conn.execute("SELECT private.configure_database()")
         return name

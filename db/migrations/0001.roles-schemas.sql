@@ -58,5 +58,6 @@ COMMENT ON SCHEMA api IS 'Hermes read API: views served by PostgREST, one tenant
 REVOKE ALL ON SCHEMA app, private, api FROM PUBLIC;
 GRANT USAGE ON SCHEMA app TO hermes_api, hermes_worker, hermes_integrator, hermes_anon;
 GRANT USAGE ON SCHEMA api TO hermes_integrator, hermes_anon;
--- Only for private.check_request(), PostgREST's pre-request function.
-GRANT USAGE ON SCHEMA private TO hermes_integrator, hermes_anon;
+-- Only for private.check_request() (PostgREST's pre-request function) and
+-- private.postgrest_pre_config() (its configuration).
+GRANT USAGE ON SCHEMA private TO hermes_integrator, hermes_anon, hermes_authenticator;

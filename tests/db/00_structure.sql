@@ -83,7 +83,7 @@ SELECT functions_are('app', ARRAY[
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
-  'normalize_phone', 'raise_problem', 'sign_jwt', 'sync_postgrest_config', 'tg_append_only',
+  'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
   'configure_database', 'apply_provider_status', 'provider_error_is_permanent',
   'twilio_status', 'uuid7', 'uuid7_time'],
   'schema private has exactly the helper functions');
@@ -139,7 +139,8 @@ $$, $$ VALUES
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
   ('hermes_worker', 'app.run_maintenance()'),
   ('hermes_integrator', 'private.check_request()'),
-  ('hermes_anon', 'private.check_request()')
+  ('hermes_anon', 'private.check_request()'),
+  ('hermes_authenticator', 'private.postgrest_pre_config()')
 $$, 'EXECUTE grants to Hermes roles are exactly the documented ones');
 SELECT ok(NOT has_function_privilege('hermes_api', 'app.create_admin_key(text)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_worker', 'app.create_admin_key(text)', 'EXECUTE'),

@@ -4,7 +4,8 @@
 --   * no temporary objects for PUBLIC: a pg_temp function, type or table could shadow
 --     a name inside a security-definer function (which also pin search_path to
 --     pg_catalog, pg_temp);
---   * PostgREST's in-database configuration (private.sync_postgrest_config).
+--   * no PostgREST settings stored on its role (older deployments kept the JWT secret
+--     there, readable by every role); PostgREST now asks private.postgrest_pre_config.
 CREATE OR REPLACE FUNCTION private.configure_database()
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -12,8 +13,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
-  PERFORM private.sync_postgrest_config();
+  EXECUTE format('ALTER ROLE hermes_authenticator IN DATABASE %I RESET ALL', current_database());
 END
 $$;
 COMMENT ON FUNCTION private.configure_database() IS
-  'Per-database settings: no TEMP for PUBLIC, PostgREST in-database config. Idempotent.';
+  'Per-database settings: no TEMP for PUBLIC, no settings stored on hermes_authenticator. Idempotent.';

@@ -1,5 +1,5 @@
 -- An HS256 JWT over p_claims, signed with the deployment's jwt_secret (the one
--- PostgREST verifies with; see private.sync_postgrest_config).
+-- PostgREST verifies with; see private.postgrest_pre_config).
 CREATE OR REPLACE FUNCTION private.sign_jwt(p_claims jsonb)
 RETURNS text
 LANGUAGE sql STABLE STRICT

@@ -12,7 +12,7 @@ import os
 import shlex
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -124,16 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     env = ensure_demo(cluster, args.db, cfg)
 
-    stop = threading.Event()
+    # A plain flag: a handler that took a lock (Event.set) could deadlock with the main
+    # thread holding that lock inside Event.wait.
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
 
     sup = Supervisor()
     try:
         for spec in stack_specs(cfg):
             sup.start(spec)
         print(banner(env), flush=True)
-        while not stop.wait(1.0):
+        while not stopping:
+            time.sleep(0.2)
             dead = sup.failed()
             if dead:
                 print(f"hermes     | {', '.join(dead)} exited; stopping", file=sys.stderr)

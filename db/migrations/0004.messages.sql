@@ -27,7 +27,8 @@ CREATE TABLE app.messages (
                         'delivered',    -- terminal: the handset got it
                         'undelivered',  -- terminal: the carrier could not deliver it
                         'failed',       -- terminal: the provider refused or failed it
-                        'rejected')),   -- terminal: Hermes did not send it
+                        'rejected',     -- terminal: Hermes did not send it
+                        'unknown')),    -- terminal: handed off, but no final receipt in time
   provider            text,
   provider_message_id text,
   error_code          text,
@@ -37,7 +38,7 @@ CREATE TABLE app.messages (
   sent_at             timestamptz,
   completed_at        timestamptz,
   PRIMARY KEY (id, created_at),
-  CHECK ((completed_at IS NOT NULL) = (status IN ('delivered', 'undelivered', 'failed', 'rejected')))
+  CHECK ((completed_at IS NOT NULL) = (status IN ('delivered', 'undelivered', 'failed', 'rejected', 'unknown')))
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX messages_tenant_created_idx ON app.messages (tenant_id, created_at DESC, id);
 COMMENT ON TABLE app.messages IS
@@ -58,7 +59,8 @@ CREATE TABLE app.message_attempts (
                          'claimed',      -- a worker may be calling the provider: outcome unknown
                          'handed_off',   -- the provider accepted it (provider_message_id set)
                          'delivered', 'undelivered', 'failed',
-                         'rejected')),   -- not sent: ineligible at claim time
+                         'rejected',     -- not sent: ineligible at claim time
+                         'unknown')),    -- handed off, no final receipt within receipt_timeout
   claim_count          int NOT NULL DEFAULT 0,
   claimed_at           timestamptz,    -- first claim
   last_claimed_at      timestamptz,    -- latest claim: starts its lease
@@ -76,6 +78,8 @@ CREATE TABLE app.message_attempts (
 -- The maintenance sweep looks for open attempts that nothing is working on.
 CREATE INDEX message_attempts_open_idx
   ON app.message_attempts (updated_at) WHERE status IN ('pending', 'claimed');
+CREATE INDEX message_attempts_handed_off_idx
+  ON app.message_attempts (handed_off_at) WHERE status = 'handed_off';
 CREATE INDEX message_attempts_provider_id_idx
   ON app.message_attempts (provider, provider_message_id) WHERE provider_message_id IS NOT NULL;
 COMMENT ON TABLE app.message_attempts IS
@@ -93,7 +97,7 @@ CREATE TABLE app.message_events (
   attempt_id         uuid,
   event_type         text NOT NULL CHECK (event_type IN (
                        'accepted', 'claimed', 'reclaimed', 'reclaim_deferred', 'reconciled', 'reconcile_ambiguous',
-                       'resend', 'handed_off', 'requeued',
+                       'resend', 'handed_off', 'requeued', 'receipt_timeout',
                        'send_error', 'retry_scheduled', 'provider_status', 'rejected')),
   status             text,         -- the message status after the event
   provider_status    text,
@@ -120,6 +124,9 @@ CREATE TRIGGER _011_append_only_truncate BEFORE TRUNCATE ON app.message_events
 -- re-claim within it is deferred, so a slow-but-alive worker is never raced by a
 -- reconcile-and-resend.
 INSERT INTO private.settings (key, value) VALUES ('claim_lease', '60 seconds');
+-- How long after hand-off a message may wait for its final receipt before it ends as
+-- 'unknown' (AWS End User Messaging uses 72 hours).
+INSERT INTO private.settings (key, value) VALUES ('receipt_timeout', '72 hours');
 
 CREATE TABLE app.idempotency_keys (
   tenant_id          uuid NOT NULL REFERENCES app.tenants (id) ON DELETE CASCADE,

@@ -5,7 +5,11 @@
 --   * the sweep: an attempt still pending or claimed, untouched for 10 minutes, with no
 --     queued or picked send job, lost its job (a job held as failed after repeated
 --     crashes, a queue row removed by hand...). It gets a new one, so every accepted
---     message keeps moving towards its terminal state; a 'requeued' event says why.
+--     message keeps moving towards its terminal state; a 'requeued' event says why;
+--   * the receipt timeout: an attempt handed off longer ago than receipt_timeout
+--     (private.settings, 72 hours) without a final receipt ends 'unknown', and so does
+--     its message (error_code receipt_timeout): every accepted message reaches exactly
+--     one terminal state even when the provider never reports back.
 CREATE OR REPLACE FUNCTION app.run_maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -16,6 +20,9 @@ DECLARE
   v_pruned   bigint;
   v_requeued int := 0;
   v_attempt  record;
+  v_expired  int := 0;
+  v_timeout  interval := coalesce(
+    (SELECT value::interval FROM private.settings WHERE key = 'receipt_timeout'), interval '72 hours');
 BEGIN
   SELECT coalesce(array_agg(p), '{}') INTO v_created FROM private.ensure_partitions(3) p;
   DELETE FROM app.idempotency_keys WHERE created_at < now() - interval '7 days';
@@ -43,10 +50,30 @@ BEGIN
     v_requeued := v_requeued + 1;
   END LOOP;
 
+  FOR v_attempt IN
+    SELECT a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.provider_status
+      FROM app.message_attempts a
+     WHERE a.status = 'handed_off' AND a.handed_off_at < now() - v_timeout
+     ORDER BY a.handed_off_at
+     LIMIT 1000
+     FOR UPDATE OF a SKIP LOCKED
+  LOOP
+    UPDATE app.message_attempts
+       SET status = 'unknown', error_code = 'receipt_timeout', updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'unknown',
+                                    v_attempt.provider, NULL, 'receipt_timeout',
+                                    format('No final receipt within %s of hand-off.', v_timeout));
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'receipt_timeout', 'unknown', v_attempt.provider_status,
+                              'receipt_timeout', jsonb_build_object('timeout', v_timeout::text));
+    v_expired := v_expired + 1;
+  END LOOP;
+
   RETURN jsonb_build_object('partitions_created', to_jsonb(v_created), 'idempotency_keys_pruned', v_pruned,
-                            'attempts_requeued', v_requeued);
+                            'attempts_requeued', v_requeued, 'attempts_timed_out', v_expired);
 END
 $$;
 COMMENT ON FUNCTION app.run_maintenance() IS
-  'Creates partitions ahead, prunes old idempotency keys, re-enqueues open attempts that lost their job.';
+  'Creates partitions ahead, prunes old idempotency keys, re-enqueues attempts that lost their job, times out silent hand-offs.';
 GRANT EXECUTE ON FUNCTION app.run_maintenance() TO hermes_worker;

@@ -24,7 +24,7 @@ BEGIN
   END IF;
   SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);
   IF v_rank IS NULL OR v_rank <= v_attempt.provider_status_rank
-     OR v_attempt.status IN ('delivered', 'undelivered', 'failed', 'rejected') THEN
+     OR v_attempt.status IN ('delivered', 'undelivered', 'failed', 'rejected', 'unknown') THEN
     SELECT status INTO v_status FROM app.messages
      WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
     RETURN jsonb_build_object('applied', false, 'message_status', v_status);

@@ -13,6 +13,7 @@ AS $$
     WHEN 'undelivered' THEN 100
     WHEN 'failed' THEN 100
     WHEN 'rejected' THEN 100
+    WHEN 'unknown' THEN 100
   END
 $$;
 COMMENT ON FUNCTION private.message_status_rank(text) IS 'Order of message statuses; 100 = terminal.';

@@ -19,9 +19,10 @@ SELECT m.id,
 
 COMMENT ON VIEW api.messages IS
   E'Your messages, newest first with ?order=created_at.desc. status: queued, sending, sent, '
-  'delivered, undelivered, failed, rejected (the last four are terminal).';
+  'delivered, undelivered, failed, rejected, unknown (the last five are terminal).';
 COMMENT ON COLUMN api.messages.status IS
-  'queued -> sending -> sent -> delivered | undelivered | failed; rejected if Hermes did not send it.';
+  'queued -> sending -> sent -> delivered | undelivered | failed; rejected if Hermes did not send it; '
+  'unknown if the carrier never sent a final receipt (72 h).';
 COMMENT ON COLUMN api.messages.error_code IS 'Why it failed, e.g. twilio:30003 (unreachable handset).';
 
 REVOKE ALL ON api.messages FROM PUBLIC;

@@ -3,7 +3,7 @@
 -- live send_sms job get a new one, with a 'requeued' event.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(32);
+SELECT plan(40);
 
 SELECT (pg_temp.new_tenant('Maintenance Co') -> 'tenant' ->> 'id') AS t \gset
 INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALUES
@@ -13,11 +13,11 @@ INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALU
 SELECT app.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "hi"}', 'today') IS NOT NULL AS s \gset
 
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 2, "attempts_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 2, "attempts_requeued": 0, "attempts_timed_out": 0}'::jsonb,
   'prunes the two keys older than 7 days; the migrated partitions suffice; nothing to requeue');
 SELECT set_eq($$SELECT key FROM app.idempotency_keys$$, ARRAY['recent', 'today'], 'recent keys are kept');
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_timed_out": 0}'::jsonb,
   'a second run does nothing (idempotent)');
 SELECT is(app.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "other"}', 'old') ->> 'replayed', 'false',
   'a pruned key can be used again');
@@ -78,7 +78,7 @@ SELECT is(ARRAY[pg_temp.jobs_of(:'a_live'), pg_temp.jobs_of(:'a_picked'), pg_tem
 SELECT max(job_id) AS last_job FROM pgqueuer.pgqueuer_log \gset
 SELECT max(id) AS last_event FROM app.message_events \gset
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 2}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 2, "attempts_timed_out": 0}'::jsonb,
   'the sweep requeues the two open attempts that lost their job');
 SELECT set_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                         FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
@@ -115,7 +115,7 @@ SELECT is((SELECT count(*)::int FROM app.message_events WHERE event_type = 'requ
 -- A second run does nothing more: the requeued attempts have a live job (and were touched).
 SELECT pg_temp.counts() AS before \gset
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_timed_out": 0}'::jsonb,
   'a second run requeues nothing');
 SELECT is(pg_temp.counts(), :'before'::jsonb, 'and writes nothing');
 -- Even once they are old again, their new job is live.
@@ -159,6 +159,28 @@ SELECT is(app.run_maintenance() -> 'attempts_requeued', '1'::jsonb, 'which reque
 SELECT is((SELECT count(*)::int FROM bulk b WHERE pg_temp.jobs_of(b.attempt_id) = 1), 1001, 'each has exactly one job');
 SELECT is((SELECT count(*)::int FROM app.message_events e JOIN bulk b ON b.attempt_id = e.attempt_id
             WHERE e.event_type = 'requeued'), 1001, 'and one requeued event');
+
+-- The receipt timeout: a hand-off with no final receipt for receipt_timeout ends 'unknown'.
+SELECT (pg_temp.new_tenant('Silent Carrier') -> 'tenant' ->> 'id') AS ts \gset
+SELECT pg_temp.new_message(:'ts', 'never heard of again') AS ms \gset
+SELECT pg_temp.attempt_of(:'ms') AS as_ \gset
+SELECT pg_temp.new_message(:'ts', 'recent') AS mr \gset
+SELECT pg_temp.attempt_of(:'mr') AS ar \gset
+SELECT app.claim_attempt(:'as_') IS NOT NULL AS c1, app.claim_attempt(:'ar') IS NOT NULL AS c2 \gset
+SELECT app.record_handoff(:'as_', 'SM-silent', 'queued') IS NOT NULL AS h1,
+       app.record_handoff(:'ar', 'SM-recent', 'sent') IS NOT NULL AS h2 \gset
+UPDATE app.message_attempts SET handed_off_at = now() - interval '72 hours 1 second' WHERE id = :'as_';
+UPDATE app.message_attempts SET handed_off_at = now() - interval '71 hours' WHERE id = :'ar';
+SELECT is(app.run_maintenance() -> 'attempts_timed_out', '1'::jsonb, 'one hand-off is past the 72 h receipt timeout');
+SELECT is(pg_temp.message_status(:'ms'), 'unknown', 'its message ends unknown');
+SELECT results_eq(format('SELECT status, error_code, completed_at IS NOT NULL FROM app.messages WHERE id = %L', :'ms'),
+  $$VALUES ('unknown', 'receipt_timeout', true)$$, 'with error_code receipt_timeout, completed');
+SELECT is(pg_temp.attempt_status(:'as_'), 'unknown', 'and so does the attempt');
+SELECT is((pg_temp.events_of(:'ms'))[cardinality(pg_temp.events_of(:'ms'))], 'receipt_timeout', 'a receipt_timeout event says why');
+SELECT is(pg_temp.message_status(:'mr'), 'sent', 'the recent hand-off is left alone');
+SELECT is(app.record_receipt('twilio', :'as_', 'SM-silent', 'delivered') ->> 'applied', 'false',
+  'a receipt after the timeout is recorded but changes nothing: one terminal state');
+SELECT is(app.run_maintenance() -> 'attempts_timed_out', '0'::jsonb, 'a second run times out nothing more');
 
 SELECT ok(has_function_privilege('hermes_worker', 'app.run_maintenance()', 'EXECUTE')
           AND NOT has_function_privilege('hermes_api', 'app.run_maintenance()', 'EXECUTE'),

@@ -6,10 +6,10 @@ SELECT plan(9);
 
 SELECT results_eq($$
   SELECT s, private.message_status_rank(s)
-    FROM unnest(ARRAY['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'rejected'])
+    FROM unnest(ARRAY['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'rejected', 'unknown'])
          WITH ORDINALITY v(s, n) ORDER BY n
 $$, $$ VALUES ('queued', 0), ('sending', 10), ('sent', 20), ('delivered', 100), ('undelivered', 100),
-              ('failed', 100), ('rejected', 100) $$,
+              ('failed', 100), ('rejected', 100), ('unknown', 100) $$,
   'message statuses rank queued < sending < sent < terminal (100)');
 SELECT is(private.message_status_rank('bogus'), NULL, 'an unknown message status has no rank');
 SELECT is(private.message_status_rank(NULL), NULL, 'NULL has no rank');

@@ -7,7 +7,6 @@ the SDK's own ``RequestValidator`` (the simulator signs them independently).
 from __future__ import annotations
 
 import os
-import socket
 import string
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from hermes.services import free_port
 from simulators.twilio.app import SimConfig, compute_signature, num_segments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +37,6 @@ AUTH_TOKEN = "test-auth-token-7f3a"
 FROM = "+15005550006"
 API = f"/2010-04-01/Accounts/{ACCOUNT_SID}"
 CARRIER_ERRORS = {30003, 30005, 30006, 30007}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # ----------------------------------------------------------------- simulator process

@@ -145,3 +145,21 @@ def test_revoked_key_is_refused_by_every_session(
         return "ok"
 
     assert _race(db_dsn, N, auth) == ["HM401"] * N
+
+
+def test_lock_attempt_blocks_other_sessions(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    attempt = _attempt_of(conn, _submit(conn, tenant)["message"]["id"])
+    with psycopg.connect(db_dsn) as holder, psycopg.connect(db_dsn) as other:
+        holder.execute("SELECT private.lock_attempt(%s)", (attempt,))
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute(
+                "SELECT 1 FROM app.message_attempts WHERE id = %s FOR UPDATE NOWAIT", (attempt,)
+            )
+        other.rollback()
+        holder.rollback()
+        row = other.execute(
+            "SELECT 1 FROM app.message_attempts WHERE id = %s FOR UPDATE NOWAIT", (attempt,)
+        ).fetchone()
+        assert row == (1,)

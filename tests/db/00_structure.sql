@@ -82,7 +82,7 @@ SELECT functions_are('app', ARRAY[
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
-  'ensure_partitions', 'hmac_sha256', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
+  'ensure_partitions', 'hmac_sha256', 'lock_attempt', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
   'configure_database', 'apply_provider_status', 'provider_error_is_permanent',
   'twilio_status', 'uuid7', 'uuid7_time'],

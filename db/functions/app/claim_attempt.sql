@@ -22,10 +22,8 @@ DECLARE
     (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
   v_wait    interval;
 BEGIN
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found');
   END IF;
   IF v_attempt.status NOT IN ('pending', 'claimed') THEN

@@ -25,10 +25,8 @@ DECLARE
     (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
   v_found   jsonb[];
 BEGIN
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found');
   ELSIF v_attempt.status <> 'claimed' THEN
     -- e.g. a status callback carrying this attempt's id resolved it meanwhile.

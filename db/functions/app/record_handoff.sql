@@ -18,10 +18,8 @@ BEGIN
     PERFORM private.raise_problem(422, 'missing_provider_message_id', 'A hand-off needs the provider id.');
   END IF;
   p_provider_status := coalesce(nullif(p_provider_status, ''), 'queued');
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
 

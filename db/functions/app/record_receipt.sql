@@ -26,10 +26,8 @@ BEGIN
   IF p_provider_message_id IS NULL OR p_provider_status IS NULL THEN
     PERFORM private.raise_problem(422, 'invalid_receipt', 'A receipt needs the provider message id and status.');
   END IF;
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
   IF v_attempt.provider_message_id IS NOT NULL AND v_attempt.provider_message_id <> p_provider_message_id THEN

@@ -24,10 +24,8 @@ DECLARE
   v_code    text;
   v_permanent boolean;
 BEGIN
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found');
   ELSIF v_attempt.status <> 'claimed' OR v_attempt.claim_count <> p_claim_no THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'not_current_claim');

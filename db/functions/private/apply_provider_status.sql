@@ -16,10 +16,8 @@ DECLARE
   v_mstatus text;
   v_status  text;
 BEGIN
-  SELECT * INTO v_attempt FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = private.uuid7_time(p_attempt_id)
-   FOR UPDATE;
-  IF NOT FOUND THEN
+  v_attempt := private.lock_attempt(p_attempt_id);
+  IF v_attempt.id IS NULL THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
   SELECT rank, message_status INTO v_rank, v_mstatus FROM private.twilio_status(p_provider_status);

@@ -13,6 +13,18 @@ CREATE FUNCTION pg_temp.expected(p_from int, p_to int) RETURNS SETOF text LANGUA
          generate_series(p_from, p_to) i
 $$;
 
+-- Partitions of app.messages whose bounds are not exactly the UTC month in their name.
+CREATE FUNCTION pg_temp.off_month_partitions() RETURNS SETOF text LANGUAGE sql AS $$
+  SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = 'app.messages'::regclass
+     AND pg_get_expr(c.relpartbound, c.oid) IS DISTINCT FROM
+         format('FOR VALUES FROM (%L) TO (%L)',
+                to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
+                  AT TIME ZONE 'UTC',
+                (to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
+                  + interval '1 month') AT TIME ZONE 'UTC')
+$$;
+
 SELECT is_empty('SELECT * FROM private.ensure_partitions(3)',
   'the migrated database already has last month .. +3: nothing to create');
 SELECT is_empty('SELECT * FROM private.ensure_partitions(0)', 'nor for 0 months ahead');
@@ -26,16 +38,7 @@ SELECT set_eq($$
                          'app.message_events'::regclass, 'app.messages'::regclass)
 $$, 'SELECT * FROM pg_temp.expected(-1, 5)',
   'each partitioned table has exactly the months -1 .. +5');
-SELECT is_empty($$
-  SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = 'app.messages'::regclass
-     AND pg_get_expr(c.relpartbound, c.oid) IS DISTINCT FROM
-         format('FOR VALUES FROM (%L) TO (%L)',
-                to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
-                  AT TIME ZONE 'UTC',
-                (to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
-                  + interval '1 month') AT TIME ZONE 'UTC')
-$$, 'each partition spans its UTC calendar month exactly');
+SELECT is_empty('SELECT * FROM pg_temp.off_month_partitions()', 'each partition spans its UTC calendar month exactly');
 SELECT lives_ok(format($$INSERT INTO app.messages (id, created_at, tenant_id, to_address, from_address, body)
   VALUES (%L, %L, gen_random_uuid(), '+14155550123', '+15005550006', 'x')$$,
   private.uuid7(pg_temp.month(6) - interval '1 microsecond'), pg_temp.month(6) - interval '1 microsecond'),
@@ -61,16 +64,7 @@ SELECT lives_ok('SELECT private.ensure_partitions(9)', 'runs under America/New_Y
 SET LOCAL TimeZone = 'Europe/Berlin';
 SELECT lives_ok('SELECT private.ensure_partitions(10)', 'and under Europe/Berlin');
 SET LOCAL TimeZone = 'UTC';
-SELECT is_empty($$
-  SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-   WHERE i.inhparent = 'app.messages'::regclass
-     AND pg_get_expr(c.relpartbound, c.oid) IS DISTINCT FROM
-         format('FOR VALUES FROM (%L) TO (%L)',
-                to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
-                  AT TIME ZONE 'UTC',
-                (to_timestamp(substring(c.relname FROM '_p([0-9]{4}_[0-9]{2})$') || '_01', 'YYYY_MM_DD')::timestamp
-                  + interval '1 month') AT TIME ZONE 'UTC')
-$$, 'partitions made under other time zones still span UTC months');
+SELECT is_empty('SELECT * FROM pg_temp.off_month_partitions()', 'partitions made under other time zones still span UTC months');
 -- Statement triggers are not inherited: the TRUNCATE guard is copied to each partition.
 SELECT is_empty($$
   SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid

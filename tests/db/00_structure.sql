@@ -14,7 +14,7 @@ SELECT has_schema('pgqueuer', 'schema pgqueuer exists');
 -- Tables: the parents by name, plus whatever monthly partitions exist.
 SELECT tables_are('app',
   ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
-        'idempotency_keys']::name[]
+        'idempotency_keys', 'receipts']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -22,12 +22,12 @@ SELECT is(
   ARRAY(SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'app' AND p.partstrat = 'r' ORDER BY 1),
-  ARRAY['audit_log', 'message_attempts', 'message_events', 'messages'],
-  'audit_log, message_attempts, message_events and messages are range-partitioned');
+  ARRAY['audit_log', 'message_attempts', 'message_events', 'messages', 'receipts'],
+  'audit_log, message_attempts, message_events, messages and receipts are range-partitioned');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')
-     AND c.relname !~ '^(audit_log|message_attempts|message_events|messages)_p[0-9]{4}_[0-9]{2}$'
+     AND c.relname !~ '^(audit_log|message_attempts|message_events|messages|receipts)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events'], 'schema api has the two read views');
 
@@ -76,15 +76,17 @@ $$, 'no role but the owner has privileges on a partition');
 -- The lists are closed so that a new function also needs a test file under
 -- tests/db/functions/ (one per file of db/functions).
 SELECT functions_are('app', ARRAY[
-  'authenticate', 'claim_attempt', 'create_admin_key', 'create_api_key', 'create_tenant', 'get_message',
-  'list_api_keys', 'reconcile_attempt', 'record_handoff', 'record_receipt', 'record_send_error',
-  'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message'],
+  'apply_receipts', 'authenticate', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
+  'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
+  'record_handoffs', 'record_lookups', 'record_receipt', 'record_send_error',
+  'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'lock_attempt', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
-  'configure_database', 'apply_provider_status', 'provider_error_is_permanent',
+  'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
+  'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message',
   'twilio_status', 'uuid7', 'uuid7_time'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
@@ -132,8 +134,14 @@ $$, $$ VALUES
   ('hermes_api', 'app.revoke_api_key(uuid,uuid,uuid)'),
   ('hermes_api', 'app.get_message(uuid,uuid)'),
   ('hermes_api', 'app.submit_message(uuid,uuid,jsonb,text)'),
+  ('hermes_api', 'app.submit_messages(uuid,uuid,jsonb)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
+  ('hermes_worker', 'app.claim_attempts(uuid[])'),
+  ('hermes_worker', 'app.apply_receipts(integer)'),
+  ('hermes_worker', 'app.record_handoffs(jsonb)'),
+  ('hermes_worker', 'app.due_lookups(integer)'),
+  ('hermes_worker', 'app.record_lookups(jsonb)'),
   ('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)'),
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),

@@ -1,80 +1,132 @@
--- A worker's first call for a send job. Locks the attempt and decides:
---   send       pending -> claimed: call the provider, then app.record_handoff
+-- A worker's first call for a batch of send jobs: locks the attempts (in id order)
+-- and decides, for each, in one transaction:
+--   send       pending -> claimed: call the provider, then app.record_handoffs
 --   reconcile  it was claimed before and no hand-off was recorded (a worker died or a
 --              call failed ambiguously): the provider may or may not have it. Look it
 --              up there and call app.reconcile_attempt -- never resend blindly.
---   skip       nothing to do (already handed off, finished, or unknown attempt)
+--   skip       nothing to do (already handed off, finished, unknown attempt, or the
+--              tenant was suspended: then the message is rejected here)
 --   defer      it was claimed less than the claim lease ago (private.settings
 --              claim_lease): that worker may still be talking to the provider. A new
 --              job is scheduled for when the lease ends; this one has nothing to do.
 -- claim_no (claim_count after this claim) fences workers: only the latest claim may
--- reconcile. The compliance re-check at hand-off belongs here, under this lock.
-CREATE OR REPLACE FUNCTION app.claim_attempt(p_attempt_id uuid)
+-- reconcile. The compliance re-check at hand-off belongs here, under these locks.
+-- Returns a JSON array, one decision per distinct attempt id:
+--   {action, reason?, attempt_id, claim_no, message_id, provider, to, from, body, first_claimed_at}
+CREATE OR REPLACE FUNCTION app.claim_attempts(p_attempt_ids uuid[])
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_attempt app.message_attempts;
-  v_message app.messages;
-  v_tenant  app.tenants;
-  v_lease   interval := coalesce(
+  v_lease interval := coalesce(
     (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
-  v_wait    interval;
+  v_decisions jsonb;
 BEGIN
-  v_attempt := private.lock_attempt(p_attempt_id);
-  IF v_attempt.id IS NULL THEN
-    RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found');
-  END IF;
-  IF v_attempt.status NOT IN ('pending', 'claimed') THEN
-    RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_' || v_attempt.status);
-  END IF;
-  SELECT * INTO v_message FROM app.messages
-   WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
+  PERFORM private.lock_attempts(p_attempt_ids);
 
-  IF v_attempt.status = 'claimed' AND v_attempt.last_claimed_at > now() - v_lease THEN
-    v_wait := v_attempt.last_claimed_at + v_lease - now();
-    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_wait);
-    PERFORM private.log_event(v_message.id, v_message.created_at, v_message.tenant_id, v_attempt.id,
-                              'reclaim_deferred', NULL, NULL, NULL,
-                              jsonb_build_object('wait_seconds', extract(epoch FROM v_wait),
-                                                 'claim_no', v_attempt.claim_count));
-    RETURN jsonb_build_object('action', 'defer', 'reason', 'claim_lease',
-                              'wait_seconds', extract(epoch FROM v_wait));
-  END IF;
-  SELECT * INTO v_tenant FROM app.tenants WHERE id = v_attempt.tenant_id;
-
-  IF v_attempt.status = 'pending' AND v_tenant.status <> 'active' THEN
-    UPDATE app.message_attempts
+  WITH wanted AS (
+    SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i
+  ), classified AS (
+    SELECT w.id, a.message_created_at, a.message_id, a.tenant_id, a.claim_count, a.last_claimed_at,
+           a.status,
+           CASE WHEN a.id IS NULL THEN 'skip'
+                WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
+                WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
+                WHEN a.status = 'pending' AND t.status <> 'active' THEN 'reject'
+                ELSE 'claim' END AS decision
+      FROM wanted w
+      LEFT JOIN app.message_attempts a ON a.id = w.id AND a.message_created_at = w.created
+      LEFT JOIN app.tenants t ON t.id = a.tenant_id
+  ), deferred AS (
+    SELECT c.*, c.last_claimed_at + v_lease - now() AS wait FROM classified c WHERE c.decision = 'defer'
+  ), defer_events AS (
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, details)
+    SELECT d.message_created_at, d.message_id, d.tenant_id, d.id, 'reclaim_deferred',
+           jsonb_build_object('wait_seconds', extract(epoch FROM d.wait), 'claim_no', d.claim_count)
+      FROM deferred d
+  ), rejected AS (
+    UPDATE app.message_attempts a
        SET status = 'rejected', error_code = 'tenant_suspended', updated_at = now()
-     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-    PERFORM private.advance_message(v_message.id, v_message.created_at, 'rejected',
-                                    p_error_code => 'tenant_suspended',
-                                    p_error_message => 'The tenant was suspended before hand-off.');
-    PERFORM private.log_event(v_message.id, v_message.created_at, v_message.tenant_id, v_attempt.id,
-                              'rejected', 'rejected', NULL, 'tenant_suspended');
-    RETURN jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended');
-  END IF;
-
-  UPDATE app.message_attempts
-     SET status = 'claimed', claim_count = claim_count + 1,
-         claimed_at = coalesce(claimed_at, now()), last_claimed_at = now(), updated_at = now()
-   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at
-  RETURNING * INTO v_attempt;
-  PERFORM private.advance_message(v_message.id, v_message.created_at, 'sending');
-  PERFORM private.log_event(v_message.id, v_message.created_at, v_message.tenant_id, v_attempt.id,
-                            CASE WHEN v_attempt.claim_count = 1 THEN 'claimed' ELSE 'reclaimed' END,
-                            'sending', NULL, NULL,
-                            jsonb_build_object('claim_no', v_attempt.claim_count));
-
-  RETURN jsonb_build_object(
-    'action', CASE WHEN v_attempt.claim_count = 1 THEN 'send' ELSE 'reconcile' END,
-    'attempt_id', v_attempt.id, 'claim_no', v_attempt.claim_count,
-    'message_id', v_message.id, 'provider', v_attempt.provider,
-    'to', v_message.to_address, 'from', v_message.from_address, 'body', v_message.body,
-    'first_claimed_at', v_attempt.claimed_at);
+      FROM classified c
+     WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id
+  ), rejected_messages AS (
+    UPDATE app.messages m
+       SET status = 'rejected', error_code = 'tenant_suspended',
+           error_message = 'The tenant was suspended before hand-off.',
+           updated_at = now(), completed_at = now()
+      FROM rejected r
+     WHERE m.id = r.message_id AND m.created_at = r.message_created_at
+       AND private.message_status_rank(m.status) < 100
+  ), rejected_events AS (
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
+                                    status, error_code)
+    SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected', 'rejected', 'tenant_suspended'
+      FROM rejected r
+  ), claimed AS (
+    UPDATE app.message_attempts a
+       SET status = 'claimed', claim_count = a.claim_count + 1,
+           claimed_at = coalesce(a.claimed_at, now()), last_claimed_at = now(), updated_at = now()
+      FROM classified c
+     WHERE c.decision = 'claim' AND a.id = c.id AND a.message_created_at = c.message_created_at
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at
+  ), claimed_messages AS (
+    UPDATE app.messages m
+       SET status = 'sending', updated_at = now()
+      FROM claimed c
+     WHERE m.id = c.message_id AND m.created_at = c.message_created_at
+       AND private.message_status_rank(m.status) < private.message_status_rank('sending')
+  ), claimed_events AS (
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
+                                    status, details)
+    SELECT c.message_created_at, c.message_id, c.tenant_id, c.id,
+           CASE WHEN c.claim_count = 1 THEN 'claimed' ELSE 'reclaimed' END, 'sending',
+           jsonb_build_object('claim_no', c.claim_count)
+      FROM claimed c
+  )
+  SELECT coalesce(jsonb_agg(
+           CASE c.decision
+             WHEN 'claim' THEN jsonb_build_object(
+               'action', CASE WHEN k.claim_count = 1 THEN 'send' ELSE 'reconcile' END,
+               'attempt_id', k.id, 'claim_no', k.claim_count, 'message_id', k.message_id,
+               'provider', k.provider, 'to', m.to_address, 'from', m.from_address, 'body', m.body,
+               'first_claimed_at', k.claimed_at)
+             WHEN 'defer' THEN jsonb_build_object(
+               'action', 'defer', 'reason', 'claim_lease', 'attempt_id', c.id,
+               'wait_seconds', extract(epoch FROM c.last_claimed_at + v_lease - now()))
+             WHEN 'reject' THEN jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended',
+                                                   'attempt_id', c.id)
+             ELSE jsonb_build_object('action', 'skip', 'attempt_id', c.id,
+                                     'reason', coalesce('attempt_' || c.status, 'attempt_not_found'))
+           END ORDER BY c.id), '[]')
+    INTO v_decisions
+    FROM classified c
+    LEFT JOIN claimed k ON k.id = c.id
+    LEFT JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
+  ;
+  -- Deferred claims get a job for when the lease ends.
+  PERFORM private.enqueue_jobs('send_sms',
+            array_agg(jsonb_build_object('attempt_id', d ->> 'attempt_id')),
+            array_agg(now() + (d ->> 'wait_seconds')::float8 * interval '1 second'))
+     FROM jsonb_array_elements(v_decisions) d
+    WHERE d ->> 'action' = 'defer'
+   HAVING count(*) > 0;
+  RETURN v_decisions;
 END
 $$;
+COMMENT ON FUNCTION app.claim_attempts(uuid[]) IS
+  'Claims a batch of send attempts for a worker: one decision per attempt (send|reconcile|skip|defer).';
+GRANT EXECUTE ON FUNCTION app.claim_attempts(uuid[]) TO hermes_worker;
+
+-- One attempt: app.claim_attempts with one element (tests, operators).
+CREATE OR REPLACE FUNCTION app.claim_attempt(p_attempt_id uuid)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT app.claim_attempts(ARRAY[p_attempt_id]) -> 0
+$$;
 COMMENT ON FUNCTION app.claim_attempt(uuid) IS
-  'Claims a send attempt for a worker: {action: send|reconcile|skip, claim_no, to, from, body, ...}.';
+  'Claims one send attempt for a worker: {action: send|reconcile|skip|defer, claim_no, to, from, body, ...}.';
 GRANT EXECUTE ON FUNCTION app.claim_attempt(uuid) TO hermes_worker;

@@ -1,5 +1,6 @@
 -- Accepts an SMS for sending. One transaction: idempotency, validation, the message,
--- its first attempt, its 'accepted' event, the audit row and the send job (outbox).
+-- its first attempt, its 'accepted' event, the audit row and the send job (outbox),
+-- through the same set-based intake as the batch (private.accept_messages).
 -- p_request is the JSON body: {"to": ..., "body": ..., "from": optional}.
 -- Returns {"message": {...}, "replayed": bool}. A reused Idempotency-Key with the same
 -- request replays the first response; with another request it is HM409.
@@ -10,18 +11,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_tenant   app.tenants;
-  v_hash     bytea;
-  v_previous app.idempotency_keys;
-  v_unknown  text;
-  v_to       text;
-  v_from     text;
-  v_body     text;
-  v_id       uuid;
-  v_created  timestamptz;
-  v_attempt  uuid;
-  v_message  app.messages;
-  v_response jsonb;
+  v_tenant app.tenants;
+  v_result jsonb;
 BEGIN
   SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
   IF NOT FOUND THEN
@@ -29,102 +20,79 @@ BEGIN
   ELSIF v_tenant.status <> 'active' THEN
     PERFORM private.raise_problem(403, 'tenant_suspended', 'The tenant is suspended.');
   END IF;
-
-  -- Idempotency first: a replay must not be re-validated against changed state.
-  IF p_idempotency_key IS NOT NULL THEN
-    IF length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
-      PERFORM private.raise_problem(422, 'invalid_idempotency_key',
-        'Idempotency-Key must be 1 to 255 characters.');
-    END IF;
-    v_hash := sha256(convert_to(coalesce(p_request, 'null'::jsonb)::text, 'UTF8'));
-    INSERT INTO app.idempotency_keys (tenant_id, key, request_hash)
-    VALUES (p_tenant_id, p_idempotency_key, v_hash)
-    ON CONFLICT (tenant_id, key) DO NOTHING;
-    IF NOT FOUND THEN
-      -- Someone used the key first; a concurrent first use has committed by now
-      -- (the insert above waited for it).
-      SELECT * INTO v_previous FROM app.idempotency_keys
-       WHERE tenant_id = p_tenant_id AND key = p_idempotency_key;
-      IF v_previous.request_hash <> v_hash THEN
-        PERFORM private.raise_problem(409, 'idempotency_key_reused',
-          'This Idempotency-Key was used with a different request.',
-          'Use a new key for a new request.');
-      END IF;
-      RETURN jsonb_build_object('message', v_previous.response, 'replayed', true);
-    END IF;
+  IF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
+    PERFORM private.raise_problem(422, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 characters.');
   END IF;
 
-  IF p_request IS NULL OR jsonb_typeof(p_request) <> 'object' THEN
-    PERFORM private.raise_problem(422, 'invalid_request', 'The request body must be a JSON object.');
+  v_result := private.accept_messages(p_tenant_id, v_tenant.default_sms_from, p_api_key_id,
+    jsonb_build_array(jsonb_build_object('request', p_request, 'key', p_idempotency_key))) -> 0;
+  IF v_result ? 'problem' THEN
+    PERFORM private.raise_problem((v_result #>> '{problem,status}')::int, v_result #>> '{problem,code}',
+                                  v_result #>> '{problem,detail}', v_result #>> '{problem,hint}');
   END IF;
-  SELECT string_agg(k, ', ' ORDER BY k) INTO v_unknown
-    FROM jsonb_object_keys(p_request) k WHERE k NOT IN ('to', 'body', 'from');
-  IF v_unknown IS NOT NULL THEN
-    PERFORM private.raise_problem(422, 'unknown_field', format('Unknown field(s): %s.', v_unknown),
-      'A message takes "to", "body" and optionally "from".');
+  IF (v_result ->> 'status')::int = 201 THEN
+    PERFORM private.audit(p_tenant_id, p_api_key_id, 'message.submit', v_result #>> '{message,id}',
+                          jsonb_build_object('idempotency_key', p_idempotency_key));
   END IF;
-  IF jsonb_typeof(p_request -> 'to') IS DISTINCT FROM 'string' THEN
-    PERFORM private.raise_problem(422, 'invalid_to', '"to" is required and must be a string.');
-  END IF;
-  v_to := private.normalize_phone(p_request ->> 'to');
-  IF v_to IS NULL THEN
-    PERFORM private.raise_problem(422, 'invalid_to', format('"to" is not a phone number: %s.',
-      left(p_request ->> 'to', 40)), 'Use E.164 with country code, e.g. +14155550123.');
-  END IF;
-  IF jsonb_typeof(p_request -> 'body') IS DISTINCT FROM 'string' THEN
-    PERFORM private.raise_problem(422, 'invalid_body', '"body" is required and must be a string.');
-  END IF;
-  v_body := p_request ->> 'body';
-  IF v_body ~ '^\s*$' THEN
-    PERFORM private.raise_problem(422, 'empty_body', '"body" is empty.');
-  ELSIF length(v_body) > 1600 THEN
-    PERFORM private.raise_problem(422, 'body_too_long',
-      format('"body" has %s characters; an SMS takes at most 1600.', length(v_body)),
-      'Shorten the message (Twilio concatenates at most 1600 characters).');
-  END IF;
-  IF p_request ? 'from' AND jsonb_typeof(p_request -> 'from') <> 'null' THEN
-    IF jsonb_typeof(p_request -> 'from') <> 'string' THEN
-      PERFORM private.raise_problem(422, 'invalid_from', '"from" must be a string.');
-    END IF;
-    v_from := private.normalize_phone(p_request ->> 'from');
-    IF v_from IS NULL THEN
-      PERFORM private.raise_problem(422, 'invalid_from', '"from" is not a phone number.',
-        'Use one of your E.164 sender numbers.');
-    END IF;
-  ELSE
-    v_from := v_tenant.default_sms_from;
-    IF v_from IS NULL THEN
-      PERFORM private.raise_problem(422, 'missing_from', 'No "from" given and the tenant has no default sender.',
-        'Pass "from" or set the tenant''s default_sms_from.');
-    END IF;
-  END IF;
-
-  v_id := private.uuid7();
-  v_created := private.uuid7_time(v_id);
-  v_attempt := private.uuid7(v_created);
-
-  INSERT INTO app.messages (id, created_at, tenant_id, api_key_id, channel, to_address, from_address,
-                            body, status, idempotency_key, updated_at)
-  VALUES (v_id, v_created, p_tenant_id, p_api_key_id, 'sms', v_to, v_from, v_body, 'queued',
-          p_idempotency_key, v_created)
-  RETURNING * INTO v_message;
-  INSERT INTO app.message_attempts (id, message_created_at, message_id, tenant_id, attempt_no,
-                                    channel, provider)
-  VALUES (v_attempt, v_created, v_id, p_tenant_id, 1, 'sms', 'twilio');
-  PERFORM private.log_event(v_id, v_created, p_tenant_id, v_attempt, 'accepted', 'queued');
-  PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt));
-  PERFORM private.audit(p_tenant_id, p_api_key_id, 'message.submit', v_id::text,
-                        jsonb_build_object('idempotency_key', p_idempotency_key));
-
-  v_response := private.message_json(v_message);
-  IF p_idempotency_key IS NOT NULL THEN
-    UPDATE app.idempotency_keys
-       SET message_id = v_id, message_created_at = v_created, response = v_response
-     WHERE tenant_id = p_tenant_id AND key = p_idempotency_key;
-  END IF;
-  RETURN jsonb_build_object('message', v_response, 'replayed', false);
+  RETURN jsonb_build_object('message', v_result -> 'message',
+                            'replayed', coalesce((v_result ->> 'replayed')::boolean, false));
 END
 $$;
 COMMENT ON FUNCTION app.submit_message(uuid, uuid, jsonb, text) IS
   'Accepts an SMS: validates, stores message + attempt + event, enqueues send_sms; idempotent per key.';
 GRANT EXECUTE ON FUNCTION app.submit_message(uuid, uuid, jsonb, text) TO hermes_api;
+
+-- Accepts a batch of up to 1,000 SMS in one transaction:
+--   p_messages = [{"to", "body", "from"?, "idempotency_key"?}, ...]
+-- Each item is answered on its own (see private.accept_messages): valid items are
+-- accepted even when others are invalid; an item's idempotency_key replays its first
+-- result. More than 1,000 items is HM413 (batch_too_large), nothing accepted. One
+-- audit row for the batch. Returns {"results": [...], "accepted", "replayed", "rejected"}.
+CREATE OR REPLACE FUNCTION app.submit_messages(p_tenant_id uuid, p_api_key_id uuid, p_messages jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_items constant int := 1000;
+  v_tenant  app.tenants;
+  v_results jsonb;
+  v_counts  record;
+BEGIN
+  SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
+  IF NOT FOUND THEN
+    PERFORM private.raise_problem(404, 'tenant_not_found', 'No such tenant.');
+  ELSIF v_tenant.status <> 'active' THEN
+    PERFORM private.raise_problem(403, 'tenant_suspended', 'The tenant is suspended.');
+  END IF;
+  IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+    PERFORM private.raise_problem(422, 'invalid_request', '"messages" must be a JSON array.');
+  ELSIF jsonb_array_length(p_messages) = 0 THEN
+    PERFORM private.raise_problem(422, 'empty_batch', '"messages" is empty.');
+  ELSIF jsonb_array_length(p_messages) > max_items THEN
+    PERFORM private.raise_problem(413, 'batch_too_large',
+      format('A batch takes at most %s messages; this one has %s.', max_items, jsonb_array_length(p_messages)),
+      'Split the batch.');
+  END IF;
+
+  v_results := private.accept_messages(p_tenant_id, v_tenant.default_sms_from, p_api_key_id,
+    (SELECT jsonb_agg(jsonb_build_object(
+              'request', CASE WHEN jsonb_typeof(m) = 'object' THEN m - 'idempotency_key' ELSE m END,
+              'key', CASE WHEN jsonb_typeof(m) = 'object' THEN m -> 'idempotency_key' END) ORDER BY n)
+       FROM jsonb_array_elements(p_messages) WITH ORDINALITY e(m, n)));
+  SELECT count(*) FILTER (WHERE (r ->> 'status')::int = 201) AS accepted,
+         count(*) FILTER (WHERE (r ->> 'status')::int = 200) AS replayed,
+         count(*) FILTER (WHERE (r ->> 'status')::int >= 400) AS rejected
+    INTO v_counts FROM jsonb_array_elements(v_results) r;
+  IF v_counts.accepted > 0 THEN
+    PERFORM private.audit(p_tenant_id, p_api_key_id, 'message.submit_batch', NULL,
+                          jsonb_build_object('accepted', v_counts.accepted, 'replayed', v_counts.replayed,
+                                             'rejected', v_counts.rejected));
+  END IF;
+  RETURN jsonb_build_object('results', v_results, 'accepted', v_counts.accepted,
+                            'replayed', v_counts.replayed, 'rejected', v_counts.rejected);
+END
+$$;
+COMMENT ON FUNCTION app.submit_messages(uuid, uuid, jsonb) IS
+  'Accepts up to 1,000 SMS in one transaction, answering per item (accepted, replayed or a problem).';
+GRANT EXECUTE ON FUNCTION app.submit_messages(uuid, uuid, jsonb) TO hermes_api;

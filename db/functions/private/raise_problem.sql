@@ -4,10 +4,12 @@
 --   DETAIL    the stable, machine-readable code (e.g. invalid_to)
 --   HINT      what to do about it
 -- The API maps these to RFC 9457 problem details; psql shows them as they are.
+-- VOLATILE: an IMMUTABLE function with constant arguments may be folded (and so
+-- raise) at plan time, inside a branch that never runs.
 CREATE OR REPLACE FUNCTION private.raise_problem(
   p_status int, p_code text, p_message text, p_hint text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -1,9 +1,11 @@
 -- Ranks that make status changes monotonic: a change applies only to a higher rank,
 -- so duplicate and out-of-order receipts never move a message backwards, and the
--- first terminal status (rank 100) is the only one.
+-- first terminal status (rank 100) is the only one. Not STRICT (a STRICT SQL function
+-- with a CASE body is never inlined): the planner inlines it into the set-based
+-- statements that use it.
 CREATE OR REPLACE FUNCTION private.message_status_rank(p_status text)
 RETURNS int
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
   SELECT CASE p_status
     WHEN 'queued' THEN 0
@@ -19,18 +21,14 @@ $$;
 COMMENT ON FUNCTION private.message_status_rank(text) IS 'Order of message statuses; 100 = terminal.';
 
 -- Twilio's documented message statuses, in their life-cycle order, and the message
--- status each one means. read (WhatsApp) implies delivered, and can arrive first.
+-- status each one means (from private.provider_statuses, which the receipt applier
+-- joins set-based). read (WhatsApp) implies delivered, and can arrive first.
 CREATE OR REPLACE FUNCTION private.twilio_status(p_status text, OUT rank int, OUT message_status text)
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT r.rank, r.message_status
-  FROM (VALUES
-    ('accepted', 10, 'sent'), ('scheduled', 10, 'sent'), ('queued', 20, 'sent'),
-    ('sending', 30, 'sent'), ('sent', 40, 'sent'),
-    ('delivered', 100, 'delivered'), ('undelivered', 100, 'undelivered'),
-    ('failed', 100, 'failed'), ('canceled', 100, 'failed'),
-    ('read', 110, 'delivered')) AS r(status, rank, message_status)
-  WHERE r.status = p_status
+  SELECT s.rank, s.message_status FROM private.provider_statuses s
+   WHERE s.provider = 'twilio' AND s.status = p_status
 $$;
 COMMENT ON FUNCTION private.twilio_status(text) IS
   'Rank of a Twilio MessageStatus and the Hermes message status it implies (NULL if unknown).';

@@ -1,0 +1,162 @@
+-- Intake of messages, set-based: the one implementation behind app.submit_message
+-- (one item) and app.submit_messages (a batch of up to 1,000). In the caller's
+-- transaction: per-item validation (private.validate_message), per-item idempotency
+-- keys, then every valid new message with its first attempt, its 'accepted' event and
+-- its send job (outbox), in a few statements whatever the batch size.
+-- p_items = [{"request": {...}, "key": text|null}, ...]. Returns one result per item,
+-- in order: {index, status, message?, replayed?, problem?}:
+--   201 accepted; 200 replayed (same key, same request: the first response);
+--   409 idempotency_key_reused (same key, other request); 4xx the item's problem.
+-- Within one batch, a key used twice counts once: the later item replays the earlier
+-- (or is 409 when its request differs).
+CREATE OR REPLACE FUNCTION private.accept_messages(
+  p_tenant_id uuid, p_default_from text, p_api_key_id uuid, p_items jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_items private.intake_item[];
+  v_now   timestamptz := clock_timestamp();
+  v_count int;
+BEGIN
+  -- 1. Shape, key and validation of every item.
+  SELECT coalesce(array_agg(ROW(
+           e.n - 1, k.key, sha256(convert_to(coalesce(e.item -> 'request', 'null'::jsonb)::text, 'UTF8')),
+           v.to_address, v.from_address, v.body,
+           CASE WHEN k.bad THEN 422 ELSE v.problem_status END,
+           CASE WHEN k.bad THEN 'invalid_idempotency_key' ELSE v.problem_code END,
+           CASE WHEN k.bad THEN 'Idempotency-Key must be 1 to 255 characters.' ELSE v.problem_detail END,
+           CASE WHEN k.bad THEN NULL ELSE v.problem_hint END,
+           NULL, NULL, NULL, NULL, NULL)::private.intake_item ORDER BY e.n), '{}')
+    INTO v_items
+    FROM jsonb_array_elements(p_items) WITH ORDINALITY e(item, n)
+    CROSS JOIN LATERAL (
+      SELECT CASE WHEN jsonb_typeof(e.item -> 'key') = 'string' THEN e.item ->> 'key' END AS key,
+             (jsonb_typeof(e.item -> 'key') NOT IN ('string', 'null')
+              OR length(e.item ->> 'key') NOT BETWEEN 1 AND 255) AS bad) k0
+    CROSS JOIN LATERAL (SELECT CASE WHEN k0.bad THEN NULL ELSE k0.key END AS key,
+                               coalesce(k0.bad, false) AS bad) k
+    CROSS JOIN LATERAL private.validate_message(e.item -> 'request', p_default_from) v;
+
+  -- 2. Keys used before (committed): replay the first response, or refuse another request.
+  --    Idempotency first: a replay is not re-validated against changed state.
+  v_items := ARRAY(
+    SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+               i.problem_status, i.problem_code, i.problem_detail, i.problem_hint,
+               CASE WHEN p.key IS NOT NULL AND p.request_hash = i.hash THEN 'replay'
+                    WHEN p.key IS NOT NULL THEN 'conflict'
+                    WHEN i.key IS NOT NULL AND first_use.idx <> i.idx THEN 'duplicate'
+                    WHEN i.problem_code IS NOT NULL THEN 'problem'
+                    ELSE 'accept' END,
+               NULL, NULL, NULL, p.response)::private.intake_item
+      FROM unnest(v_items) i
+      LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
+      LEFT JOIN LATERAL (SELECT min(o.idx) AS idx FROM unnest(v_items) o WHERE o.key = i.key) first_use ON true
+     ORDER BY i.idx);
+
+  -- 3. Claim the new keys. A key another transaction took meanwhile (the insert waited
+  --    for it) is resolved like a replay.
+  WITH wanted AS (
+    SELECT i.key, i.hash FROM unnest(v_items) i WHERE i.outcome = 'accept' AND i.key IS NOT NULL
+  ), taken AS (
+    INSERT INTO app.idempotency_keys (tenant_id, key, request_hash)
+    SELECT p_tenant_id, w.key, w.hash FROM wanted w
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING key
+  )
+  SELECT count(*) INTO v_count FROM wanted w WHERE w.key NOT IN (SELECT key FROM taken);
+  IF v_count > 0 THEN
+    v_items := ARRAY(
+      SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+                 i.problem_status, i.problem_code, i.problem_detail, i.problem_hint,
+                 CASE WHEN i.outcome = 'accept' AND p.response IS NOT NULL AND p.request_hash = i.hash THEN 'replay'
+                      WHEN i.outcome = 'accept' AND p.response IS NOT NULL THEN 'conflict'
+                      ELSE i.outcome END,
+                 NULL, NULL, NULL, coalesce(i.response, p.response))::private.intake_item
+        FROM unnest(v_items) i
+        LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
+       ORDER BY i.idx);
+  END IF;
+
+  -- 4. Ids for the accepted: UUIDv7 stamped with one instant, attempts with the message's.
+  v_items := ARRAY(
+    SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+               i.problem_status, i.problem_code, i.problem_detail, i.problem_hint, i.outcome,
+               ids.message_id, private.uuid7_time(ids.message_id),
+               CASE WHEN ids.message_id IS NOT NULL
+                    THEN private.uuid7(private.uuid7_time(ids.message_id)) END,
+               i.response)::private.intake_item
+      FROM unnest(v_items) i
+      CROSS JOIN LATERAL (SELECT CASE WHEN i.outcome = 'accept' THEN private.uuid7(v_now) END AS message_id) ids
+     ORDER BY i.idx);
+
+  -- 5. The messages, their attempts, events and jobs.
+  WITH new AS (
+    SELECT * FROM unnest(v_items) i WHERE i.outcome = 'accept'
+  ), messages AS (
+    INSERT INTO app.messages (id, created_at, tenant_id, api_key_id, channel, to_address, from_address,
+                              body, status, idempotency_key, updated_at)
+    SELECT n.message_id, n.created_at, p_tenant_id, p_api_key_id, 'sms', n.to_address, n.from_address,
+           n.body, 'queued', n.key, n.created_at
+      FROM new n
+    RETURNING *
+  ), attempts AS (
+    INSERT INTO app.message_attempts (id, message_created_at, message_id, tenant_id, attempt_no,
+                                      channel, provider)
+    SELECT n.attempt_id, n.created_at, n.message_id, p_tenant_id, 1, 'sms', 'twilio' FROM new n
+  ), events AS (
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, status)
+    SELECT n.created_at, n.message_id, p_tenant_id, n.attempt_id, 'accepted', 'queued' FROM new n
+  ), responses AS (
+    SELECT m.id, private.message_json(m::app.messages) AS response FROM messages m
+  ), keys AS (
+    UPDATE app.idempotency_keys k
+       SET message_id = n.message_id, message_created_at = n.created_at, response = r.response
+      FROM new n JOIN responses r ON r.id = n.message_id
+     WHERE k.tenant_id = p_tenant_id AND k.key = n.key
+  )
+  SELECT ARRAY(
+    SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+               i.problem_status, i.problem_code, i.problem_detail, i.problem_hint, i.outcome,
+               i.message_id, i.created_at, i.attempt_id, coalesce(r.response, i.response))::private.intake_item
+      FROM unnest(v_items) i LEFT JOIN responses r ON r.id = i.message_id
+     ORDER BY i.idx)
+    INTO v_items;
+
+  PERFORM private.enqueue_jobs('send_sms', array_agg(jsonb_build_object('attempt_id', i.attempt_id) ORDER BY i.idx))
+     FROM unnest(v_items) i WHERE i.outcome = 'accept'
+   HAVING count(*) > 0;
+
+  -- 6. A key's later items in the same batch: the earlier item's outcome.
+  RETURN (
+    SELECT coalesce(jsonb_agg(
+             CASE
+               WHEN o.outcome = 'accept' THEN jsonb_build_object('index', o.idx, 'status', 201, 'message', o.response)
+               WHEN o.outcome = 'replay' THEN jsonb_build_object('index', o.idx, 'status', 200,
+                                                                 'replayed', true, 'message', o.response)
+               WHEN o.outcome = 'conflict' THEN jsonb_build_object('index', o.idx, 'status', 409, 'problem',
+                 jsonb_build_object('status', 409, 'code', 'idempotency_key_reused',
+                                    'detail', 'This Idempotency-Key was used with a different request.',
+                                    'hint', 'Use a new key for a new request.'))
+               ELSE jsonb_build_object('index', o.idx, 'status', o.problem_status, 'problem',
+                 jsonb_strip_nulls(jsonb_build_object('status', o.problem_status, 'code', o.problem_code,
+                                                      'detail', o.problem_detail, 'hint', o.problem_hint)))
+             END ORDER BY o.idx), '[]')
+      FROM (
+        SELECT i.idx,
+               CASE WHEN i.outcome <> 'duplicate' THEN i.outcome
+                    WHEN f.hash <> i.hash THEN 'conflict'
+                    WHEN f.outcome = 'accept' THEN 'replay'
+                    ELSE f.outcome END AS outcome,
+               coalesce(f.response, i.response) AS response,
+               i.problem_status, i.problem_code, i.problem_detail, i.problem_hint
+          FROM unnest(v_items) i
+          LEFT JOIN LATERAL (
+            SELECT o.* FROM unnest(v_items) o
+             WHERE i.outcome = 'duplicate' AND o.key = i.key ORDER BY o.idx LIMIT 1) f ON true
+      ) o);
+END
+$$;
+COMMENT ON FUNCTION private.accept_messages(uuid, text, uuid, jsonb) IS
+  'Set-based intake of message requests: validation, idempotency keys, messages + attempts + events + jobs.';

@@ -1,0 +1,35 @@
+-- Appends receipts to the inbox (app.receipts) and queues the new ones for
+-- app.apply_receipts. p_receipts = [{"attempt_id", "provider", "provider_message_id",
+-- "provider_status", "error_code"?, "error_message"?, "payload"?}, ...]. A receipt
+-- already stored (same provider, provider message id and status) is skipped: that is
+-- the deduplication. Receipts for attempts that do not exist are skipped too (the
+-- callers check existence where it must be an error). Returns how many were new.
+CREATE OR REPLACE FUNCTION private.insert_receipts(p_source text, p_receipts jsonb)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH incoming AS (
+    SELECT r.*, private.uuid7_time(r.attempt_id) AS message_created_at
+      FROM jsonb_to_recordset(p_receipts) AS r(attempt_id uuid, provider text, provider_message_id text,
+                                                provider_status text, error_code text,
+                                                error_message text, payload jsonb)
+     WHERE r.attempt_id IS NOT NULL AND r.provider_message_id <> '' AND r.provider_status <> ''
+  ), stored AS (
+    INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
+                              provider_status, error_code, error_message, source, payload)
+    SELECT i.message_created_at, i.attempt_id, a.tenant_id, i.provider, i.provider_message_id,
+           i.provider_status, nullif(i.error_code, ''), nullif(i.error_message, ''), p_source,
+           coalesce(i.payload, '{}')
+      FROM incoming i
+      JOIN app.message_attempts a ON a.id = i.attempt_id AND a.message_created_at = i.message_created_at
+    ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
+    RETURNING id, message_created_at
+  ), queued AS (
+    INSERT INTO private.receipt_queue (receipt_id, message_created_at)
+    SELECT id, message_created_at FROM stored
+  )
+  SELECT count(*) FROM stored
+$$;
+COMMENT ON FUNCTION private.insert_receipts(text, jsonb) IS
+  'Appends receipts to the inbox, deduplicated on (provider, provider message id, status), and queues the new ones.';

@@ -1,0 +1,22 @@
+-- Locks a set of attempts for the rest of the transaction, in id order, so that two
+-- batches touching the same attempts (a batched hand-off and the receipt applier, two
+-- workers' claims) wait for each other instead of deadlocking. Every function that
+-- changes attempts in bulk starts here; like private.lock_attempt, attempt first,
+-- message second. Returns how many it locked.
+CREATE OR REPLACE FUNCTION private.lock_attempts(p_attempt_ids uuid[])
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH locked AS (
+    SELECT a.id
+      FROM app.message_attempts a
+      JOIN (SELECT DISTINCT i, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i) w
+        ON a.id = w.i AND a.message_created_at = w.created
+     ORDER BY a.id
+       FOR UPDATE OF a
+  )
+  SELECT count(*) FROM locked
+$$;
+COMMENT ON FUNCTION private.lock_attempts(uuid[]) IS
+  'SELECT ... FOR UPDATE of a set of attempts, in id order (no deadlocks between batches).';

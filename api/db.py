@@ -93,6 +93,17 @@ class Commands:
             ),
         )
 
+    async def submit_messages(
+        self, tenant_id: str, actor_key_id: str, messages: list[Any]
+    ) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.submit_messages(%s, %s, %s) AS r",
+                (tenant_id, actor_key_id, Jsonb(messages)),
+            ),
+        )
+
     async def get_message(self, tenant_id: str, message_id: str) -> dict[str, Any]:
         return cast(
             dict[str, Any],

@@ -30,6 +30,12 @@ class Problem(Exception):
         self.extra = extra
 
     def response(self, instance: str | None = None) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(
+            self.body(instance), status_code=self.status, media_type=PROBLEM_JSON, headers=headers
+        )
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"https://hermes.dev/problems/{self.code}",
             "title": self.title,
@@ -41,8 +47,7 @@ class Problem(Exception):
         if instance:
             body["instance"] = instance
         body.update(self.extra)
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON, headers=headers)
+        return body
 
 
 def from_db_error(exc: psycopg.Error) -> Problem:

@@ -57,23 +57,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def limit_body(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        limit = (
+            settings.max_batch_body_bytes
+            if request.url.path == "/v1/messages/batch"
+            else settings.max_body_bytes
+        )
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return errors.Problem(
                 413,
                 "payload_too_large",
-                f"The request body exceeds {settings.max_body_bytes} bytes.",
+                f"The request body exceeds {limit} bytes.",
             ).response(request.url.path)
         if length is None and request.method in ("POST", "PUT", "PATCH"):
             # Chunked: count while reading, stop at the limit (never buffer more).
             received = bytearray()
             async for chunk in request.stream():
                 received += chunk
-                if len(received) > settings.max_body_bytes:
+                if len(received) > limit:
                     return errors.Problem(
                         413,
                         "payload_too_large",
-                        f"The request body exceeds {settings.max_body_bytes} bytes.",
+                        f"The request body exceeds {limit} bytes.",
                     ).response(request.url.path)
             request._body = bytes(received)
         return await call_next(request)

@@ -50,6 +50,9 @@ class StackConfig:
     worker_env: dict[str, str] = field(default_factory=dict)
     sim_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    # uvicorn processes of the command API: one per core by default.
+    api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    api_env: dict[str, str] = field(default_factory=dict)
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -105,8 +108,12 @@ def api_spec(cfg: StackConfig) -> ServiceSpec:
         "HERMES_PUBLIC_URL": cfg.api_url,
         "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
     }
+    env |= cfg.api_env
     argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
     argv += ["--host", "127.0.0.1", "--port", str(cfg.api_port), "--no-access-log"]
+    argv += ["--http", "httptools", "--loop", "uvloop"]
+    if cfg.api_processes > 1:
+        argv += ["--workers", str(cfg.api_processes)]
     return ServiceSpec("api", argv, env, f"{cfg.api_url}/healthz")
 
 

@@ -98,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         "--sim-port", type=int, default=int(os.environ.get("HERMES_SIM_PORT", "8089"))
     )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("HERMES_WORKERS", "1")))
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=int(os.environ.get("HERMES_API_PROCESSES", str(os.cpu_count() or 1))),
+        help="uvicorn processes of the command API (default: one per core)",
+    )
     args = parser.parse_args(argv)
 
     cluster = LocalCluster(port=args.pg_port)
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         sim_port=args.sim_port,
         run_dir=STATE / "run",
         workers=args.workers,
+        api_processes=args.api_processes,
     )
     env = ensure_demo(cluster, args.db, cfg)
 

@@ -18,8 +18,26 @@ class Commands:
     async def _call(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any]:
         return cast(dict[str, Any], await call(self.pool, sql, params))
 
-    async def claim_attempt(self, attempt_id: str) -> dict[str, Any]:
-        return await self._call("SELECT app.claim_attempt(%s) AS r", (attempt_id,))
+    async def claim_attempts(self, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            await call(self.pool, "SELECT app.claim_attempts(%s::uuid[]) AS r", (attempt_ids,)),
+        )
+
+    async def record_handoffs(self, handoffs: list[dict[str, str]]) -> dict[str, Any]:
+        return await self._call("SELECT app.record_handoffs(%s) AS r", (Jsonb(handoffs),))
+
+    async def apply_receipts(self, limit: int) -> dict[str, Any]:
+        return await self._call("SELECT app.apply_receipts(%s) AS r", (limit,))
+
+    async def due_lookups(self, limit: int) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            await call(self.pool, "SELECT app.due_lookups(%s) AS r", (limit,)),
+        )
+
+    async def record_lookups(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self._call("SELECT app.record_lookups(%s) AS r", (Jsonb(results),))
 
     async def reconcile_attempt(
         self, attempt_id: str, claim_no: int, candidates: list[dict[str, str | None]]
@@ -27,14 +45,6 @@ class Commands:
         return await self._call(
             "SELECT app.reconcile_attempt(%s, %s, %s) AS r",
             (attempt_id, claim_no, Jsonb(candidates)),
-        )
-
-    async def record_handoff(
-        self, attempt_id: str, provider_message_id: str, provider_status: str
-    ) -> dict[str, Any]:
-        return await self._call(
-            "SELECT app.record_handoff(%s, %s, %s) AS r",
-            (attempt_id, provider_message_id, provider_status),
         )
 
     async def record_send_error(

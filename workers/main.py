@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import psycopg
@@ -20,8 +19,9 @@ from pgqueuer.executors import DatabaseRetryEntrypointExecutor, EntrypointExecut
 from pgqueuer.models import Job, Schedule
 from psycopg_pool import AsyncConnectionPool
 
+from workers import loops
 from workers.db import Commands
-from workers.entrypoints.sms import send_sms
+from workers.entrypoints.sms import SendBatcher, attempt_of
 from workers.providers.twilio import TwilioSms
 from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import Settings
@@ -48,7 +48,7 @@ async def run(settings: Settings) -> None:
     pool = AsyncConnectionPool(
         settings.database_url,
         min_size=1,
-        max_size=max(2, settings.max_concurrent_tasks),
+        max_size=max(2, settings.db_pool_size),
         kwargs={"autocommit": True, "application_name": "hermes-worker"},
         open=False,
     )
@@ -59,17 +59,15 @@ async def run(settings: Settings) -> None:
         settings.twilio_auth_token,
         settings.twilio_api_base_url,
         settings.provider_timeout_seconds,
+        connections=settings.max_concurrent_tasks,
     )
+    batcher = SendBatcher(db, twilio, settings.public_url, max_batch=settings.batch_size)
 
     pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
 
-    # The SDK is synchronous: its calls run in a pool as large as the job concurrency,
-    # so a claimed job never queues for a thread while its claim lease runs out.
-    threads = ThreadPoolExecutor(settings.max_concurrent_tasks, thread_name_prefix="provider")
-
     @pgq.entrypoint("send_sms", on_failure="hold", executor_factory=_retrying)
     async def send_sms_job(job: Job) -> None:
-        await send_sms(job.payload, db, twilio, settings.public_url, threads)
+        await batcher.send(attempt_of(job.payload))
 
     @pgq.schedule("maintenance", settings.maintenance_cron)
     async def maintenance(_schedule: Schedule) -> None:
@@ -84,6 +82,11 @@ async def run(settings: Settings) -> None:
         settings.heartbeat_timeout.total_seconds(),
         settings.poll_interval.total_seconds(),
     )
+    stop = asyncio.Event()
+    background = [
+        asyncio.create_task(loops.apply_receipts(db, stop), name="apply-receipts"),
+        asyncio.create_task(loops.lookup_receipts(db, twilio, stop), name="lookup-receipts"),
+    ]
     try:
         await pgq.run(
             dequeue_timeout=settings.poll_interval,
@@ -92,7 +95,9 @@ async def run(settings: Settings) -> None:
             heartbeat_timeout=settings.heartbeat_timeout,
         )
     finally:
-        threads.shutdown(wait=True)
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        await twilio.close()
         await pool.close()
         await queue_conn.close()
         await listen_conn.close()

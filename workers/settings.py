@@ -19,8 +19,13 @@ class Settings:
     heartbeat_timeout: timedelta
     # Wake-up poll in case a NOTIFY was missed (pgqueuer dequeue_timeout).
     poll_interval: timedelta
+    # Jobs pgqueuer dequeues at once, and the largest batch one claim_attempts call takes.
     batch_size: int
+    # Jobs in flight in one worker (pgqueuer's max_concurrent_tasks): room for a few
+    # batches at once; also the bound on concurrent provider connections.
     max_concurrent_tasks: int
+    # Database connections of the worker's command pool (batches, receipt loops).
+    db_pool_size: int
     provider_timeout_seconds: float
     maintenance_cron: str
 
@@ -39,8 +44,9 @@ class Settings:
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),
             poll_interval=timedelta(seconds=float(env.get("HERMES_JOB_POLL_INTERVAL", "5"))),
-            batch_size=int(env.get("HERMES_WORKER_BATCH_SIZE", "10")),
-            max_concurrent_tasks=int(env.get("HERMES_WORKER_CONCURRENCY", "20")),
+            batch_size=int(env.get("HERMES_WORKER_BATCH_SIZE", "100")),
+            max_concurrent_tasks=int(env.get("HERMES_WORKER_CONCURRENCY", "300")),
+            db_pool_size=int(env.get("HERMES_WORKER_DB_POOL", "6")),
             provider_timeout_seconds=float(env.get("HERMES_PROVIDER_TIMEOUT", "15")),
             maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "*/15 * * * *"),
         )

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CommandsDep, Principal, require
+from api.errors import Problem
+
+# The most messages one POST /v1/messages/batch takes (app.submit_messages checks it too).
+MAX_BATCH = 1000
 
 router = APIRouter(prefix="/v1")
 
@@ -44,6 +48,39 @@ async def send_message(
         response.headers["Idempotent-Replayed"] = "true"
     message: dict[str, Any] = result["message"]
     return message
+
+
+class MessageBatch(BaseModel):
+    """Shape only: each item is validated in SQL on its own, so that one bad item does
+    not refuse the others."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    messages: list[Any]
+
+
+@router.post("/messages/batch", status_code=200)
+async def send_messages(
+    request: Request, body: MessageBatch, who: Sender, commands: CommandsDep
+) -> dict[str, Any]:
+    """Up to 1,000 messages in one transaction, answered per item: ``{"results":
+    [{"index", "status": 201, "message"} | {"index", "status": 200, "replayed": true,
+    "message"} | {"index", "status": 4xx, "problem"}], "accepted", "replayed",
+    "rejected"}``. Each item may carry its own ``idempotency_key``."""
+    if len(body.messages) > MAX_BATCH:
+        raise Problem(
+            413,
+            "batch_too_large",
+            f"A batch takes at most {MAX_BATCH} messages; this one has {len(body.messages)}.",
+            "Split the batch.",
+        )
+    result = await commands.submit_messages(who.tenant, who.api_key_id, body.messages)
+    for item in result["results"]:
+        problem = item.get("problem")
+        if problem is not None:
+            item["problem"] = Problem(
+                int(problem["status"]), problem["code"], problem["detail"], problem.get("hint")
+            ).body(f"{request.url.path}#/messages/{item['index']}")
+    return result
 
 
 @router.get("/messages/{message_id}")

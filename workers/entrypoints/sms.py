@@ -1,8 +1,16 @@
-"""The ``send_sms`` job: claim -> (reconcile) -> provider -> record, each step one SQL call.
+"""The ``send_sms`` jobs, in batches: claim -> (reconcile) -> provider -> record.
 
-What to do is decided in SQL (app.claim_attempt, app.reconcile_attempt,
-app.record_send_error); this module only carries out the provider calls, in a thread
-pool of its own (the SDK is synchronous).
+pgqueuer hands the worker jobs one by one (it dequeues them in batches); the
+:class:`SendBatcher` gathers the jobs that arrive within a few milliseconds, up to
+``max_batch``, and runs them as one batch:
+
+1. one ``app.claim_attempts`` call (one transaction) claims them all;
+2. the provider calls run concurrently (bounded by the worker's connection pool);
+3. one ``app.record_handoffs`` call records every hand-off of the batch.
+
+Each job waits for its own attempt's outcome, so pgqueuer's crash recovery and retry
+executor still act per job. What to do is decided in SQL (app.claim_attempts,
+app.reconcile_attempt, app.record_send_error); this module only carries it out.
 """
 
 from __future__ import annotations
@@ -10,67 +18,139 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import TypeVar
+from typing import Any
 
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
-from workers.providers.base import ProviderError, SmsProvider
+from workers.providers.base import Handoff, ProviderError, SmsProvider
 
 log = logging.getLogger("hermes.worker.sms")
-T = TypeVar("T")
 
 
-async def send_sms(
-    payload: bytes | None,
-    db: Commands,
-    provider: SmsProvider,
-    public_url: str,
-    pool: Executor,
-) -> None:
-    loop = asyncio.get_running_loop()
+def attempt_of(payload: bytes | None) -> str:
+    return str(json.loads(payload or b"{}")["attempt_id"])
 
-    def blocking(fn: Callable[[], T]) -> asyncio.Future[T]:
-        return loop.run_in_executor(pool, fn)
 
-    attempt_id = str(json.loads(payload or b"{}")["attempt_id"])
-    claim = await db.claim_attempt(attempt_id)
-    action = claim["action"]
-    if action in ("skip", "defer"):
-        log.info("attempt %s: %s (%s)", attempt_id, action, claim.get("reason"))
-        return
-    await failpoint("after_claim")
-    claim_no = int(claim["claim_no"])
-    to, from_, body = claim["to"], claim["from"], claim["body"]
+class SendBatcher:
+    def __init__(
+        self,
+        db: Commands,
+        provider: SmsProvider,
+        public_url: str,
+        max_batch: int = 100,
+        linger_seconds: float = 0.005,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.public_url = public_url
+        self.max_batch = max_batch
+        self.linger = linger_seconds
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
-    if action == "reconcile":
+    async def send(self, attempt_id: str) -> None:
+        """Runs one job's attempt as part of the next batch; raises what failed it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((attempt_id, fut))
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+        await fut
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._run(batch), name="send-batch")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[str, asyncio.Future[None]]]) -> None:
+        futures: dict[str, list[asyncio.Future[None]]] = {}
+        for attempt_id, fut in batch:
+            futures.setdefault(attempt_id, []).append(fut)
+
+        def settle(attempt_id: str, exc: BaseException | None = None) -> None:
+            for fut in futures.pop(attempt_id, []):
+                if fut.done():
+                    continue
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
         try:
-            found = await blocking(lambda: provider.find(to, from_))
-        except ProviderError as exc:
-            # A failed lookup says nothing about the message itself: never permanent.
-            result = await db.record_send_error(
-                attempt_id, claim_no, "lookup_failed", exc.message, None
+            decisions = await self.db.claim_attempts(list(futures))
+            await failpoint("after_claim")
+            handoffs: dict[str, Handoff] = {}
+            outcomes = await asyncio.gather(
+                *(self._attempt(d, handoffs) for d in decisions), return_exceptions=True
             )
-            log.warning("attempt %s: lookup failed (%s): %s", attempt_id, exc, result["action"])
-            return
-        decision = await db.reconcile_attempt(attempt_id, claim_no, [c.as_json() for c in found])
-        log.info("attempt %s: reconciled -> %s", attempt_id, decision)
-        if decision["action"] != "send":
-            return
+            await failpoint("after_provider_call")
+            if handoffs:
+                result = await self.db.record_handoffs(
+                    [
+                        {
+                            "attempt_id": a,
+                            "provider_message_id": h.provider_message_id,
+                            "provider_status": h.provider_status,
+                        }
+                        for a, h in handoffs.items()
+                    ]
+                )
+                log.debug("batch of %d: hand-offs %s", len(batch), result)
+            for decision, outcome in zip(decisions, outcomes, strict=True):
+                settle(
+                    str(decision["attempt_id"]),
+                    outcome if isinstance(outcome, BaseException) else None,
+                )
+        except BaseException as exc:
+            for attempt_id in list(futures):
+                settle(attempt_id, exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for attempt_id in list(futures):  # not in the decisions: nothing to do
+                settle(attempt_id)
 
-    callback = status_callback_url(public_url, provider.name, attempt_id)
-    try:
-        handoff = await blocking(lambda: provider.send(to, from_, body, callback))
-    except ProviderError as exc:
-        result = await db.record_send_error(
-            attempt_id, claim_no, exc.code, exc.message, exc.http_status
-        )
-        log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
-        return
-    await failpoint("after_provider_call")
-    result = await db.record_handoff(
-        attempt_id, handoff.provider_message_id, handoff.provider_status
-    )
-    log.info("attempt %s: handed off as %s (%s)", attempt_id, handoff.provider_message_id, result)
+    async def _attempt(self, claim: dict[str, Any], handoffs: dict[str, Handoff]) -> None:
+        attempt_id = str(claim["attempt_id"])
+        action = claim["action"]
+        if action in ("skip", "defer"):
+            log.info("attempt %s: %s (%s)", attempt_id, action, claim.get("reason"))
+            return
+        claim_no = int(claim["claim_no"])
+        to, from_, body = claim["to"], claim["from"], claim["body"]
+
+        if action == "reconcile":
+            try:
+                found = await self.provider.find(to, from_)
+            except ProviderError as exc:
+                # A failed lookup says nothing about the message itself: never permanent.
+                result = await self.db.record_send_error(
+                    attempt_id, claim_no, "lookup_failed", exc.message, None
+                )
+                log.warning("attempt %s: lookup failed (%s): %s", attempt_id, exc, result["action"])
+                return
+            decision = await self.db.reconcile_attempt(
+                attempt_id, claim_no, [c.as_json() for c in found]
+            )
+            log.info("attempt %s: reconciled -> %s", attempt_id, decision)
+            if decision["action"] != "send":
+                return
+
+        callback = status_callback_url(self.public_url, self.provider.name, attempt_id)
+        try:
+            handoff = await self.provider.send(to, from_, body, callback)
+        except ProviderError as exc:
+            result = await self.db.record_send_error(
+                attempt_id, claim_no, exc.code, exc.message, exc.http_status
+            )
+            log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
+            return
+        handoffs[attempt_id] = handoff

@@ -31,6 +31,16 @@ class Candidate:
         }
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What the provider says of one of its messages now (lost-receipt lookups)."""
+
+    provider_message_id: str
+    status: str
+    error_code: str | None
+    error_message: str | None
+
+
 class ProviderError(Exception):
     """The provider call did not hand the message off.
 
@@ -48,6 +58,10 @@ class ProviderError(Exception):
 class SmsProvider(Protocol):
     name: str
 
-    def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff: ...
+    async def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff: ...
 
-    def find(self, to: str, from_: str) -> list[Candidate]: ...
+    async def find(self, to: str, from_: str) -> list[Candidate]: ...
+
+    async def fetch(self, provider_message_id: str) -> ProviderStatus | None: ...
+
+    async def close(self) -> None: ...

@@ -1,44 +1,61 @@
-"""Twilio Messages API through the official SDK.
+"""Twilio Messages API through the official SDK, asynchronously.
 
-The SDK is pointed at another base URL (a local simulator) by configuration, never
-patched: ``TWILIO_API_BASE_URL``.
+The SDK's aiohttp client (``AsyncTwilioHttpClient``) with one keep-alive session per
+worker, bounded to the worker's provider concurrency: no thread per call, no new
+connection per message. The SDK is pointed at another base URL (a local simulator)
+by configuration, never patched: ``TWILIO_API_BASE_URL``.
 """
 
 from __future__ import annotations
 
-import requests
+import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from workers.providers.base import Candidate, Handoff, ProviderError
+from workers.providers.base import Candidate, Handoff, ProviderError, ProviderStatus
 
 
 class TwilioSms:
     name = "twilio"
 
     def __init__(
-        self, account_sid: str, auth_token: str, base_url: str | None, timeout: float
+        self,
+        account_sid: str,
+        auth_token: str,
+        base_url: str | None,
+        timeout: float,
+        connections: int = 64,
     ) -> None:
-        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        # Built inside the running loop (aiohttp sessions belong to one loop).
+        http = AsyncTwilioHttpClient(pool_connections=False)
+        http.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
+        )
+        self._http = http
+        self.client = Client(account_sid, auth_token, http_client=http)
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
 
-    def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff:
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff:
         try:
-            msg = self.client.messages.create(
+            msg = await self.client.messages.create_async(
                 to=to, from_=from_, body=body, status_callback=status_callback
             )
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code else f"http_{exc.status}"
             raise ProviderError(code, _reason(exc), int(exc.status)) from exc
-        except (requests.RequestException, TwilioException) as exc:
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
             # Timeout or connection loss: Twilio may or may not have created it. The
             # exception text names the account's URL: keep only its kind.
             raise ProviderError(type(exc).__name__, "no answer from Twilio", None) from exc
         return Handoff(provider_message_id=str(msg.sid), provider_status=str(msg.status))
 
-    def find(self, to: str, from_: str) -> list[Candidate]:
+    async def find(self, to: str, from_: str) -> list[Candidate]:
         """Twilio's most recent messages from ``from_`` to ``to`` (newest first).
 
         No date filter: Twilio leaves DateSent empty until a message is sent, so a
@@ -46,11 +63,10 @@ class TwilioSms:
         app.reconcile_attempt.
         """
         try:
-            found = self.client.messages.list(to=to, from_=from_, limit=50)
+            found = await self.client.messages.list_async(to=to, from_=from_, limit=50)
         except TwilioRestException as exc:
             raise ProviderError("lookup_failed", _reason(exc), int(exc.status)) from exc
-        except (requests.RequestException, TwilioException) as exc:
-            # A failed page fetch is a plain TwilioException: no status to report.
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
             raise ProviderError("lookup_failed", type(exc).__name__, None) from exc
         return [
             Candidate(
@@ -61,6 +77,24 @@ class TwilioSms:
             )
             for m in found
         ]
+
+    async def fetch(self, provider_message_id: str) -> ProviderStatus | None:
+        """The current status of one message (lost receipts): ``messages(sid).fetch()``.
+        None when Twilio does not know the id."""
+        try:
+            m = await self.client.messages(provider_message_id).fetch_async()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise ProviderError("lookup_failed", _reason(exc), int(exc.status)) from exc
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
+            raise ProviderError("lookup_failed", type(exc).__name__, None) from exc
+        return ProviderStatus(
+            provider_message_id=str(m.sid),
+            status=str(m.status),
+            error_code=str(m.error_code) if m.error_code else None,
+            error_message=str(m.error_message) if m.error_message else None,
+        )
 
 
 def _reason(exc: TwilioRestException) -> str:

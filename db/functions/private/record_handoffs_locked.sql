@@ -13,7 +13,8 @@ AS $$
   WITH given AS (
     SELECT DISTINCT ON (h.attempt_id) h.attempt_id, private.uuid7_time(h.attempt_id) AS created,
            h.provider_message_id
-      FROM jsonb_to_recordset(p_handoffs) WITH ORDINALITY AS h(attempt_id uuid, provider_message_id text, n bigint)
+      FROM (SELECT (e ->> 'attempt_id')::uuid AS attempt_id, e ->> 'provider_message_id' AS provider_message_id, n
+              FROM jsonb_array_elements(p_handoffs) WITH ORDINALITY AS x(e, n)) h
      ORDER BY h.attempt_id, h.n
   ), attempts AS (
     UPDATE app.message_attempts a

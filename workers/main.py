@@ -111,4 +111,5 @@ def main() -> None:
     )
     # The SDK logs every request's headers at INFO.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
     asyncio.run(run(Settings.from_env()))

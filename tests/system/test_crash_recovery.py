@@ -26,15 +26,16 @@ def crash_stack(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
-    # Receipts are slow here (4 s apart), so that after a crash the re-claimed attempt
-    # is resolved by looking the message up at the carrier, not by its callback.
+    # Receipts are slow here (8 s apart), so that after a crash the re-claimed attempt
+    # is resolved by looking the message up at the carrier, not by its callback (a
+    # survivor's start-up can take seconds on a loaded machine).
     s = start_stack(
         cluster,
         make_db,
         tmp_path_factory.mktemp("crash"),
         workers=0,
         worker_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "1", "HERMES_JOB_POLL_INTERVAL": "0.2"},
-        sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "4000"},
+        sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "8000"},
     )
     # A claim's lease (how long a worker may still be talking to the carrier) is 60 s
     # in production; 2 s here, so the survivor takes over quickly.
@@ -85,7 +86,7 @@ def test_kill_after_claim_before_provider_call(crash_stack: Stack) -> None:
 
     _start_worker(stack, "survivor-a")
     try:
-        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=30)
+        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=60)
     finally:
         stack.sup.stop_one("survivor-a")
     assert done["status"] == "delivered"
@@ -116,7 +117,7 @@ def test_kill_after_provider_accepted_before_record(crash_stack: Stack) -> None:
 
     _start_worker(stack, "survivor-b")
     try:
-        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=40)
+        done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=60)
     finally:
         stack.sup.stop_one("survivor-b")
     assert done["status"] == "delivered"
@@ -129,3 +130,52 @@ def test_kill_after_provider_accepted_before_record(crash_stack: Stack) -> None:
     # Exactly one terminal state, and it is final.
     row = stack.sql("SELECT status, completed_at FROM app.messages WHERE id = %s", (mid,))[0]
     assert row["status"] == "delivered" and row["completed_at"] is not None
+
+
+@pytest.mark.parametrize("point", ["after_claim", "after_provider_call"])
+def test_kill_mid_batch_leaves_every_message_recoverable(crash_stack: Stack, point: str) -> None:
+    """A whole batch is in flight when the worker dies: claimed (after_claim) or
+    created at the carrier but not recorded (after_provider_call). A new worker
+    brings every message of the batch to one terminal state, each sent once."""
+    stack = crash_stack
+    tenant = stack.new_tenant(f"CrashBatch {point}")
+    token = tenant["api_key"]["token"]
+    tag = f"crash-batch {point} {uuid.uuid4().hex[:8]}"
+    _start_worker(stack, f"doomed-{point}", f"{point}=sleep:120")
+    items = [{"to": f"+1415555{i:04d}", "body": f"{tag} {i}"} for i in range(20)]
+    with stack.api(token) as c:
+        r = c.post("/v1/messages/batch", json={"messages": items})
+    assert r.status_code == 200, r.text
+    ids = [x["message"]["id"] for x in r.json()["results"]]
+
+    def claimed() -> bool:
+        rows = stack.sql(
+            "SELECT count(*) AS n FROM app.message_attempts"
+            " WHERE message_id = ANY(%s::uuid[]) AND status = 'claimed'",
+            (ids,),
+        )
+        return int(rows[0]["n"]) == len(ids)
+
+    def created() -> bool:
+        return bool(sum(m["body"].startswith(tag) for m in stack.carrier_ledger()) == len(ids))
+
+    _wait(claimed if point == "after_claim" else created, 15, f"the batch at {point}")
+    stack.sup.kill(f"doomed-{point}")
+    sent_before = sum(m["body"].startswith(tag) for m in stack.carrier_ledger())
+    assert sent_before == (0 if point == "after_claim" else len(ids))
+
+    _start_worker(stack, f"survivor-{point}")
+    try:
+        for mid in ids:
+            done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, 90)
+            assert done["status"] == "delivered"
+    finally:
+        stack.sup.stop_one(f"survivor-{point}")
+    bodies = [m["body"] for m in stack.carrier_ledger() if m["body"].startswith(tag)]
+    assert sorted(bodies) == sorted(i["body"] for i in items), "each sent exactly once"
+    resends = stack.sql(
+        "SELECT count(*) AS n FROM app.message_events"
+        " WHERE message_id = ANY(%s::uuid[]) AND event_type = 'resend'",
+        (ids,),
+    )[0]["n"]
+    assert resends == (len(ids) if point == "after_claim" else 0)

@@ -84,8 +84,16 @@ async def run(settings: Settings) -> None:
     )
     stop = asyncio.Event()
     background = [
-        asyncio.create_task(loops.apply_receipts(db, stop), name="apply-receipts"),
-        asyncio.create_task(loops.lookup_receipts(db, twilio, stop), name="lookup-receipts"),
+        asyncio.create_task(
+            loops.apply_receipts(
+                db, stop, batch=settings.receipt_batch, idle=settings.receipt_idle_seconds
+            ),
+            name="apply-receipts",
+        ),
+        asyncio.create_task(
+            loops.lookup_receipts(db, twilio, stop, every=settings.lookup_poll_seconds),
+            name="lookup-receipts",
+        ),
     ]
     try:
         await pgq.run(

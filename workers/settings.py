@@ -27,6 +27,13 @@ class Settings:
     # Database connections of the worker's command pool (batches, receipt loops).
     db_pool_size: int
     provider_timeout_seconds: float
+    # The receipt applier: receipts per app.apply_receipts call, and the pause when the
+    # inbox is drained (seconds).
+    receipt_batch: int
+    receipt_idle_seconds: float
+    # How often the worker asks for hand-offs overdue for a final receipt (seconds);
+    # when they are overdue is the database's setting receipt_lookup_after.
+    lookup_poll_seconds: float
     maintenance_cron: str
 
     @classmethod
@@ -48,5 +55,8 @@ class Settings:
             max_concurrent_tasks=int(env.get("HERMES_WORKER_CONCURRENCY", "300")),
             db_pool_size=int(env.get("HERMES_WORKER_DB_POOL", "6")),
             provider_timeout_seconds=float(env.get("HERMES_PROVIDER_TIMEOUT", "15")),
+            receipt_batch=int(env.get("HERMES_RECEIPT_BATCH", "1000")),
+            receipt_idle_seconds=float(env.get("HERMES_RECEIPT_IDLE", "0.02")),
+            lookup_poll_seconds=float(env.get("HERMES_RECEIPT_LOOKUP_POLL", "5")),
             maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "*/15 * * * *"),
         )

@@ -29,7 +29,7 @@ BEGIN
   WITH taken AS (
     DELETE FROM private.receipt_queue q
      WHERE q.receipt_id IN (SELECT receipt_id FROM private.receipt_queue
-                             ORDER BY receipt_id LIMIT greatest(p_limit, 1))
+                             ORDER BY receipt_id LIMIT greatest(p_limit, 0))
     RETURNING q.receipt_id, q.message_created_at
   )
   SELECT coalesce(array_agg(r ORDER BY r.id), '{}') INTO v_batch

@@ -34,7 +34,9 @@ BEGIN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
 
-  -- A second, different provider id for an attempt: recorded, never applied.
+  v_recorded := private.record_handoffs_locked(p_handoffs, 'worker');
+  -- A second, different provider id for an attempt (already recorded before, or
+  -- earlier in this batch): recorded as such, never applied.
   INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
                                   provider_status, error_code, details)
   SELECT a.message_created_at, a.message_id, a.tenant_id, a.id, 'handed_off', h.provider_status,
@@ -46,7 +48,6 @@ BEGIN
    WHERE a.provider_message_id IS NOT NULL AND a.provider_message_id <> h.provider_message_id;
   GET DIAGNOSTICS v_duplicates = ROW_COUNT;
 
-  v_recorded := private.record_handoffs_locked(p_handoffs, 'worker');
   PERFORM private.insert_receipts('handoff',
     (SELECT coalesce(jsonb_agg(jsonb_build_object(
               'attempt_id', h.attempt_id, 'provider', a.provider,

@@ -10,10 +10,11 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
   WITH incoming AS (
-    SELECT r.*, private.uuid7_time(r.attempt_id) AS message_created_at
-      FROM jsonb_to_recordset(p_receipts) AS r(attempt_id uuid, provider text, provider_message_id text,
-                                                provider_status text, error_code text,
-                                                error_message text, payload jsonb)
+    SELECT r.*, private.uuid7_time(r.attempt_id) AS message_created_at, e.n
+      FROM jsonb_array_elements(p_receipts) WITH ORDINALITY AS e(item, n)
+     CROSS JOIN LATERAL jsonb_to_record(e.item) AS r(attempt_id uuid, provider text, provider_message_id text,
+                                                    provider_status text, error_code text,
+                                                    error_message text, payload jsonb)
      WHERE r.attempt_id IS NOT NULL AND r.provider_message_id <> '' AND r.provider_status <> ''
   ), stored AS (
     INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
@@ -23,6 +24,7 @@ AS $$
            coalesce(i.payload, '{}')
       FROM incoming i
       JOIN app.message_attempts a ON a.id = i.attempt_id AND a.message_created_at = i.message_created_at
+     ORDER BY i.n   -- ids in the given order: 'first terminal wins' follows it
     ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
     RETURNING id, message_created_at
   ), queued AS (

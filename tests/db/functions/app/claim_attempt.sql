@@ -1,7 +1,9 @@
--- app.claim_attempt: a worker's first call for a send job: send, reconcile, defer or skip.
+-- app.claim_attempt / app.claim_attempts: a worker's first call for a batch of send jobs:
+-- one decision per distinct attempt (send, reconcile, defer or skip), each naming its
+-- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(38);
+SELECT plan(54);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -23,7 +25,8 @@ SELECT results_eq(format($$SELECT event_type, status, details FROM app.message_e
 
 -- A second claim inside the claim lease: the first worker may still be calling the
 -- provider, so the claim is deferred to the end of the lease.
-SELECT is(app.claim_attempt(:'a1'), '{"action": "defer", "reason": "claim_lease", "wait_seconds": 60.000000}'::jsonb,
+SELECT is(app.claim_attempt(:'a1'), jsonb_build_object('action', 'defer', 'reason', 'claim_lease', 'attempt_id', :'a1'::uuid,
+                                                        'wait_seconds', 60.000000),
   'a re-claim inside the lease (60 s): defer for the rest of the lease');
 SELECT results_eq(format('SELECT status, claim_count, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
   $$VALUES ('claimed', 1, now())$$, 'a deferred claim is not counted');
@@ -57,17 +60,18 @@ UPDATE private.settings SET value = '60 seconds' WHERE key = 'claim_lease';
 
 -- After the hand-off: skip.
 SELECT app.record_handoff(:'a1', 'SM-claim-1') IS NOT NULL AS h \gset
-SELECT is(app.claim_attempt(:'a1'), '{"action": "skip", "reason": "attempt_handed_off"}'::jsonb,
+SELECT is(app.claim_attempt(:'a1'), jsonb_build_object('action', 'skip', 'reason', 'attempt_handed_off', 'attempt_id', :'a1'::uuid),
   'after the hand-off a claim is skipped');
 SELECT is((SELECT claim_count FROM app.message_attempts WHERE id = :'a1'), 3, 'and not counted');
 SELECT is(pg_temp.message_status(:'m1'), 'sent', 'the message stays sent');
 
 -- Unknown attempts.
-SELECT is(app.claim_attempt(private.uuid7()), '{"action": "skip", "reason": "attempt_not_found"}'::jsonb,
+SELECT private.uuid7() AS unknown_v7, gen_random_uuid() AS unknown_v4 \gset
+SELECT is(app.claim_attempt(:'unknown_v7'), jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found', 'attempt_id', :'unknown_v7'::uuid),
   'an unknown attempt id: skip attempt_not_found');
-SELECT is(app.claim_attempt(gen_random_uuid()), '{"action": "skip", "reason": "attempt_not_found"}'::jsonb,
+SELECT is(app.claim_attempt(:'unknown_v4'), jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found', 'attempt_id', :'unknown_v4'::uuid),
   'a non-v7 id: skip attempt_not_found');
-SELECT is(app.claim_attempt(:'m1'), '{"action": "skip", "reason": "attempt_not_found"}'::jsonb,
+SELECT is(app.claim_attempt(:'m1'), jsonb_build_object('action', 'skip', 'reason', 'attempt_not_found', 'attempt_id', :'m1'::uuid),
   'a message id is not an attempt id');
 
 -- The tenant is suspended before the claim: the message is rejected, never sent.
@@ -78,7 +82,7 @@ SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
 SELECT app.claim_attempt(:'a3') IS NOT NULL AS c3 \gset
 SELECT pg_temp.end_lease(:'a3') IS NULL AS e \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'t';
-SELECT is(app.claim_attempt(:'a2'), '{"action": "skip", "reason": "tenant_suspended"}'::jsonb,
+SELECT is(app.claim_attempt(:'a2'), jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended', 'attempt_id', :'a2'::uuid),
   'tenant suspended before the claim: skip tenant_suspended');
 SELECT results_eq(format('SELECT status, error_code, claim_count FROM app.message_attempts WHERE id = %L', :'a2'),
   $$VALUES ('rejected', 'tenant_suspended', 0)$$, 'the attempt is rejected, unclaimed');
@@ -89,7 +93,7 @@ SELECT results_eq(format($$SELECT event_type, status, error_code FROM app.messag
                            WHERE message_id = %L ORDER BY id$$, :'m2'),
   $$VALUES ('accepted', 'queued', NULL), ('rejected', 'rejected', 'tenant_suspended')$$,
   'a rejected event');
-SELECT is(app.claim_attempt(:'a2'), '{"action": "skip", "reason": "attempt_rejected"}'::jsonb,
+SELECT is(app.claim_attempt(:'a2'), jsonb_build_object('action', 'skip', 'reason', 'attempt_rejected', 'attempt_id', :'a2'::uuid),
   'claiming it again: skip attempt_rejected');
 SELECT is(pg_temp.events_of(:'m2'), ARRAY['accepted', 'rejected'], 'and no new event');
 SELECT is(app.claim_attempt(:'a3') ->> 'action', 'reconcile',
@@ -101,10 +105,11 @@ SELECT pg_temp.new_message(:'t', 'x') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c4 \gset
 SELECT app.record_send_error(:'a4', 1, '21211', 'invalid number', 400) IS NOT NULL AS e4 \gset
-SELECT is(app.claim_attempt(:'a4'), '{"action": "skip", "reason": "attempt_failed"}'::jsonb,
+SELECT is(app.claim_attempt(:'a4'), jsonb_build_object('action', 'skip', 'reason', 'attempt_failed', 'attempt_id', :'a4'::uuid),
   'a failed attempt: skip attempt_failed');
 SELECT app.record_receipt('twilio', :'a1', 'SM-claim-1', 'delivered') IS NOT NULL AS r1 \gset
-SELECT is(app.claim_attempt(:'a1'), '{"action": "skip", "reason": "attempt_delivered"}'::jsonb,
+SELECT app.apply_receipts() IS NOT NULL AS ap \gset
+SELECT is(app.claim_attempt(:'a1'), jsonb_build_object('action', 'skip', 'reason', 'attempt_delivered', 'attempt_id', :'a1'::uuid),
   'a delivered attempt: skip attempt_delivered');
 
 -- A transient send error ends the claim's lease: the retry reconciles at once.
@@ -122,9 +127,83 @@ SELECT results_eq(format('SELECT status, claim_count, claimed_at, last_claimed_a
 SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 7::bigint,
   'claims enqueue nothing but the deferrals'' jobs (2, plus the submits of m2, m3, m4 and m5 and m5''s retry)');
 SELECT is((SELECT count(*)::int FROM app.audit_log WHERE action LIKE 'attempt%'), 0, 'claims are not audited as commands');
+
+-- app.claim_attempts: a batch of pending attempts, all sent.
+SELECT pg_temp.new_message(:'t', 'batch 1') AS bm1 \gset
+SELECT pg_temp.new_message(:'t', 'batch 2') AS bm2 \gset
+SELECT pg_temp.new_message(:'t', 'batch 3') AS bm3 \gset
+SELECT pg_temp.attempt_of(:'bm1') AS b1, pg_temp.attempt_of(:'bm2') AS b2, pg_temp.attempt_of(:'bm3') AS b3 \gset
+SELECT count(*) AS jobs_before FROM pgqueuer.pgqueuer \gset
+SELECT app.claim_attempts(ARRAY[:'b3', :'b1', :'b2']::uuid[]) AS batch \gset
+SELECT is(jsonb_typeof(:'batch'::jsonb) || ':' || jsonb_array_length(:'batch'::jsonb), 'array:3',
+  'three pending attempts: an array of three decisions');
+SELECT set_eq(format($$SELECT d ->> 'action' AS action, (d ->> 'attempt_id')::uuid AS attempt_id, (d ->> 'claim_no')::int AS claim_no,
+                              (d ->> 'message_id')::uuid AS message_id, d ->> 'provider' AS provider, d ->> 'to' AS to_,
+                              d ->> 'from' AS from_, d ->> 'body' AS body, (d ->> 'first_claimed_at')::timestamptz AS first_claimed_at
+                         FROM jsonb_array_elements(%L::jsonb) d$$, :'batch'),
+  format($$VALUES ('send', %L::uuid, 1, %L::uuid, 'twilio', '+14155550123', '+15005550006', 'batch 1', now()),
+                  ('send', %L::uuid, 1, %L::uuid, 'twilio', '+14155550123', '+15005550006', 'batch 2', now()),
+                  ('send', %L::uuid, 1, %L::uuid, 'twilio', '+14155550123', '+15005550006', 'batch 3', now())$$,
+         :'b1', :'bm1', :'b2', :'bm2', :'b3', :'bm3'),
+  'each says send, with its attempt_id, claim_no 1 and what to send');
+SELECT results_eq(format($$SELECT a.status, a.claim_count, a.claimed_at, m.status FROM app.message_attempts a
+                           JOIN app.messages m ON m.id = a.message_id WHERE a.id IN (%L, %L, %L)$$, :'b1', :'b2', :'b3'),
+  $$VALUES ('claimed', 1, now(), 'sending'), ('claimed', 1, now(), 'sending'), ('claimed', 1, now(), 'sending')$$,
+  'the three attempts are claimed once, their messages sending');
+SELECT set_eq(format($$SELECT attempt_id, event_type, status, details FROM app.message_events
+                        WHERE attempt_id IN (%L, %L, %L) AND event_type <> 'accepted'$$, :'b1', :'b2', :'b3'),
+  format($$VALUES (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb), (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb),
+                  (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb)$$, :'b1', :'b2', :'b3'),
+  'one claimed event each');
+SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer), :jobs_before::bigint, 'a batch of sends enqueues no job');
+
+-- A mixed batch: unknown, handed off, claimed inside the lease, suspended tenant, pending.
+SELECT (pg_temp.new_tenant('Suspended Batch Co') -> 'tenant' ->> 'id') AS ts \gset
+SELECT pg_temp.new_message(:'ts', 'never') AS sm \gset
+SELECT pg_temp.attempt_of(:'sm') AS s1 \gset
+UPDATE app.tenants SET status = 'suspended' WHERE id = :'ts';
+SELECT pg_temp.handed_off(:'t', 'SM-batch-h') AS bh \gset
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'t', 'leased')) AS bl \gset
+SELECT app.claim_attempt(:'bl') IS NOT NULL AS c \gset
+UPDATE app.message_attempts SET last_claimed_at = now() - interval '20 seconds' WHERE id = :'bl';
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'t', 'fresh')) AS bp \gset
+SELECT private.uuid7() AS bu \gset
+SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
+SELECT app.claim_attempts(ARRAY[:'bu', :'bh', :'bl', :'s1', :'bp', :'bp', :'bl']::uuid[]) AS mixed \gset
+SELECT is(jsonb_array_length(:'mixed'::jsonb), 5, 'seven ids, two of them repeated: five decisions (a repeated id counts once)');
+SELECT set_eq(format($$SELECT d ->> 'action' AS action, d ->> 'reason' AS reason, (d ->> 'attempt_id')::uuid AS attempt_id FROM jsonb_array_elements(%L::jsonb) d$$, :'mixed'),
+  format($$VALUES ('skip', 'attempt_not_found', %L::uuid), ('skip', 'attempt_handed_off', %L::uuid),
+                  ('defer', 'claim_lease', %L::uuid), ('skip', 'tenant_suspended', %L::uuid), ('send', NULL, %L::uuid)$$,
+         :'bu', :'bh', :'bl', :'s1', :'bp'),
+  'skip attempt_not_found, skip attempt_handed_off, defer claim_lease, skip tenant_suspended, send: each with its attempt_id');
+SELECT is((SELECT (d ->> 'wait_seconds')::numeric FROM jsonb_array_elements(:'mixed'::jsonb) d WHERE d ->> 'action' = 'defer'),
+  40::numeric, 'claimed 20 s ago: defer for the remaining 40 s');
+SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
+                           FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
+  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '40 seconds')$$, :'bl'),
+  'one job, for the deferred attempt only, due when its lease ends (once, though listed twice)');
+SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job), 1, 'with its log row');
+SELECT results_eq(format($$SELECT a.claim_count, e.details FROM app.message_attempts a
+                           JOIN app.message_events e ON e.attempt_id = a.id AND e.event_type = 'reclaim_deferred'
+                          WHERE a.id = %L$$, :'bl'),
+  $$VALUES (1, '{"wait_seconds": 40.000000, "claim_no": 1}'::jsonb)$$, 'one reclaim_deferred event; the claim is not counted');
+SELECT results_eq(format($$SELECT a.status, a.error_code, a.claim_count, m.status, m.error_code, m.completed_at
+                           FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'s1'),
+  $$VALUES ('rejected', 'tenant_suspended', 0, 'rejected', 'tenant_suspended', now())$$,
+  'the suspended tenant''s attempt and message are rejected (terminal), unclaimed');
+SELECT is(pg_temp.events_of(:'sm'), ARRAY['accepted', 'rejected'], 'with a rejected event');
+SELECT results_eq(format($$SELECT a.status, a.claim_count,
+                                  (SELECT count(*)::int FROM app.message_events e WHERE e.attempt_id = a.id AND e.event_type = 'claimed')
+                             FROM app.message_attempts a WHERE a.id = %L$$, :'bp'),
+  $$VALUES ('claimed', 1, 1)$$, 'the pending one, listed twice, is claimed once with one claimed event');
+SELECT results_eq(format('SELECT status, claim_count, provider_message_id FROM app.message_attempts WHERE id = %L', :'bh'),
+  $$VALUES ('handed_off', 1, 'SM-batch-h')$$, 'the handed-off one is untouched');
+SELECT is(app.claim_attempts('{}'::uuid[]), '[]'::jsonb, 'an empty batch: no decisions');
 SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'app.claim_attempt(uuid)'::regprocedure), 'SECURITY DEFINER');
 SELECT ok(has_function_privilege('hermes_worker', 'app.claim_attempt(uuid)', 'EXECUTE')
-          AND NOT has_function_privilege('hermes_api', 'app.claim_attempt(uuid)', 'EXECUTE'),
+          AND has_function_privilege('hermes_worker', 'app.claim_attempts(uuid[])', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_api', 'app.claim_attempt(uuid)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_api', 'app.claim_attempts(uuid[])', 'EXECUTE'),
   'the workers may claim, the API may not');
 
 SELECT * FROM finish();

@@ -3,10 +3,11 @@
 -- attempt's (same body, created no earlier than 5 minutes before the first claim, SID
 -- not recorded on another attempt): exactly one -> record it; none -> one resend;
 -- several -> wait for the status callbacks, and fail after 6 claims. Only the latest
--- claim may reconcile.
+-- claim may reconcile. The listed status is recorded as the hand-off's answer and
+-- reaches attempt and message through the receipt inbox (app.apply_receipts).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(55);
+SELECT plan(56);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -54,13 +55,16 @@ SELECT is(app.reconcile_attempt(:'a1', 2, jsonb_build_array(
     pg_temp.candidate('SM-R1', 'sent', 'one', now()))),
   '{"action": "done", "provider_message_id": "SM-R1"}'::jsonb,
   'one candidate with our body, created after the first claim: done, with its SID');
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
 SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, provider_status_rank, handed_off_at
                            FROM app.message_attempts WHERE id = %L$$, :'a1'),
   $$VALUES ('handed_off', 'SM-R1', 'sent', 40, now())$$, 'the attempt is handed off with the SID and its status');
 SELECT results_eq(format('SELECT status, provider, provider_message_id, completed_at FROM app.messages WHERE id = %L', :'m1'),
   $$VALUES ('sent', 'twilio', 'SM-R1', NULL::timestamptz)$$, 'the message is sent with the SID');
-SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off'],
-  'a reconciled event, then the hand-off');
+SELECT is(pg_temp.events_of(:'m1'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off', 'provider_status'],
+  'a reconciled event, then the hand-off and its listed status');
+SELECT is((SELECT details ->> 'source' FROM app.message_events WHERE message_id = :'m1' AND event_type = 'provider_status'),
+  'handoff', 'the listed status came through the receipt inbox as the hand-off''s');
 SELECT results_eq(format($$SELECT provider_status, details FROM app.message_events
                            WHERE message_id = %L AND event_type = 'reconciled'$$, :'m1'),
   $$VALUES ('sent', '{"claim_no": 2, "provider_message_id": "SM-R1"}'::jsonb)$$,
@@ -92,6 +96,7 @@ SELECT is(app.reconcile_attempt(:'a2', 2, jsonb_build_array(
     pg_temp.candidate('SM-R3', 'queued', 'three', now()))),
   '{"action": "done", "provider_message_id": "SM-R2"}'::jsonb,
   'no SID, a taken SID, another body: the one left is chosen (a NULL date_created is no obstacle)');
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
 SELECT results_eq(format('SELECT status, provider_message_id, provider_status FROM app.message_attempts WHERE id = %L', :'a2'),
   $$VALUES ('handed_off', 'SM-R2', 'queued')$$, 'and recorded');
 
@@ -128,14 +133,15 @@ SELECT is(app.reconcile_attempt(:'a5', 2, jsonb_build_array(
     pg_temp.candidate('SM-D1', 'delivered', 'five', now() - interval '5 minutes'))),
   '{"action": "done", "provider_message_id": "SM-D1"}'::jsonb,
   'a delivered candidate created exactly 5 minutes before the first claim: done');
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
 SELECT results_eq(format($$SELECT status, provider_message_id, provider_status, provider_status_rank
                            FROM app.message_attempts WHERE id = %L$$, :'a5'),
   $$VALUES ('delivered', 'SM-D1', 'delivered', 100)$$, 'the attempt is delivered');
 SELECT results_eq(format('SELECT status, provider_message_id, sent_at, completed_at FROM app.messages WHERE id = %L', :'m5'),
-  $$VALUES ('delivered', 'SM-D1', now(), now())$$, 'the message is delivered (terminal) right away');
-SELECT is(pg_temp.events_of(:'m5'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off'],
-  'reconciled, then handed off');
-SELECT is(app.claim_attempt(:'a5'), '{"action": "skip", "reason": "attempt_delivered"}'::jsonb,
+  $$VALUES ('delivered', 'SM-D1', now(), now())$$, 'the message is delivered (terminal) once the receipts are applied');
+SELECT is(pg_temp.events_of(:'m5'), ARRAY['accepted', 'claimed', 'reclaimed', 'reconciled', 'handed_off', 'provider_status'],
+  'reconciled, then handed off, then the status');
+SELECT is(app.claim_attempt(:'a5'), jsonb_build_object('action', 'skip', 'reason', 'attempt_delivered', 'attempt_id', :'a5'::uuid),
   'a later claim skips it');
 
 SELECT pg_temp.new_message(:'t', 'six') AS m6 \gset
@@ -143,6 +149,7 @@ SELECT pg_temp.attempt_of(:'m6') AS a6 \gset
 SELECT pg_temp.claim_twice(:'a6') AS c6 \gset
 SELECT is(app.reconcile_attempt(:'a6', 2, jsonb_build_array(pg_temp.candidate('SM-F1', 'undelivered', 'six', now()))),
   '{"action": "done", "provider_message_id": "SM-F1"}'::jsonb, 'an undelivered candidate: done');
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
 SELECT results_eq(format($$SELECT a.status, m.status, m.completed_at
                            FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a6'),
   $$VALUES ('undelivered', 'undelivered', now())$$, 'attempt and message undelivered (terminal)');

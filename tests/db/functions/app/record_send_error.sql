@@ -161,7 +161,8 @@ SELECT is((SELECT count(*)::int FROM app.message_events WHERE message_id = :'m3'
   5, 'five retry_scheduled events');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = :'a3'),
   6, 'five retry jobs (plus the submit''s job), none after the failure');
-SELECT is(app.claim_attempt(:'a3'), '{"action": "skip", "reason": "attempt_failed"}'::jsonb, 'no 7th claim');
+SELECT is(app.claim_attempt(:'a3'), jsonb_build_object('action', 'skip', 'reason', 'attempt_failed', 'attempt_id', :'a3'::uuid),
+  'no 7th claim');
 
 -- A permanent error on a re-claim fails at once (no backoff left to run).
 SELECT pg_temp.new_message(:'t') AS m5 \gset

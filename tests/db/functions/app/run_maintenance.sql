@@ -3,7 +3,7 @@
 -- live send_sms job get a new one, with a 'requeued' event.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(40);
+SELECT plan(42);
 
 SELECT (pg_temp.new_tenant('Maintenance Co') -> 'tenant' ->> 'id') AS t \gset
 INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALUES
@@ -169,6 +169,7 @@ SELECT pg_temp.attempt_of(:'mr') AS ar \gset
 SELECT app.claim_attempt(:'as_') IS NOT NULL AS c1, app.claim_attempt(:'ar') IS NOT NULL AS c2 \gset
 SELECT app.record_handoff(:'as_', 'SM-silent', 'queued') IS NOT NULL AS h1,
        app.record_handoff(:'ar', 'SM-recent', 'sent') IS NOT NULL AS h2 \gset
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
 UPDATE app.message_attempts SET handed_off_at = now() - interval '72 hours 1 second' WHERE id = :'as_';
 UPDATE app.message_attempts SET handed_off_at = now() - interval '71 hours' WHERE id = :'ar';
 SELECT is(app.run_maintenance() -> 'attempts_timed_out', '1'::jsonb, 'one hand-off is past the 72 h receipt timeout');
@@ -178,8 +179,13 @@ SELECT results_eq(format('SELECT status, error_code, completed_at IS NOT NULL FR
 SELECT is(pg_temp.attempt_status(:'as_'), 'unknown', 'and so does the attempt');
 SELECT is((pg_temp.events_of(:'ms'))[cardinality(pg_temp.events_of(:'ms'))], 'receipt_timeout', 'a receipt_timeout event says why');
 SELECT is(pg_temp.message_status(:'mr'), 'sent', 'the recent hand-off is left alone');
-SELECT is(app.record_receipt('twilio', :'as_', 'SM-silent', 'delivered') ->> 'applied', 'false',
-  'a receipt after the timeout is recorded but changes nothing: one terminal state');
+SELECT is(app.record_receipt('twilio', :'as_', 'SM-silent', 'delivered'), '{"duplicate": false, "queued": true}'::jsonb,
+  'a receipt after the timeout is recorded');
+SELECT is(app.apply_receipts() -> 'attempts_changed', '0'::jsonb, 'but applying it changes nothing');
+SELECT results_eq(format($$SELECT a.status, a.error_code, m.status, m.error_code FROM app.message_attempts a
+                           JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'as_'),
+  $$VALUES ('unknown', 'receipt_timeout', 'unknown', 'receipt_timeout')$$,
+  'attempt and message stay unknown: one terminal state');
 SELECT is(app.run_maintenance() -> 'attempts_timed_out', '0'::jsonb, 'a second run times out nothing more');
 
 SELECT ok(has_function_privilege('hermes_worker', 'app.run_maintenance()', 'EXECUTE')

@@ -1,8 +1,10 @@
 -- app.submit_message: validation (each refusal writes nothing), the one-transaction
--- acceptance (message, attempt, event, job, job log, audit) and idempotency.
+-- acceptance (message, attempt, event, job, job log, audit) and idempotency; and
+-- app.submit_messages, the batch (up to 1000 items, each answered on its own, per-item
+-- idempotency keys). Both go through private.accept_messages.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(59);
+SELECT plan(95);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Submit Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co', NULL) r \gset
@@ -89,7 +91,7 @@ SELECT is((SELECT count(*)::int FROM app.messages), 0, 'no message was written b
 SELECT (pg_temp.submit(:'t', '{"to": "+1 (415) 555-0123", "body": "Hello", "from": "+1 500-555-0007"}',
                        NULL, :'k') -> 'message' ->> 'id') AS m \gset
 SELECT is(pg_temp.delta(), '{"tenants": 0, "api_keys": 0, "messages": 1, "attempts": 1, "events": 1,
-  "idempotency_keys": 0, "audit": 1, "jobs": 1, "job_log": 1}'::jsonb,
+  "idempotency_keys": 0, "audit": 1, "jobs": 1, "job_log": 1, "receipts": 0, "receipt_queue": 0}'::jsonb,
   'success writes one message, one attempt, one event, one job, one job log row and one audit row');
 SELECT is((SELECT r ->> 'replayed' FROM last_result), 'false', 'replayed is false');
 SELECT is((SELECT r -> 'message' FROM last_result), (SELECT private.message_json(m) FROM app.messages m WHERE id = :'m'),
@@ -145,7 +147,7 @@ SELECT is((:'second'::jsonb) ->> 'replayed', 'true', 'same key, same request: re
 SELECT is((:'second'::jsonb) -> 'message' ->> 'id', (:'first'::jsonb) -> 'message' ->> 'id', 'the same message id');
 SELECT is((:'second'::jsonb) -> 'message', (:'first'::jsonb) -> 'message', 'the first response, as it was');
 SELECT is(pg_temp.delta(), '{"tenants": 0, "api_keys": 0, "messages": 0, "attempts": 0, "events": 0,
-  "idempotency_keys": 0, "audit": 0, "jobs": 0, "job_log": 0}'::jsonb,
+  "idempotency_keys": 0, "audit": 0, "jobs": 0, "job_log": 0, "receipts": 0, "receipt_queue": 0}'::jsonb,
   'a replay writes nothing: no second message, attempt, event, job or audit row');
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "twice", "from": "+15005550006"}', 'order-42'),
   'HM409 idempotency_key_reused', 'same key, different request: HM409 idempotency_key_reused');
@@ -162,6 +164,171 @@ SELECT is(pg_temp.submit(:'t', '{"to": "+14155550123", "body": "long key"}', rep
 UPDATE app.tenants SET default_sms_from = NULL WHERE id = :'t';
 SELECT is(pg_temp.submit(:'t', '{"to": "+14155550123", "body": "retry"}', 'key-of-invalid') ->> 'replayed',
   'true', 'a replay is not re-validated against changed state (default sender removed)');
+
+-- app.submit_messages: a batch, each item answered on its own ----------------------
+UPDATE app.tenants SET default_sms_from = '+15005550006' WHERE id = :'t';
+CREATE FUNCTION pg_temp.batch_refused(p_tenant uuid, p_messages jsonb) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_before jsonb := pg_temp.counts();
+  v_result text;
+BEGIN
+  v_result := pg_temp.problem(format('SELECT app.submit_messages(%L, NULL, %L)', p_tenant, p_messages));
+  RETURN v_result || CASE WHEN pg_temp.counts() <> v_before THEN ' +changed' ELSE '' END;
+END
+$$;
+CREATE FUNCTION pg_temp.submit_batch(p_tenant uuid, p_messages jsonb, p_api_key uuid DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  v_before jsonb := pg_temp.counts();
+  v_r jsonb;
+BEGIN
+  v_r := app.submit_messages(p_tenant, p_api_key, p_messages);
+  DELETE FROM last_result;
+  INSERT INTO last_result VALUES (v_r, v_before, pg_temp.counts());
+  RETURN v_r;
+END
+$$;
+-- index, status, problem code (NULL when accepted or replayed) of each result.
+CREATE FUNCTION pg_temp.outcomes(p_result jsonb) RETURNS TABLE (idx int, status int, code text)
+LANGUAGE sql AS $$
+  SELECT (x ->> 'index')::int, (x ->> 'status')::int, x #>> '{problem,code}'
+    FROM jsonb_array_elements(p_result -> 'results') x ORDER BY (x ->> 'index')::int
+$$;
+CREATE FUNCTION pg_temp.many(p_n int, p_body text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_agg(jsonb_build_object('to', '+14155550123', 'body', p_body || ' ' || i) ORDER BY i)
+    FROM generate_series(1, p_n) i
+$$;
+
+SELECT is(pg_temp.batch_refused(:'t', '{"to": "+14155550123", "body": "hi"}'), 'HM422 invalid_request',
+  'a batch that is not an array: HM422 invalid_request');
+SELECT is(pg_temp.batch_refused(:'t', NULL), 'HM422 invalid_request', 'no batch: invalid_request');
+SELECT is(pg_temp.batch_refused(:'t', '[]'), 'HM422 empty_batch', 'an empty batch: HM422 empty_batch');
+SELECT is(pg_temp.batch_refused(:'t', pg_temp.many(1001, 'too many')), 'HM413 batch_too_large',
+  '1001 items: HM413 batch_too_large, nothing accepted');
+SELECT is(pg_temp.problem_hint(format('SELECT app.submit_messages(%L, NULL, %L)', :'t', pg_temp.many(1001, 'x'))),
+  'Split the batch.', 'with a hint');
+SELECT is(pg_temp.batch_refused(:'t_susp', '[{"to": "+14155550123", "body": "hi"}]'), 'HM403 tenant_suspended',
+  'a suspended tenant: HM403 tenant_suspended');
+SELECT is(pg_temp.batch_refused(gen_random_uuid(), '[{"to": "+14155550123", "body": "hi"}]'), 'HM404 tenant_not_found',
+  'an unknown tenant: HM404 tenant_not_found');
+
+-- Valid items are accepted, invalid ones answered with their problem.
+SELECT pg_temp.submit_batch(:'t', $$[
+    {"to": "+1 (415) 555-0123", "body": "batch one"},
+    {"to": "call me", "body": "x"},
+    {"to": "+14155550124", "body": "batch two", "from": "+1 500-555-0007"},
+    {"to": "+14155550123", "body": ""},
+    "just a string",
+    {"to": "+14155550123", "body": "hi", "priority": 1},
+    {"to": "+14155550125", "body": "batch three"}
+  ]$$::jsonb, :'k') AS mixed \gset
+SELECT is((:'mixed'::jsonb) - 'results', '{"accepted": 3, "replayed": 0, "rejected": 4}'::jsonb,
+  'seven items: three accepted, four rejected');
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'mixed'),
+  $$VALUES (0, 201, NULL::text), (1, 422, 'invalid_to'), (2, 201, NULL), (3, 422, 'empty_body'),
+           (4, 422, 'invalid_request'), (5, 422, 'unknown_field'), (6, 201, NULL)$$,
+  'one result per item, in order: 201 or the item''s problem code');
+SELECT is((:'mixed'::jsonb) -> 'results' -> 1, jsonb_build_object('index', 1, 'status', 422, 'problem', jsonb_build_object(
+    'status', 422, 'code', 'invalid_to', 'detail', '"to" is not a phone number: call me.',
+    'hint', 'Use E.164 with country code, e.g. +14155550123.')),
+  'a problem carries status, code, detail and hint');
+SELECT is(pg_temp.delta(), '{"tenants": 0, "api_keys": 0, "messages": 3, "attempts": 3, "events": 3,
+  "idempotency_keys": 0, "audit": 1, "jobs": 3, "job_log": 3, "receipts": 0, "receipt_queue": 0}'::jsonb,
+  'three messages, attempts, events, jobs and job log rows; one audit row for the batch');
+SELECT results_eq(format($$SELECT x -> 'message', private.message_json(m) FROM jsonb_array_elements(%L::jsonb -> 'results') x
+                             JOIN app.messages m ON m.id = (x #>> '{message,id}')::uuid ORDER BY (x ->> 'index')::int$$, :'mixed'),
+  $$SELECT private.message_json(m), private.message_json(m) FROM app.messages m
+     WHERE body IN ('batch one', 'batch two', 'batch three') ORDER BY body = 'batch three', body$$,
+  'each accepted item''s answer is its stored message');
+SELECT results_eq($$SELECT to_address, from_address, body, status, tenant_id, api_key_id FROM app.messages
+                     WHERE body LIKE 'batch %' ORDER BY to_address$$,
+  format($$VALUES ('+14155550123', '+15005550006', 'batch one', 'queued', %L::uuid, %L::uuid),
+                  ('+14155550124', '+15005550007', 'batch two', 'queued', %L::uuid, %L::uuid),
+                  ('+14155550125', '+15005550006', 'batch three', 'queued', %L::uuid, %L::uuid)$$,
+         :'t', :'k', :'t', :'k', :'t', :'k'),
+  'normalised numbers, the default sender where none was given, queued');
+SELECT set_eq($$SELECT convert_from(j.payload, 'UTF8')::jsonb ->> 'attempt_id' FROM pgqueuer.pgqueuer j
+                 WHERE j.id > (SELECT max(id) - 3 FROM pgqueuer.pgqueuer)$$,
+  $$SELECT a.id::text FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE m.body LIKE 'batch %'$$,
+  'one send_sms job per accepted message, naming its attempt');
+SELECT results_eq($$SELECT a.status, a.attempt_no, e.event_type, a.message_created_at = m.created_at
+                      FROM app.messages m JOIN app.message_attempts a ON a.message_id = m.id
+                      JOIN app.message_events e ON e.message_id = m.id WHERE m.body LIKE 'batch %'$$,
+  $$VALUES ('pending', 1, 'accepted', true), ('pending', 1, 'accepted', true), ('pending', 1, 'accepted', true)$$,
+  'each with a pending first attempt and an accepted event');
+SELECT results_eq(format($$SELECT tenant_id, api_key_id, target_id, details FROM app.audit_log WHERE action = 'message.submit_batch'$$),
+  format($$VALUES (%L::uuid, %L::uuid, NULL::text, '{"accepted": 3, "replayed": 0, "rejected": 4}'::jsonb)$$, :'t', :'k'),
+  'the audit row counts the batch');
+
+-- Idempotency keys per item.
+SELECT $$[{"to": "+14155550123", "body": "keyed 1", "idempotency_key": "item-1"},
+          {"to": "+14155550123", "body": "keyed 2", "idempotency_key": "item-2"}]$$ AS keyed \gset
+SELECT pg_temp.submit_batch(:'t', :'keyed') AS keyed1 \gset
+SELECT is((:'keyed1'::jsonb) - 'results', '{"accepted": 2, "replayed": 0, "rejected": 0}'::jsonb, 'a keyed batch: accepted');
+SELECT is(pg_temp.delta() ->> 'idempotency_keys', '2', 'both keys are stored');
+SELECT results_eq(format($$SELECT k.key, k.message_id, k.response FROM app.idempotency_keys k
+                           WHERE k.tenant_id = %L AND k.key LIKE 'item-%%' ORDER BY k.key$$, :'t'),
+  format($$SELECT 'item-' || (1 + (x ->> 'index')::int), (x #>> '{message,id}')::uuid, x -> 'message'
+             FROM jsonb_array_elements(%L::jsonb -> 'results') x ORDER BY 1$$, :'keyed1'),
+  'each key with its message and response');
+SELECT is((SELECT array_agg(idempotency_key ORDER BY body) FROM app.messages WHERE body LIKE 'keyed %'),
+  ARRAY['item-1', 'item-2'], 'the messages record their keys');
+SELECT count(*) AS messages_before FROM app.messages \gset
+SELECT pg_temp.submit_batch(:'t', :'keyed') AS keyed2 \gset
+SELECT is((SELECT count(*) FROM app.messages), :messages_before::bigint, 'the same batch again creates no message');
+SELECT is(pg_temp.delta(), '{"tenants": 0, "api_keys": 0, "messages": 0, "attempts": 0, "events": 0,
+  "idempotency_keys": 0, "audit": 0, "jobs": 0, "job_log": 0, "receipts": 0, "receipt_queue": 0}'::jsonb,
+  'nor anything else (no attempt, event, job or audit row)');
+SELECT is((:'keyed2'::jsonb) - 'results', '{"accepted": 0, "replayed": 2, "rejected": 0}'::jsonb, 'two replayed');
+SELECT is((:'keyed2'::jsonb) -> 'results',
+  (SELECT jsonb_agg(x || '{"status": 200, "replayed": true}' ORDER BY (x ->> 'index')::int)
+     FROM jsonb_array_elements((:'keyed1'::jsonb) -> 'results') x),
+  'each answered 200 replayed, with its first response');
+SELECT pg_temp.submit_batch(:'t', $$[{"to": "+14155550123", "body": "keyed 1, edited", "idempotency_key": "item-1"},
+                                      {"to": "+14155550123", "body": "fresh"}]$$) AS reused \gset
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'reused'),
+  $$VALUES (0, 409, 'idempotency_key_reused'), (1, 201, NULL::text)$$,
+  'a key with another request: that item 409 idempotency_key_reused, the other accepted');
+SELECT is(pg_temp.delta() ->> 'messages', '1', 'only the other item is written');
+SELECT pg_temp.submit_batch(:'t', $$[{"to": "+14155550123", "body": "twin", "idempotency_key": "dup"},
+                                      {"to": "+14155550123", "body": "twin", "idempotency_key": "dup"},
+                                      {"to": "+14155550123", "body": "not a twin", "idempotency_key": "dup"}]$$) AS twins \gset
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'twins'),
+  $$VALUES (0, 201, NULL::text), (1, 200, NULL), (2, 409, 'idempotency_key_reused')$$,
+  'one key three times in a batch: accepted, then replayed (same request), then 409 (another request)');
+SELECT is((:'twins'::jsonb) #> '{results,1,message}', (:'twins'::jsonb) #> '{results,0,message}',
+  'the replay answers the first item''s message');
+SELECT is(pg_temp.delta() - 'tenants' - 'api_keys' - 'receipts' - 'receipt_queue',
+  '{"messages": 1, "attempts": 1, "events": 1, "idempotency_keys": 1, "audit": 1, "jobs": 1, "job_log": 1}'::jsonb,
+  'one message, one key, one job');
+SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer j JOIN app.message_attempts a
+             ON a.id = (convert_from(j.payload, 'UTF8')::jsonb ->> 'attempt_id')::uuid
+           JOIN app.messages m ON m.id = a.message_id WHERE m.body = 'twin'), 1, 'and one send job for it');
+SELECT pg_temp.submit(:'t', '{"to": "+14155550123", "body": "single"}', 'shared-key') AS single \gset
+SELECT is(pg_temp.submit_batch(:'t', '[{"to": "+14155550123", "body": "single", "idempotency_key": "shared-key"}]') -> 'results' -> 0,
+  jsonb_build_object('index', 0, 'status', 200, 'replayed', true, 'message', (:'single'::jsonb) -> 'message'),
+  'a key first used by app.submit_message replays in a batch: one key space');
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', pg_temp.submit_batch(:'t', $$[
+    {"to": "+14155550123", "body": "k", "idempotency_key": ""},
+    {"to": "+14155550123", "body": "k", "idempotency_key": 42},
+    {"to": "+14155550123", "body": "k", "idempotency_key": null}]$$)),
+  $$VALUES (0, 422, 'invalid_idempotency_key'), (1, 422, 'invalid_idempotency_key'), (2, 201, NULL::text)$$,
+  'an empty or non-string key: 422 invalid_idempotency_key; a null key is no key');
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', pg_temp.submit_batch(:'t_nofrom', $$[
+    {"to": "+14155550123", "body": "k"}, {"to": "+14155550123", "body": "k", "from": "+15005550009"}]$$)),
+  $$VALUES (0, 422, 'missing_from'), (1, 201, NULL::text)$$,
+  'a tenant without default sender: missing_from unless the item has "from"');
+
+-- 1000 items, the most a batch takes.
+SELECT pg_temp.submit_batch(:'t', pg_temp.many(1000, 'bulk')) - 'results' AS bulk \gset
+SELECT is(:'bulk'::jsonb, '{"accepted": 1000, "replayed": 0, "rejected": 0}'::jsonb, '1000 items: all accepted');
+SELECT is(pg_temp.delta() - 'tenants' - 'api_keys' - 'receipts' - 'receipt_queue' - 'idempotency_keys',
+  '{"messages": 1000, "attempts": 1000, "events": 1000, "audit": 1, "jobs": 1000, "job_log": 1000}'::jsonb,
+  '1000 messages, attempts, events, jobs and log rows, one audit row');
+SELECT ok(has_function_privilege('hermes_api', 'app.submit_messages(uuid,uuid,jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'app.submit_messages(uuid,uuid,jsonb)', 'EXECUTE'),
+  'the API may submit batches, the workers may not');
 
 SELECT * FROM finish();
 ROLLBACK;

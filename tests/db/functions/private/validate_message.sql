@@ -1,0 +1,93 @@
+-- private.validate_message: the validation of one message request, shared by the single
+-- and the batch intake. Returns the normalized recipient, sender and body, or a
+-- problem (status, code, detail, hint) and no fields at all; raises nothing.
+BEGIN;
+\ir ../../helpers.psql
+SELECT plan(25);
+
+-- One call as a row, fields then problem.
+CREATE FUNCTION pg_temp.v(p_request jsonb, p_default_from text DEFAULT '+15005550006')
+RETURNS TABLE (to_address text, from_address text, body text, status int, code text, detail text, hint text)
+LANGUAGE sql AS $$
+  SELECT * FROM private.validate_message(p_request, p_default_from)
+$$;
+-- The code only, and whether any field leaked out alongside a problem.
+CREATE FUNCTION pg_temp.code(p_request jsonb, p_default_from text DEFAULT '+15005550006') RETURNS text
+LANGUAGE sql AS $$
+  SELECT coalesce(status::text || ' ' || code, 'valid')
+         || CASE WHEN code IS NOT NULL AND num_nonnulls(to_address, from_address, body) > 0 THEN ' +fields' ELSE '' END
+    FROM pg_temp.v(p_request, p_default_from)
+$$;
+
+-- Valid requests.
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+1 (415) 555-0123", "body": "Hello"}')$$,
+  $$VALUES ('+14155550123', '+15005550006', 'Hello', NULL::int, NULL::text, NULL::text, NULL::text)$$,
+  'valid: the recipient normalized, the default sender, the body; no problem');
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+44 (0)20 7946 0958", "body": " spaced ", "from": "+1 500-555-0007"}')$$,
+  $$VALUES ('+442079460958', '+15005550007', ' spaced ', NULL::int, NULL::text, NULL::text, NULL::text)$$,
+  'a given "from" is normalized too; the body is kept as it is');
+SELECT results_eq($$SELECT from_address, code FROM pg_temp.v('{"to": "+14155550123", "body": "x", "from": null}')$$,
+  $$VALUES ('+15005550006', NULL::text)$$, '"from": null means the default sender');
+SELECT is(pg_temp.code(jsonb_build_object('to', '+14155550123', 'body', repeat('😀', 1600))), 'valid',
+  '1600 characters (of four bytes each) are valid');
+SELECT is(pg_temp.code('{"to": "+14155550123", "body": "x", "from": "+15005550009"}', NULL), 'valid',
+  'no default sender is needed when "from" is given');
+
+-- Problems: every one is 422, and comes without fields.
+SELECT results_eq($$SELECT * FROM pg_temp.v(NULL)$$,
+  $$VALUES (NULL::text, NULL::text, NULL::text, 422, 'invalid_request', 'A message must be a JSON object.', NULL::text)$$,
+  'no request: invalid_request');
+SELECT is(ARRAY[pg_temp.code('["+14155550123", "hi"]'), pg_temp.code('"hi"'), pg_temp.code('42'), pg_temp.code('null')],
+  ARRAY['422 invalid_request', '422 invalid_request', '422 invalid_request', '422 invalid_request'],
+  'an array, a string, a number, JSON null: invalid_request');
+SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"to": "+14155550123", "body": "hi", "priority": 1, "a": 2}')$$,
+  $$VALUES ('unknown_field', 'Unknown field(s): a, priority.', 'A message takes "to", "body" and optionally "from".')$$,
+  'unknown fields: unknown_field naming them, sorted, with a hint');
+SELECT is(pg_temp.code('{"to": "nope", "idempotency_key": "k"}'), '422 unknown_field',
+  'unknown fields are reported first (idempotency_key is not part of a message)');
+SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"body": "hi"}')$$,
+  $$VALUES ('invalid_to', '"to" is required and must be a string.', NULL::text)$$, 'no "to": invalid_to');
+SELECT is(ARRAY[pg_temp.code('{"to": 14155550123, "body": "hi"}'), pg_temp.code('{"to": null, "body": "hi"}')],
+  ARRAY['422 invalid_to', '422 invalid_to'], '"to" a number or null: invalid_to');
+SELECT results_eq(format('SELECT code, detail, hint FROM pg_temp.v(%L)', jsonb_build_object('to', repeat('call me ', 10), 'body', 'hi')),
+  format($$VALUES ('invalid_to', %L, 'Use E.164 with country code, e.g. +14155550123.')$$,
+         '"to" is not a phone number: ' || left(repeat('call me ', 10), 40) || '.'),
+  '"to" not a phone number: invalid_to quoting at most 40 characters of it, with a hint');
+SELECT is(pg_temp.code('{"to": "4155550123", "body": "hi"}'), '422 invalid_to', 'no country code: invalid_to');
+SELECT results_eq($$SELECT code, detail FROM pg_temp.v('{"to": "+14155550123"}')$$,
+  $$VALUES ('invalid_body', '"body" is required and must be a string.')$$, 'no "body": invalid_body');
+SELECT is(ARRAY[pg_temp.code('{"to": "+14155550123", "body": 42}'), pg_temp.code('{"to": "+14155550123", "body": null}')],
+  ARRAY['422 invalid_body', '422 invalid_body'], '"body" a number or null: invalid_body');
+SELECT is(ARRAY[pg_temp.code('{"to": "+14155550123", "body": ""}'), pg_temp.code('{"to": "+14155550123", "body": "  "}'),
+                pg_temp.code('{"to": "+14155550123", "body": "\n\t \r"}')],
+  ARRAY['422 empty_body', '422 empty_body', '422 empty_body'], 'an empty or blank body: empty_body');
+SELECT results_eq(format('SELECT * FROM pg_temp.v(%L)', jsonb_build_object('to', '+14155550123', 'body', repeat('é', 1601))),
+  $$VALUES (NULL::text, NULL::text, NULL::text, 422, 'body_too_long', '"body" has 1601 characters; an SMS takes at most 1600.',
+            'Shorten the message (Twilio concatenates at most 1600 characters).')$$,
+  '1601 characters: body_too_long, counting characters, with a hint, without fields');
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+14155550123", "body": "hi", "from": 15005550006}')$$,
+  $$VALUES (NULL::text, NULL::text, NULL::text, 422, 'invalid_from', '"from" must be a string.', NULL::text)$$,
+  '"from" a number: invalid_from, without fields');
+SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"to": "+14155550123", "body": "hi", "from": "HERMES"}')$$,
+  $$VALUES ('invalid_from', '"from" is not a phone number.', 'Use one of your E.164 sender numbers.')$$,
+  '"from" not a phone number: invalid_from with a hint');
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+14155550123", "body": "hi"}', NULL)$$,
+  $$VALUES (NULL::text, NULL::text, NULL::text, 422, 'missing_from',
+            'No "from" given and the tenant has no default sender.', 'Pass "from" or set the tenant''s default_sms_from.')$$,
+  'no "from" and no default sender: missing_from, without fields');
+SELECT is(pg_temp.code('{"to": "+14155550123", "body": "hi", "from": null}', NULL), '422 missing_from',
+  '"from": null and no default sender: missing_from');
+SELECT is(pg_temp.code('{"to": "bad", "body": ""}'), '422 invalid_to', 'the first problem found is the one reported');
+
+-- Raises nothing, over a whole set (a batch reports each item).
+SELECT lives_ok($$SELECT * FROM (VALUES ('null'::jsonb), ('"x"'), ('{"to": 1}'), ('{"to": "+14155550123", "body": ""}')) r(j),
+                                LATERAL private.validate_message(r.j, NULL)$$, 'raises nothing, whatever the input');
+SELECT is((SELECT provolatile::text || ':' || prosecdef::text FROM pg_proc
+            WHERE oid = 'private.validate_message(jsonb,text)'::regprocedure), 'i:false',
+  'IMMUTABLE (a function of its arguments only), not SECURITY DEFINER');
+SELECT ok(NOT has_function_privilege('hermes_api', 'private.validate_message(jsonb,text)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'private.validate_message(jsonb,text)', 'EXECUTE'),
+  'no client role may call it directly');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -31,7 +31,7 @@ typecheck:
 check: lint typecheck test
 
 bench:  ## end-to-end latency and throughput against a throwaway stack
-	$(UV) run python -m bench.e2e
+	$(UV) run python -m bench $(BENCH_ARGS)
 
 db-migrate:  ## migrate the database named by DATABASE_URL
 	$(UV) run python -m hermes.migrate "$$DATABASE_URL"

@@ -22,6 +22,8 @@ DECLARE
   v_batch    app.receipts[];
   v_handoffs bigint;
   v_changed  bigint;
+  v_ids      uuid[];
+  v_created  timestamptz[];
 BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtextextended('hermes.apply_receipts', 0)) THEN
     RETURN jsonb_build_object('applied', 0, 'busy', true);
@@ -33,12 +35,19 @@ BEGIN
     RETURNING q.receipt_id, q.message_created_at
   )
   SELECT coalesce(array_agg(r ORDER BY r.id), '{}') INTO v_batch
-    FROM taken t JOIN app.receipts r ON r.id = t.receipt_id AND r.message_created_at = t.message_created_at;
+    FROM taken t JOIN app.receipts r ON r.id = t.receipt_id AND r.message_created_at = t.message_created_at
+   WHERE r.id = ANY(ARRAY(SELECT receipt_id FROM taken))
+     AND r.message_created_at = ANY(ARRAY(SELECT DISTINCT message_created_at FROM taken));
   IF cardinality(v_batch) = 0 THEN
     RETURN jsonb_build_object('applied', 0);
   END IF;
 
-  PERFORM private.lock_attempts(ARRAY(SELECT DISTINCT b.attempt_id FROM unnest(v_batch) b));
+  -- Every statement below finds attempts and messages by these arrays (index
+  -- conditions on each partition's primary key), never by a join the planner might
+  -- turn into a scan.
+  v_ids := ARRAY(SELECT DISTINCT b.attempt_id FROM unnest(v_batch) b);
+  v_created := private.uuid7_times(v_ids);
+  PERFORM private.lock_attempts(v_ids);
 
   v_handoffs := private.record_handoffs_locked(
     (SELECT jsonb_agg(jsonb_build_object('attempt_id', b.attempt_id,
@@ -57,6 +66,7 @@ BEGIN
     FROM unnest(v_batch) b
     JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
     LEFT JOIN private.provider_statuses s ON s.provider = b.provider AND s.status = b.provider_status
+   WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
    ORDER BY b.id
   ON CONFLICT (message_id, message_created_at, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING;
 
@@ -67,7 +77,8 @@ BEGIN
       FROM unnest(v_batch) b
       JOIN private.provider_statuses s ON s.provider = b.provider AND s.status = b.provider_status
       JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
-     WHERE a.provider_message_id = b.provider_message_id
+     WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
+       AND a.provider_message_id = b.provider_message_id
   ), chosen AS (
     SELECT DISTINCT ON (c.attempt_id) c.*
       FROM candidates c
@@ -84,7 +95,8 @@ BEGIN
            error_message = coalesce(c.error_message, a.error_message),
            updated_at = now()
       FROM chosen c
-     WHERE a.id = c.attempt_id AND a.message_created_at = c.message_created_at
+     WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
+       AND a.id = c.attempt_id AND a.message_created_at = c.message_created_at
        AND c.rank > a.provider_status_rank
        AND a.status NOT IN ('delivered', 'undelivered', 'failed', 'rejected', 'unknown')
     RETURNING a.message_id, a.message_created_at, a.provider, a.provider_message_id,
@@ -101,7 +113,8 @@ BEGIN
                           THEN coalesce(m.sent_at, now()) ELSE m.sent_at END,
            completed_at = CASE WHEN private.message_status_rank(a.message_status) = 100 THEN now() END
       FROM attempts a
-     WHERE m.id = a.message_id AND m.created_at = a.message_created_at
+     WHERE m.id = ANY(ARRAY(SELECT message_id FROM attempts)) AND m.created_at = ANY(v_created)
+       AND m.id = a.message_id AND m.created_at = a.message_created_at
        AND private.message_status_rank(a.message_status) > private.message_status_rank(m.status)
     RETURNING m.id
   )

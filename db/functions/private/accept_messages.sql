@@ -19,6 +19,7 @@ DECLARE
   v_items private.intake_item[];
   v_now   timestamptz := clock_timestamp();
   v_count int;
+  v_keys  text[];
 BEGIN
   -- 1. Shape, key and validation of every item.
   SELECT coalesce(array_agg(ROW(
@@ -39,6 +40,8 @@ BEGIN
                                coalesce(k0.bad, false) AS bad) k
     CROSS JOIN LATERAL private.validate_message(e.item -> 'request', p_default_from) v;
 
+  v_keys := ARRAY(SELECT DISTINCT i.key FROM unnest(v_items) i WHERE i.key IS NOT NULL);
+
   -- 2. Keys used before (committed): replay the first response, or refuse another request.
   --    Idempotency first: a replay is not re-validated against changed state.
   v_items := ARRAY(
@@ -51,7 +54,7 @@ BEGIN
                     ELSE 'accept' END,
                NULL, NULL, NULL, p.response)::private.intake_item
       FROM unnest(v_items) i
-      LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
+      LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key AND p.key = ANY(v_keys)
       LEFT JOIN LATERAL (SELECT min(o.idx) AS idx FROM unnest(v_items) o WHERE o.key = i.key) first_use ON true
      ORDER BY i.idx);
 
@@ -75,7 +78,7 @@ BEGIN
                       ELSE i.outcome END,
                  NULL, NULL, NULL, coalesce(i.response, p.response))::private.intake_item
         FROM unnest(v_items) i
-        LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
+        LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key AND p.key = ANY(v_keys)
        ORDER BY i.idx);
   END IF;
 
@@ -114,7 +117,7 @@ BEGIN
     UPDATE app.idempotency_keys k
        SET message_id = n.message_id, message_created_at = n.created_at, response = r.response
       FROM new n JOIN responses r ON r.id = n.message_id
-     WHERE k.tenant_id = p_tenant_id AND k.key = n.key
+     WHERE k.tenant_id = p_tenant_id AND k.key = n.key AND k.key = ANY(v_keys)
   )
   SELECT ARRAY(
     SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,

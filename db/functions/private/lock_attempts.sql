@@ -11,8 +11,8 @@ AS $$
   WITH locked AS (
     SELECT a.id
       FROM app.message_attempts a
-      JOIN (SELECT DISTINCT i, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i) w
-        ON a.id = w.i AND a.message_created_at = w.created
+     WHERE a.id = ANY(p_attempt_ids)
+       AND a.message_created_at = ANY(private.uuid7_times(p_attempt_ids))
      ORDER BY a.id
        FOR UPDATE OF a
   )

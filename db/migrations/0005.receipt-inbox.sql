@@ -116,3 +116,4 @@ CREATE TYPE private.intake_item AS (
 
 -- Replaced by the set-based app.apply_receipts.
 DROP FUNCTION IF EXISTS private.apply_provider_status(uuid, text, text, text);
+DROP FUNCTION IF EXISTS private.uuid7_times(uuid[]);

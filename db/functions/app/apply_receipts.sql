@@ -23,7 +23,6 @@ DECLARE
   v_handoffs bigint;
   v_changed  bigint;
   v_ids      uuid[];
-  v_created  timestamptz[];
 BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtextextended('hermes.apply_receipts', 0)) THEN
     RETURN jsonb_build_object('applied', 0, 'busy', true);
@@ -42,11 +41,9 @@ BEGIN
     RETURN jsonb_build_object('applied', 0);
   END IF;
 
-  -- Every statement below finds attempts and messages by these arrays (index
-  -- conditions on each partition's primary key), never by a join the planner might
-  -- turn into a scan.
+  -- The statements below join the batch (unnest of an array: a small estimate, so
+  -- nested loops over each partition's primary key) to attempts and messages.
   v_ids := ARRAY(SELECT DISTINCT b.attempt_id FROM unnest(v_batch) b);
-  v_created := private.uuid7_times(v_ids);
   PERFORM private.lock_attempts(v_ids);
 
   v_handoffs := private.record_handoffs_locked(
@@ -66,7 +63,6 @@ BEGIN
     FROM unnest(v_batch) b
     JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
     LEFT JOIN private.provider_statuses s ON s.provider = b.provider AND s.status = b.provider_status
-   WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
    ORDER BY b.id
   ON CONFLICT (message_id, message_created_at, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING;
 
@@ -77,8 +73,7 @@ BEGIN
       FROM unnest(v_batch) b
       JOIN private.provider_statuses s ON s.provider = b.provider AND s.status = b.provider_status
       JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
-     WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
-       AND a.provider_message_id = b.provider_message_id
+     WHERE a.provider_message_id = b.provider_message_id
   ), chosen AS (
     SELECT DISTINCT ON (c.attempt_id) c.*
       FROM candidates c
@@ -95,8 +90,7 @@ BEGIN
            error_message = coalesce(c.error_message, a.error_message),
            updated_at = now()
       FROM chosen c
-     WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
-       AND a.id = c.attempt_id AND a.message_created_at = c.message_created_at
+     WHERE a.id = c.attempt_id AND a.message_created_at = c.message_created_at
        AND c.rank > a.provider_status_rank
        AND a.status NOT IN ('delivered', 'undelivered', 'failed', 'rejected', 'unknown')
     RETURNING a.message_id, a.message_created_at, a.provider, a.provider_message_id,
@@ -113,8 +107,7 @@ BEGIN
                           THEN coalesce(m.sent_at, now()) ELSE m.sent_at END,
            completed_at = CASE WHEN private.message_status_rank(a.message_status) = 100 THEN now() END
       FROM attempts a
-     WHERE m.id = ANY(ARRAY(SELECT message_id FROM attempts)) AND m.created_at = ANY(v_created)
-       AND m.id = a.message_id AND m.created_at = a.message_created_at
+     WHERE m.id = a.message_id AND m.created_at = a.message_created_at
        AND private.message_status_rank(a.message_status) > private.message_status_rank(m.status)
     RETURNING m.id
   )

@@ -22,10 +22,7 @@ DECLARE
   v_lease interval := coalesce(
     (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
   v_decisions jsonb;
-  v_created   timestamptz[] := private.uuid7_times(p_attempt_ids);
 BEGIN
-  -- Attempts and messages are found by these arrays (index conditions on each
-  -- partition's primary key), never by a join the planner might turn into a scan.
   PERFORM private.lock_attempts(p_attempt_ids);
 
   WITH wanted AS (
@@ -40,7 +37,6 @@ BEGIN
                 ELSE 'claim' END AS decision
       FROM wanted w
       LEFT JOIN app.message_attempts a ON a.id = w.id AND a.message_created_at = w.created
-                                      AND a.id = ANY(p_attempt_ids) AND a.message_created_at = ANY(v_created)
       LEFT JOIN app.tenants t ON t.id = a.tenant_id
   ), deferred AS (
     SELECT c.*, c.last_claimed_at + v_lease - now() AS wait FROM classified c WHERE c.decision = 'defer'
@@ -54,7 +50,6 @@ BEGIN
        SET status = 'rejected', error_code = 'tenant_suspended', updated_at = now()
       FROM classified c
      WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
-       AND a.id = ANY(p_attempt_ids) AND a.message_created_at = ANY(v_created)
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id
   ), rejected_messages AS (
     UPDATE app.messages m
@@ -63,7 +58,6 @@ BEGIN
            updated_at = now(), completed_at = now()
       FROM rejected r
      WHERE m.id = r.message_id AND m.created_at = r.message_created_at
-       AND m.id = ANY(ARRAY(SELECT message_id FROM rejected)) AND m.created_at = ANY(v_created)
        AND private.message_status_rank(m.status) < 100
   ), rejected_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
@@ -76,14 +70,12 @@ BEGIN
            claimed_at = coalesce(a.claimed_at, now()), last_claimed_at = now(), updated_at = now()
       FROM classified c
      WHERE c.decision = 'claim' AND a.id = c.id AND a.message_created_at = c.message_created_at
-       AND a.id = ANY(p_attempt_ids) AND a.message_created_at = ANY(v_created)
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at
   ), claimed_messages AS (
     UPDATE app.messages m
        SET status = 'sending', updated_at = now()
       FROM claimed c
      WHERE m.id = c.message_id AND m.created_at = c.message_created_at
-       AND m.id = ANY(ARRAY(SELECT message_id FROM claimed)) AND m.created_at = ANY(v_created)
        AND private.message_status_rank(m.status) < private.message_status_rank('sending')
   ), claimed_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
@@ -112,8 +104,6 @@ BEGIN
     FROM classified c
     LEFT JOIN claimed k ON k.id = c.id
     LEFT JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
-                            AND m.id = ANY(ARRAY(SELECT message_id FROM claimed))
-                            AND m.created_at = ANY(v_created)
   ;
   -- Deferred claims get a job for when the lease ends.
   PERFORM private.enqueue_jobs('send_sms',

@@ -18,7 +18,6 @@ DECLARE
   v_duplicates bigint;
   v_total      bigint;
   v_ids        uuid[];
-  v_created    timestamptz[];
 BEGIN
   IF jsonb_typeof(p_handoffs) IS DISTINCT FROM 'array' THEN
     PERFORM private.raise_problem(422, 'invalid_handoffs', 'Hand-offs are a JSON array.');
@@ -29,7 +28,6 @@ BEGIN
   END IF;
   v_total := jsonb_array_length(p_handoffs);
   v_ids := ARRAY(SELECT DISTINCT (h ->> 'attempt_id')::uuid FROM jsonb_array_elements(p_handoffs) h);
-  v_created := private.uuid7_times(v_ids);
   IF private.lock_attempts(v_ids) < cardinality(v_ids) THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
@@ -45,8 +43,7 @@ BEGIN
                             'first_provider_message_id', a.provider_message_id)
     FROM jsonb_to_recordset(p_handoffs) h(attempt_id uuid, provider_message_id text, provider_status text)
     JOIN app.message_attempts a ON a.id = h.attempt_id AND a.message_created_at = private.uuid7_time(h.attempt_id)
-   WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
-     AND a.provider_message_id IS NOT NULL AND a.provider_message_id <> h.provider_message_id;
+   WHERE a.provider_message_id IS NOT NULL AND a.provider_message_id <> h.provider_message_id;
   GET DIAGNOSTICS v_duplicates = ROW_COUNT;
 
   PERFORM private.insert_receipts('handoff',
@@ -56,8 +53,7 @@ BEGIN
               'provider_status', coalesce(nullif(h.provider_status, ''), 'queued'))), '[]')
        FROM jsonb_to_recordset(p_handoffs) h(attempt_id uuid, provider_message_id text, provider_status text)
        JOIN app.message_attempts a ON a.id = h.attempt_id AND a.message_created_at = private.uuid7_time(h.attempt_id)
-      WHERE a.id = ANY(v_ids) AND a.message_created_at = ANY(v_created)
-        AND a.provider_message_id = h.provider_message_id));
+      WHERE a.provider_message_id = h.provider_message_id));
   RETURN jsonb_build_object('recorded', v_recorded, 'duplicates', v_duplicates,
                             'already_recorded', v_total - v_recorded - v_duplicates);
 END

@@ -19,7 +19,6 @@ DECLARE
   v_items private.intake_item[];
   v_now   timestamptz := clock_timestamp();
   v_count int;
-  v_keys  text[];
 BEGIN
   -- 1. Shape, key and validation of every item.
   SELECT coalesce(array_agg(ROW(
@@ -40,8 +39,6 @@ BEGIN
                                coalesce(k0.bad, false) AS bad) k
     CROSS JOIN LATERAL private.validate_message(e.item -> 'request', p_default_from) v;
 
-  v_keys := ARRAY(SELECT DISTINCT i.key FROM unnest(v_items) i WHERE i.key IS NOT NULL);
-
   -- 2. Keys used before (committed): replay the first response, or refuse another request.
   --    Idempotency first: a replay is not re-validated against changed state.
   v_items := ARRAY(
@@ -49,13 +46,12 @@ BEGIN
                i.problem_status, i.problem_code, i.problem_detail, i.problem_hint,
                CASE WHEN p.key IS NOT NULL AND p.request_hash = i.hash THEN 'replay'
                     WHEN p.key IS NOT NULL THEN 'conflict'
-                    WHEN i.key IS NOT NULL AND first_use.idx <> i.idx THEN 'duplicate'
+                    WHEN i.key IS NOT NULL AND i.first_use <> i.idx THEN 'duplicate'
                     WHEN i.problem_code IS NOT NULL THEN 'problem'
                     ELSE 'accept' END,
                NULL, NULL, NULL, p.response)::private.intake_item
-      FROM unnest(v_items) i
-      LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key AND p.key = ANY(v_keys)
-      LEFT JOIN LATERAL (SELECT min(o.idx) AS idx FROM unnest(v_items) o WHERE o.key = i.key) first_use ON true
+      FROM (SELECT u.*, min(u.idx) OVER (PARTITION BY u.key) AS first_use FROM unnest(v_items) u) i
+      LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
      ORDER BY i.idx);
 
   -- 3. Claim the new keys. A key another transaction took meanwhile (the insert waited
@@ -78,7 +74,7 @@ BEGIN
                       ELSE i.outcome END,
                  NULL, NULL, NULL, coalesce(i.response, p.response))::private.intake_item
         FROM unnest(v_items) i
-        LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key AND p.key = ANY(v_keys)
+        LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
        ORDER BY i.idx);
   END IF;
 
@@ -117,7 +113,7 @@ BEGIN
     UPDATE app.idempotency_keys k
        SET message_id = n.message_id, message_created_at = n.created_at, response = r.response
       FROM new n JOIN responses r ON r.id = n.message_id
-     WHERE k.tenant_id = p_tenant_id AND k.key = n.key AND k.key = ANY(v_keys)
+     WHERE k.tenant_id = p_tenant_id AND k.key = n.key
   )
   SELECT ARRAY(
     SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
@@ -155,9 +151,9 @@ BEGIN
                coalesce(f.response, i.response) AS response,
                i.problem_status, i.problem_code, i.problem_detail, i.problem_hint
           FROM unnest(v_items) i
-          LEFT JOIN LATERAL (
-            SELECT o.* FROM unnest(v_items) o
-             WHERE i.outcome = 'duplicate' AND o.key = i.key ORDER BY o.idx LIMIT 1) f ON true
+          LEFT JOIN (SELECT DISTINCT ON (u.key) u.* FROM unnest(v_items) u
+                      WHERE u.key IS NOT NULL ORDER BY u.key, u.idx) f
+            ON i.outcome = 'duplicate' AND f.key = i.key
       ) o);
 END
 $$;

@@ -16,8 +16,6 @@ AS $$
                                                     provider_status text, error_code text,
                                                     error_message text, payload jsonb)
      WHERE r.attempt_id IS NOT NULL AND r.provider_message_id <> '' AND r.provider_status <> ''
-  ), ids AS (
-    SELECT array_agg(i.attempt_id) AS ids FROM incoming i
   ), stored AS (
     INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
                               provider_status, error_code, error_message, source, payload)
@@ -26,8 +24,6 @@ AS $$
            coalesce(i.payload, '{}')
       FROM incoming i
       JOIN app.message_attempts a ON a.id = i.attempt_id AND a.message_created_at = i.message_created_at
-     CROSS JOIN ids
-     WHERE a.id = ANY(ids.ids) AND a.message_created_at = ANY(private.uuid7_times(ids.ids))
      ORDER BY i.n   -- ids in the given order: 'first terminal wins' follows it
     ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
     RETURNING id, message_created_at

@@ -12,7 +12,7 @@ AS $$
     SELECT a.id
       FROM app.message_attempts a
      WHERE a.id = ANY(p_attempt_ids)
-       AND a.message_created_at = ANY(private.uuid7_times(p_attempt_ids))
+       AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
      ORDER BY a.id
        FOR UPDATE OF a
   )

@@ -16,17 +16,14 @@ AS $$
       FROM (SELECT (e ->> 'attempt_id')::uuid AS attempt_id, e ->> 'provider_message_id' AS provider_message_id, n
               FROM jsonb_array_elements(p_handoffs) WITH ORDINALITY AS x(e, n)) h
      ORDER BY h.attempt_id, h.n
-  ), ids AS (
-    SELECT array_agg(g.attempt_id) AS ids FROM given g
   ), attempts AS (
     UPDATE app.message_attempts a
        SET provider_message_id = g.provider_message_id,
            handed_off_at = now(),
            status = CASE WHEN a.status IN ('pending', 'claimed') THEN 'handed_off' ELSE a.status END,
            updated_at = now()
-      FROM given g, ids
-     WHERE a.id = ANY(ids.ids) AND a.message_created_at = ANY(private.uuid7_times(ids.ids))
-       AND a.id = g.attempt_id AND a.message_created_at = g.created AND a.provider_message_id IS NULL
+      FROM given g
+     WHERE a.id = g.attempt_id AND a.message_created_at = g.created AND a.provider_message_id IS NULL
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.provider_message_id
   ), messages AS (
     UPDATE app.messages m
@@ -39,9 +36,7 @@ AS $$
            updated_at = CASE WHEN private.message_status_rank(m.status) < private.message_status_rank('sent')
                              THEN now() ELSE m.updated_at END
       FROM attempts a
-     WHERE m.id = ANY(ARRAY(SELECT message_id FROM attempts))
-       AND m.created_at = ANY(ARRAY(SELECT DISTINCT message_created_at FROM attempts))
-       AND m.id = a.message_id AND m.created_at = a.message_created_at
+     WHERE m.id = a.message_id AND m.created_at = a.message_created_at
     RETURNING m.id, m.created_at, m.status
   ), events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,

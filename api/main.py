@@ -7,15 +7,16 @@ through ``api.db.Commands`` and maps the result (or the SQL error) to HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import AsyncConnectionPool
 
 from api import errors
+from api.body_limit import BodyLimit
 from api.db import Commands
 from api.routes import messages, tenants, webhooks
 from api.settings import Settings
@@ -53,35 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(psycopg.Error, errors.db_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        limit = (
-            settings.max_batch_body_bytes
-            if request.url.path == "/v1/messages/batch"
-            else settings.max_body_bytes
-        )
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return errors.Problem(
-                413,
-                "payload_too_large",
-                f"The request body exceeds {limit} bytes.",
-            ).response(request.url.path)
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            # Chunked: count while reading, stop at the limit (never buffer more).
-            received = bytearray()
-            async for chunk in request.stream():
-                received += chunk
-                if len(received) > limit:
-                    return errors.Problem(
-                        413,
-                        "payload_too_large",
-                        f"The request body exceeds {limit} bytes.",
-                    ).response(request.url.path)
-            request._body = bytes(received)
-        return await call_next(request)
+    def body_limit(path: str) -> int:
+        if path == "/v1/messages/batch":
+            return settings.max_batch_body_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, bool]:

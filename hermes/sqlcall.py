@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
+
+# JSON in and out of the database through orjson (psycopg's default is the stdlib).
+set_json_loads(orjson.loads)
+set_json_dumps(orjson.dumps)
 
 # The path of provider status callbacks: the worker gives it to the provider, the API
 # serves it and rebuilds the signed URL from it.

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CommandsDep, Principal, require
 from api.errors import Problem
+from api.jsonresponse import JSON
 
 # The most messages one POST /v1/messages/batch takes (app.submit_messages checks it too).
 MAX_BATCH = 1000
@@ -35,19 +36,17 @@ async def send_message(
     body: MessageCreate,
     who: Sender,
     commands: CommandsDep,
-    response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> dict[str, Any]:
+) -> Response:
     result = await commands.submit_message(
         who.tenant,
         who.api_key_id,
         body.model_dump(by_alias=True, exclude_unset=True),
         idempotency_key,
     )
-    if result["replayed"]:
-        response.headers["Idempotent-Replayed"] = "true"
-    message: dict[str, Any] = result["message"]
-    return message
+    # The JSON the database built, serialized once (no response-model pass).
+    headers = {"Idempotent-Replayed": "true"} if result["replayed"] else None
+    return JSON(result["message"], status_code=201, headers=headers)
 
 
 class MessageBatch(BaseModel):
@@ -61,7 +60,7 @@ class MessageBatch(BaseModel):
 @router.post("/messages/batch", status_code=200)
 async def send_messages(
     request: Request, body: MessageBatch, who: Sender, commands: CommandsDep
-) -> dict[str, Any]:
+) -> Response:
     """Up to 1,000 messages in one transaction, answered per item: ``{"results":
     [{"index", "status": 201, "message"} | {"index", "status": 200, "replayed": true,
     "message"} | {"index", "status": 4xx, "problem"}], "accepted", "replayed",
@@ -80,7 +79,7 @@ async def send_messages(
             item["problem"] = Problem(
                 int(problem["status"]), problem["code"], problem["detail"], problem.get("hint")
             ).body(f"{request.url.path}#/messages/{item['index']}")
-    return result
+    return JSON(result)
 
 
 @router.get("/messages/{message_id}")

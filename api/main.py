@@ -14,6 +14,7 @@ import psycopg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from psycopg_pool import AsyncConnectionPool
+from starlette.types import ASGIApp
 
 from api import errors
 from api.body_limit import BodyLimit
@@ -24,7 +25,7 @@ from api.settings import Settings
 log = logging.getLogger("hermes.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -67,5 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(tenants.router)
     app.include_router(messages.router)
-    app.include_router(webhooks.router)
-    return app
+    # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
+    return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands)

@@ -255,6 +255,24 @@ def stack_config(cluster: LocalCluster, args: argparse.Namespace) -> StackConfig
     )
 
 
+def _git_commit() -> str | None:
+    """The commit measured (+dirty when the tree has uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return None
+    return f"{head}+dirty" if head and dirty else head or None
+
+
 def specs_for(cfg: StackConfig, api_processes: int) -> list[ServiceSpec]:
     specs = stack_specs(cfg)
     for spec in specs:
@@ -555,6 +573,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = STATE / "bench-run"
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
         "name": args.name,
         "mode": args.mode,
         "quick": args.quick,

@@ -23,7 +23,9 @@ AS $$
            i.provider_status, nullif(i.error_code, ''), nullif(i.error_message, ''), p_source,
            coalesce(i.payload, '{}')
       FROM incoming i
-      JOIN app.message_attempts a ON a.id = i.attempt_id AND a.message_created_at = i.message_created_at
+     -- LATERAL: a primary-key lookup per receipt, whatever the planner guesses of the array.
+     CROSS JOIN LATERAL (SELECT x.tenant_id FROM app.message_attempts x
+                          WHERE x.id = i.attempt_id AND x.message_created_at = i.message_created_at) a
      ORDER BY i.n   -- ids in the given order: 'first terminal wins' follows it
     ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
     RETURNING id, message_created_at

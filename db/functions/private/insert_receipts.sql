@@ -6,9 +6,12 @@
 -- callers check existence where it must be an error). Returns how many were new.
 CREATE OR REPLACE FUNCTION private.insert_receipts(p_source text, p_receipts jsonb)
 RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_n bigint;
+BEGIN
   WITH incoming AS (
     SELECT r.*, private.uuid7_time(r.attempt_id) AS message_created_at, e.n
       FROM jsonb_array_elements(p_receipts) WITH ORDINALITY AS e(item, n)
@@ -33,7 +36,9 @@ AS $$
     INSERT INTO private.receipt_queue (receipt_id, message_created_at)
     SELECT id, message_created_at FROM stored
   )
-  SELECT count(*) FROM stored
+  SELECT count(*) INTO v_n FROM stored;
+  RETURN v_n;
+END
 $$;
 COMMENT ON FUNCTION private.insert_receipts(text, jsonb) IS
   'Appends receipts to the inbox, deduplicated on (provider, provider message id, status), and queues the new ones.';

@@ -5,9 +5,12 @@
 -- message second. Returns how many it locked.
 CREATE OR REPLACE FUNCTION private.lock_attempts(p_attempt_ids uuid[])
 RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_n bigint;
+BEGIN
   WITH locked AS (
     SELECT a.id
       FROM app.message_attempts a
@@ -16,7 +19,9 @@ AS $$
      ORDER BY a.id
        FOR UPDATE OF a
   )
-  SELECT count(*) FROM locked
+  SELECT count(*) INTO v_n FROM locked;
+  RETURN v_n;
+END
 $$;
 COMMENT ON FUNCTION private.lock_attempts(uuid[]) IS
   'SELECT ... FOR UPDATE of a set of attempts, in id order (no deadlocks between batches).';

@@ -7,9 +7,12 @@
 -- first entry per attempt counts. Returns how many hand-offs were recorded.
 CREATE OR REPLACE FUNCTION private.record_handoffs_locked(p_handoffs jsonb, p_via text)
 RETURNS bigint
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_n bigint;
+BEGIN
   WITH given AS (
     SELECT DISTINCT ON (h.attempt_id) h.attempt_id, private.uuid7_time(h.attempt_id) AS created,
            h.provider_message_id
@@ -45,7 +48,9 @@ AS $$
            jsonb_build_object('provider_message_id', a.provider_message_id, 'via', p_via)
       FROM attempts a JOIN messages m ON m.id = a.message_id AND m.created_at = a.message_created_at
   )
-  SELECT count(*) FROM attempts
+  SELECT count(*) INTO v_n FROM attempts;
+  RETURN v_n;
+END
 $$;
 COMMENT ON FUNCTION private.record_handoffs_locked(jsonb, text) IS
   'Records provider ids of attempts that have none (caller holds the locks): attempt handed_off, message sent, event.';

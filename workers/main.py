@@ -62,7 +62,13 @@ async def run(settings: Settings) -> None:
         settings.provider_timeout_seconds,
         connections=settings.max_concurrent_tasks,
     )
-    batcher = SendBatcher(db, twilio, settings.public_url, max_batch=settings.batch_size)
+    batcher = SendBatcher(
+        db,
+        twilio,
+        settings.public_url,
+        max_batch=settings.batch_size,
+        linger_seconds=settings.batch_linger_seconds,
+    )
 
     pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
 

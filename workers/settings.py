@@ -24,6 +24,9 @@ class Settings:
     # Jobs in flight in one worker (pgqueuer's max_concurrent_tasks): room for a few
     # batches at once; also the bound on concurrent provider connections.
     max_concurrent_tasks: int
+    # How long the first job of a batch waits for others (seconds): bigger batches,
+    # fewer transactions, at the cost of this much latency.
+    batch_linger_seconds: float
     # Database connections of the worker's command pool (batches, receipt loops).
     db_pool_size: int
     provider_timeout_seconds: float
@@ -54,9 +57,10 @@ class Settings:
             batch_size=int(env.get("HERMES_WORKER_BATCH_SIZE", "100")),
             max_concurrent_tasks=int(env.get("HERMES_WORKER_CONCURRENCY", "300")),
             db_pool_size=int(env.get("HERMES_WORKER_DB_POOL", "6")),
+            batch_linger_seconds=float(env.get("HERMES_WORKER_BATCH_LINGER", "0.02")),
             provider_timeout_seconds=float(env.get("HERMES_PROVIDER_TIMEOUT", "15")),
             receipt_batch=int(env.get("HERMES_RECEIPT_BATCH", "1000")),
-            receipt_idle_seconds=float(env.get("HERMES_RECEIPT_IDLE", "0.02")),
+            receipt_idle_seconds=float(env.get("HERMES_RECEIPT_IDLE", "0.05")),
             lookup_poll_seconds=float(env.get("HERMES_RECEIPT_LOOKUP_POLL", "5")),
             maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "*/15 * * * *"),
         )

@@ -2,7 +2,7 @@
 
 Configuration comes from the environment (see :class:`simulators.twilio.app.SimConfig`).
 Logs one line per API call (``API ...``) and per status callback attempt
-(``CALLBACK ...``) on stderr.
+(``CALLBACK ...``) on stderr, at INFO (DEBUG with ``SIM_TWILIO_LOG_REQUESTS=0``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-import uvicorn
-
-from simulators.twilio.app import SimConfig, create_app
+from simulators.twilio.app import SimConfig
+from simulators.twilio.server import run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    app = create_app(SimConfig.from_env())
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level)
+    run(SimConfig.from_env(), args.host, args.port)
 
 
 if __name__ == "__main__":

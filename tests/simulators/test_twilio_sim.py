@@ -6,7 +6,12 @@ the SDK's own ``RequestValidator`` (the simulator signs them independently).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import math
 import os
+import re
+import socket
 import string
 import subprocess
 import sys
@@ -19,17 +24,27 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from hermes.services import free_port
-from simulators.twilio.app import SimConfig, compute_signature, num_segments
+from simulators.twilio.app import (
+    _GSM7_BASIC,
+    _GSM7_EXTENDED,
+    SimConfig,
+    compute_signature,
+    create_app,
+    form_encode,
+    num_segments,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -138,7 +153,7 @@ class Received:
 
 class Receiver:
     """Records status callbacks. Paths under /flaky/ answer 500 to their first request,
-    paths under /down/ always answer 503, anything else 200."""
+    paths under /down/ always answer 503, paths under /gone/ 410, anything else 200."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -175,6 +190,8 @@ class Receiver:
             self._calls.append(call)
         if call.path.startswith("/down/"):
             return 503
+        if call.path.startswith("/gone/"):
+            return 410
         if call.path.startswith("/flaky/") and earlier == 0:
             return 500
         return 200
@@ -293,8 +310,18 @@ def test_config_from_env() -> None:
         10,
     )
     assert (cfg.failure_rate, cfg.api_error_rate, cfg.seed) == (0.25, 0.5, 7)
+    assert (cfg.callback_loss_rate, cfg.log_requests) == (0.0, True)
+    cfg = SimConfig.from_env(
+        {"SIM_TWILIO_CALLBACK_LOSS_RATE": "0.125", "SIM_TWILIO_LOG_REQUESTS": "0"}
+    )
+    assert (cfg.callback_loss_rate, cfg.log_requests) == (0.125, False)
+    assert SimConfig.from_env({"SIM_TWILIO_LOG_REQUESTS": "1"}).log_requests is True
     with pytest.raises(ValueError, match="failure_rate"):
         SimConfig.from_env({"SIM_TWILIO_FAILURE_RATE": "1.5"})
+    with pytest.raises(ValueError, match="callback_loss_rate"):
+        SimConfig.from_env({"SIM_TWILIO_CALLBACK_LOSS_RATE": "-0.1"})
+    with pytest.raises(ValueError, match="SIM_TWILIO_LOG_REQUESTS"):
+        SimConfig.from_env({"SIM_TWILIO_LOG_REQUESTS": "sometimes"})
     with pytest.raises(ValueError, match="account SID"):
         SimConfig.from_env({"TWILIO_ACCOUNT_SID": "AC123"})
 
@@ -318,6 +345,32 @@ def test_num_segments() -> None:
     assert [num_segments(b) for b in ("", "hi", "a" * 160, "a" * 161, "a" * 306)] == [1, 1, 1, 2, 2]
     assert [num_segments("a" * 307), num_segments("€" * 80), num_segments("€" * 81)] == [3, 1, 2]
     assert [num_segments("ł" * 70), num_segments("ł" * 71), num_segments("😀" * 35)] == [1, 2, 1]
+
+
+def _reference_num_segments(body: str) -> int:
+    """The original, straightforward definition."""
+    if not body:
+        return 1
+    if all(c in _GSM7_BASIC or c in _GSM7_EXTENDED for c in body):
+        units = sum(2 if c in _GSM7_EXTENDED else 1 for c in body)
+        single, multi = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+GSM_ISH = st.text(alphabet=st.sampled_from([*sorted(_GSM7_BASIC | _GSM7_EXTENDED), "ł", "😀"]))
+
+
+@given(st.one_of(GSM_ISH, st.text()))
+def test_num_segments_matches_its_definition(body: str) -> None:
+    assert num_segments(body) == _reference_num_segments(body)
+
+
+@given(st.lists(st.tuples(st.text(), st.text())))
+def test_form_encode_is_urlencode(pairs: list[tuple[str, str]]) -> None:
+    assert form_encode(pairs) == urlencode(pairs)
 
 
 # ------------------------------------------------------------------ through the SDK
@@ -772,3 +825,374 @@ def test_failure_rates_latency_and_reset(chaos_sim: Sim, receiver: Receiver) -> 
         assert receiver.calls(path) == []
     finally:
         client.http_client.session.close()
+
+
+def test_client_gone_during_latency_creates_nothing(chaos_sim: Sim) -> None:
+    chaos_sim.reset()
+    form = urlencode({"To": "+14155550100", "From": FROM, "Body": "gone"}).encode()
+    request = (
+        f"POST {API}/Messages.json HTTP/1.1\r\nHost: sim\r\nAuthorization: {basic_auth()}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(form)}\r\n\r\n"
+    ).encode() + form
+    host, port = chaos_sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request)
+        time.sleep(0.02)  # within SIM_TWILIO_LATENCY_MS (100)
+    chaos_sim.wait_log(f"API POST {API}/Messages.json -> 499", "not handled")
+    assert chaos_sim.ledger() == []
+    assert sim_stats(chaos_sim) == ZERO_STATS
+
+
+# ------------------------------------------------------------- stats and the ledger
+
+
+ZERO_STATS = {
+    "creates": 0,
+    "api_errors": 0,
+    "refused": 0,
+    "fetches": 0,
+    "lists": 0,
+    "callbacks_sent": 0,
+    "callbacks_failed": 0,
+    "callbacks_lost": 0,
+    "callbacks_pending": 0,
+    "duplicate_callback_urls": 0,
+}
+
+
+def sim_stats(sim: Sim) -> dict[str, int]:
+    r = httpx.get(f"{sim.url}/_sim/stats")
+    assert r.status_code == 200, r.text
+    stats: dict[str, int] = r.json()
+    return stats
+
+
+def wait_stats(sim: Sim, timeout: float = 5.0, **expected: int) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = sim_stats(sim)
+        if all(stats[k] == v for k, v in expected.items()):
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stats {stats}, wanted {expected}")
+        time.sleep(0.02)
+
+
+def test_stats(sim: Sim, receiver: Receiver, client: Any) -> None:
+    assert sim_stats(sim) == ZERO_STATS
+    path, gone, down = callback_path(), callback_path("gone"), callback_path("down")
+    url = receiver.base_url + path
+    first = client.messages.create(to="+14155550100", from_=FROM, body="1", status_callback=url)
+    for body in ("2", "3"):  # the same callback URL twice more: one duplicated URL
+        client.messages.create(to="+14155550100", from_=FROM, body=body, status_callback=url)
+    client.messages.create(
+        to="+14155550100", from_=FROM, body="gone", status_callback=receiver.base_url + gone
+    )
+    client.messages.create(to="+14155550100", from_=FROM, body="no callback")
+    with pytest.raises(TwilioRestException):
+        client.messages.create(to="+15005550004", from_=FROM, body="refused")
+    client.messages(first.sid).fetch()
+    with pytest.raises(TwilioRestException):
+        client.messages("SM" + "0" * 32).fetch()
+    assert len(client.messages.list(limit=2)) == 2
+
+    receiver.wait(path, 9)
+    receiver.wait(gone, 3)
+    stats = wait_stats(sim, callbacks_sent=9, callbacks_failed=3)  # a 410 is not retried
+    assert stats == ZERO_STATS | {
+        "creates": 5,
+        "refused": 1,
+        "fetches": 2,
+        "lists": 1,
+        "callbacks_sent": 9,
+        "callbacks_failed": 3,
+        "duplicate_callback_urls": 1,
+    }
+
+    # A callback waiting for its retry is pending (and holds back the next one).
+    failing = client.messages.create(
+        to="+15005550012", from_=FROM, body="down", status_callback=receiver.base_url + down
+    )
+    stats = wait_stats(sim, callbacks_pending=2)
+    assert stats["callbacks_failed"] == 3
+    receiver.wait(down, 4, timeout=5)
+    stats = wait_stats(sim, callbacks_pending=0, callbacks_failed=5)
+    assert (stats["creates"], stats["callbacks_sent"]) == (6, 9)
+    assert client.messages(failing.sid).fetch().status == "failed"
+
+    assert sim.reset()["cleared"] == 6
+    assert sim_stats(sim) == ZERO_STATS
+
+
+def test_ledger_paging(sim: Sim, client: Any) -> None:
+    created = [
+        client.messages.create(to="+14155550100", from_=FROM, body=f"m{i}") for i in range(5)
+    ]
+    deadline = time.monotonic() + 5
+    ledger = sim.ledger()
+    while {e["status"] for e in ledger} != {"delivered"}:  # let the statuses settle
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+        ledger = sim.ledger()
+    assert [e["sid"] for e in ledger] == [m.sid for m in created]
+    assert all("seq" not in e for e in ledger)
+
+    def page(**params: str) -> httpx.Response:
+        return httpx.get(f"{sim.url}/_sim/messages", params=params)
+
+    pages, since = [], 0
+    while True:
+        r = page(since_seq=str(since), limit="2")
+        assert r.status_code == 200
+        entries = r.json()
+        if not entries:
+            break
+        pages.append(entries)
+        since = entries[-1]["seq"]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    paged = [e for p in pages for e in p]
+    seqs = [e.pop("seq") for e in paged]
+    assert paged == ledger
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+    assert [e["sid"] for e in page(limit="3").json()] == [m.sid for m in created[:3]]
+    assert [e["sid"] for e in page(since_seq=str(seqs[2])).json()] == [m.sid for m in created[3:]]
+    for bad in ({"since_seq": "-1"}, {"limit": "0"}, {"limit": "x"}, {"since_seq": "1.5"}):
+        r = page(**bad)
+        assert (r.status_code, r.json()["code"]) == (400, 20001), bad
+
+    # Sequence numbers go on across a reset, so a reader's cursor stays valid.
+    sim.reset()
+    after = client.messages.create(to="+14155550100", from_=FROM, body="after reset")
+    [entry] = page(since_seq=str(seqs[-1])).json()
+    assert (entry["sid"], entry["seq"] > seqs[-1]) == (after.sid, True)
+    assert page(since_seq=str(entry["seq"])).json() == []
+
+
+# -------------------------------------------------------------------- the HTTP server
+
+
+def raw_exchange(sim: Sim, data: bytes, until: bytes, timeout: float = 5.0) -> bytes:
+    """Sends raw bytes; reads until ``until`` was seen (or the server closed)."""
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while until not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def basic_auth() -> str:
+    return "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+
+
+def test_http_pipelining_head_and_methods(sim: Sim, client: Any) -> None:
+    form = urlencode({"To": "+14155550100", "From": FROM, "Body": "pipelined"}).encode()
+    create = (
+        f"POST {API}/Messages.json HTTP/1.1\r\nHost: sim\r\nAuthorization: {basic_auth()}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(form)}\r\n\r\n"
+    ).encode() + form
+    requests = (
+        b"GET /_sim/health HTTP/1.1\r\nHost: sim\r\n\r\n"
+        + create
+        + b"HEAD /_sim/health HTTP/1.1\r\nHost: sim\r\n\r\n"
+        + b"DELETE "
+        + API.encode()
+        + b"/Messages.json HTTP/1.1\r\nHost: sim\r\n\r\n"
+        + b"GET /_sim/reset HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n"
+    )
+    got = raw_exchange(sim, requests, b"\x00never")  # until the server closes
+    statuses = re.findall(rb"HTTP/1\.1 [0-9]{3} [^\r]*", got)
+    assert statuses == [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 201 Created",
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 405 Method Not Allowed",
+        b"HTTP/1.1 405 Method Not Allowed",
+    ]
+    assert b'"code":20004' in got and b"Connection: close" in got
+    head_answer = got.split(b"HTTP/1.1 ")[3]
+    assert b"Content-Length: 11\r\n" in head_answer and head_answer.endswith(b"\r\n\r\n")
+    assert [e["body"] for e in sim.ledger()] == ["pipelined"]
+
+
+def test_http_expect_continue_chunked_and_http10(sim: Sim, client: Any) -> None:
+    form = urlencode({"To": "+14155550100", "From": FROM, "Body": "chunked"}).encode()
+    head = (
+        f"POST {API}/Messages.json HTTP/1.1\r\nHost: sim\r\nAuthorization: {basic_auth()}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(head)
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        half = len(form) // 2
+        for part in (form[:half], form[half:]):
+            s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+        s.sendall(b"0\r\n\r\n")
+        answer = b""
+        while b'"uri"' not in answer:
+            answer += s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 201 Created\r\n")
+    assert sim.ledger()[-1]["body"] == "chunked"
+
+    # HTTP/1.0 without keep-alive: one answer, then the server closes.
+    got = raw_exchange(sim, b"GET /_sim/health HTTP/1.0\r\n\r\n", b"\x00never")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b'{"ok":true}')
+    # Not HTTP: 400, closed.
+    got = raw_exchange(sim, b"\x16\x03\x01 not http at all\r\n\r\n", b"\x00never")
+    assert got.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_multipart_create(sim: Sim, client: Any) -> None:
+    r = httpx.post(
+        f"{sim.url}{API}/Messages.json",
+        data={"To": "+14155550100", "From": FROM, "Body": "multipart é"},
+        files={"MediaUrl": ("a.txt", b"a file is not a MediaUrl")},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["body"], r.json()["num_media"]) == ("multipart é", "0")
+    # A body of another type carries no fields.
+    r = httpx.post(
+        f"{sim.url}{API}/Messages.json",
+        json={"To": "+14155550100", "From": FROM, "Body": "json"},
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+    )
+    assert (r.status_code, r.json()["code"]) == (400, 21604)
+
+
+# ---------------------------------------------- zero receipt delay, quiet logs (own process)
+
+
+@pytest.fixture(scope="module")
+def quiet_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    s = start_sim(
+        tmp_path_factory.mktemp("twilio-sim-quiet"),
+        {"SIM_TWILIO_RECEIPT_DELAY_MS": "0", "SIM_TWILIO_LOG_REQUESTS": "0"},
+    )
+    yield s
+    stop_sim(s)
+
+
+def test_zero_receipt_delay_keeps_callback_order(quiet_sim: Sim, receiver: Receiver) -> None:
+    paths = [callback_path() for _ in range(40)]
+    flaky = callback_path("flaky")
+    with httpx.Client(base_url=quiet_sim.url, auth=(ACCOUNT_SID, AUTH_TOKEN)) as http:
+        for path in [*paths, flaky]:
+            r = http.post(
+                f"{API}/Messages.json",
+                data={
+                    "To": "+14155550100",
+                    "From": FROM,
+                    "Body": "fast",
+                    "StatusCallback": receiver.base_url + path,
+                },
+            )
+            assert r.status_code == 201
+    for path in paths:
+        calls = receiver.wait(path, 3)
+        assert [c.status for c in calls] == ["queued", "sent", "delivered"]
+        for call in calls:
+            assert_signed(call)
+    # The retry of the first callback (1 s later) still comes before the next status.
+    calls = receiver.wait(flaky, 4)
+    assert [c.status for c in calls] == ["queued", "queued", "sent", "delivered"]
+    wait_stats(quiet_sim, callbacks_sent=123, callbacks_pending=0)
+
+    # SIM_TWILIO_LOG_REQUESTS=0: no per-request or per-callback lines at INFO.
+    text = quiet_sim.log_path.read_text()
+    assert "Twilio simulator ready" in text
+    assert "API POST" not in text and "CALLBACK" not in text
+
+
+# ------------------------------------------------------------- lost callbacks (own process)
+
+
+@pytest.fixture(scope="module")
+def lossy_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+    s = start_sim(
+        tmp_path_factory.mktemp("twilio-sim-lossy"),
+        {
+            "SIM_TWILIO_CALLBACK_LOSS_RATE": "0.5",
+            "SIM_TWILIO_SEED": "7",
+            "SIM_TWILIO_RECEIPT_DELAY_MS": "10",
+        },
+    )
+    yield s
+    stop_sim(s)
+
+
+def test_lost_callbacks(lossy_sim: Sim, receiver: Receiver) -> None:
+    client = make_client(lossy_sim)
+    try:
+        paths = [callback_path() for _ in range(20)]
+        created = [
+            client.messages.create(
+                to="+14155550100", from_=FROM, body="lossy", status_callback=receiver.base_url + p
+            )
+            for p in paths
+        ]
+        stats = wait_stats(lossy_sim, callbacks_pending=0, creates=20)
+        deadline = time.monotonic() + 5
+        while stats["callbacks_sent"] + stats["callbacks_lost"] < 60:
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.02)
+            stats = sim_stats(lossy_sim)
+        assert stats["callbacks_failed"] == 0
+        assert 0 < stats["callbacks_lost"] < 60
+        time.sleep(0.1)
+        received = 0
+        for msg, path in zip(created, paths, strict=True):
+            statuses = [c.status for c in receiver.calls(path)]
+            received += len(statuses)
+            # What arrives is in order, each status at most once ...
+            assert statuses == [s for s in ("queued", "sent", "delivered") if s in statuses]
+            # ... and the stored status moved on regardless: a fetch tells the truth.
+            assert client.messages(msg.sid).fetch().status == "delivered"
+        assert received == stats["callbacks_sent"] == 60 - stats["callbacks_lost"]
+    finally:
+        client.http_client.session.close()
+
+
+# ------------------------------------------------------------------- in-process (ASGI)
+
+
+def test_asgi_app_in_process(receiver: Receiver) -> None:
+    config = SimConfig(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, receipt_delay_ms=0)
+    app = create_app(config)
+    path = callback_path()
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as http:
+            r = await http.post(
+                f"{API}/Messages.json",
+                data={
+                    "To": "+14155550100",
+                    "From": FROM,
+                    "Body": "in process",
+                    "StatusCallback": receiver.base_url + path,
+                },
+                auth=(ACCOUNT_SID, AUTH_TOKEN),
+            )
+            assert r.status_code == 201, r.text
+            sid = r.json()["sid"]
+            deadline = time.monotonic() + 5
+            while len(receiver.calls(path)) < 3:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            fetched = await http.get(f"{API}/Messages/{sid}.json", auth=(ACCOUNT_SID, AUTH_TOKEN))
+            assert fetched.json()["status"] == "delivered"
+            assert (await http.get("/nope")).json()["code"] == 20404
+            assert (await http.get(f"{API}/Messages.json")).status_code == 401
+        assert await app.sim.close() == 0
+
+    asyncio.run(main())
+    assert [c.status for c in receiver.calls(path)] == ["queued", "sent", "delivered"]

@@ -1,0 +1,330 @@
+"""The simulator's HTTP/1.1 server: asyncio protocol + httptools, on uvloop when present.
+
+Keep-alive, pipelining (answers in request order), ``Expect: 100-continue``, chunked
+request bodies, HEAD. A request is handled as soon as its body is complete, in the
+protocol callback itself - no task, no ASGI - unless ``SIM_TWILIO_LATENCY_MS`` delays
+it; a request whose client disconnects during that delay is not handled (logged with
+499), as before with FastAPI, whose form parsing then failed. Connections idle for more
+than ``IDLE_TIMEOUT_S`` are closed. The ledger is kept out of the cyclic garbage
+collector's way (see :meth:`SimServer._keep_gc`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import gc
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import cast
+from urllib.parse import unquote
+
+import httptools
+
+from simulators.twilio.app import Reply, SimConfig, Simulator, log_ready, twilio_error
+
+log = logging.getLogger("simulators.twilio")
+
+IDLE_TIMEOUT_S = 75.0
+FREEZE_EVERY = 1000  # accepted creates
+
+_REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+
+@dataclass(slots=True)
+class _Request:
+    method: str
+    path: str
+    query: str
+    authorization: str | None
+    content_type: str | None
+    body: bytes
+    keep_alive: bool
+    http_10: bool
+
+
+def _decode_path(raw: bytes) -> tuple[str, str]:
+    """(%-decoded path, raw query) of a request target."""
+    if raw[:1] != b"/":  # absolute form, or "*"
+        url = httptools.parse_url(raw)
+        path_b, query_b = url.path or b"/", url.query or b""
+    else:
+        path_b, _, query_b = raw.partition(b"?")
+        path_b = path_b.partition(b"#")[0]
+    path = path_b.decode("latin-1")
+    if "%" in path:
+        path = unquote(path)
+    return path, query_b.decode("latin-1")
+
+
+class _HttpConnection(asyncio.Protocol):
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+        self.sim = server.sim
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.last_active = time.monotonic()
+        # the request being read
+        self.url = b""
+        self.authorization: str | None = None
+        self.content_type: str | None = None
+        self.expect_continue = False
+        self.body: list[bytes] = []
+        # requests read but not answered yet (only while one waits for its latency)
+        self.backlog: collections.deque[_Request] | None = None
+        self.worker: asyncio.Task[None] | None = None
+        self.closing = False
+
+    # ------------------------------------------------------------------ protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        self.server.connections.discard(self)
+        self.closing = True
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The request was read (and answered, or waits in the backlog); its upgrade
+            # is declined, and the connection ends with that answer.
+            if self.backlog:
+                self.backlog[-1].keep_alive = False
+            else:
+                self._close()
+        except httptools.HttpParserError:
+            self._write_reply(twilio_error(400, "Invalid HTTP request", 400), False, False, "GET")
+            self._close()
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.authorization = None
+        self.content_type = None
+        self.expect_continue = False
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"authorization":
+            self.authorization = value.decode("latin-1")
+        elif name == b"content-type":
+            self.content_type = value.decode("latin-1")
+        elif name == b"expect":
+            self.expect_continue = value.lower() == b"100-continue"
+
+    def on_headers_complete(self) -> None:
+        if self.expect_continue and self.transport is not None and self.backlog is None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.closing:  # pipelined after a "Connection: close" request
+            return
+        parser = self.parser
+        path, query = _decode_path(self.url)
+        request = _Request(
+            parser.get_method().decode("ascii"),
+            path,
+            query,
+            self.authorization,
+            self.content_type,
+            b"".join(self.body),
+            parser.should_keep_alive() and not self.closing,
+            parser.get_http_version() == "1.0",
+        )
+        self.body = []
+        if self.backlog is None and not self.sim.latency_for(path):
+            self._answer(request)
+            return
+        if self.backlog is None:
+            self.backlog = collections.deque()
+        self.backlog.append(request)
+        if self.worker is None:
+            self.worker = self.server.spawn(self._work())
+
+    # ------------------------------------------------------------------ answering
+
+    async def _work(self) -> None:
+        """Answers the backlog in order, each after its latency."""
+        backlog = self.backlog
+        assert backlog is not None
+        try:
+            while backlog:
+                latency = self.sim.latency_for(backlog[0].path)
+                if latency:
+                    await asyncio.sleep(latency)
+                request = backlog.popleft()
+                if self.closing:
+                    # The client left while its request waited (or the connection
+                    # closed after an earlier answer): nothing is handled, as with an
+                    # ASGI app reading the body after the delay.
+                    self.sim.log_request(
+                        request.method,
+                        request.path,
+                        request.query,
+                        499,
+                        0.0,
+                        "client disconnected during the latency, not handled",
+                    )
+                    continue
+                self._answer(request)
+        finally:
+            self.backlog = None
+            self.worker = None
+
+    def _answer(self, request: _Request) -> None:
+        started = time.perf_counter()
+        try:
+            reply = self.sim.handle(
+                request.method,
+                request.path,
+                request.query,
+                request.authorization,
+                request.content_type,
+                request.body,
+            )
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            reply = twilio_error(20500, "An internal server error has occurred", 500)
+        took = time.perf_counter() - started
+        self._write_reply(reply, request.keep_alive, request.http_10, request.method)
+        if not request.keep_alive:
+            self._close()
+        self.sim.log_request(
+            request.method, request.path, request.query, reply.status, took, reply.note
+        )
+
+    def _write_reply(self, reply: Reply, keep_alive: bool, http_10: bool, method: str) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        body = reply.body
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+            reply.status,
+            _REASONS.get(reply.status, b"Unknown"),
+            len(body),
+        )
+        for name, value in reply.headers:
+            head += f"{name}: {value}\r\n".encode("latin-1")
+        if not keep_alive:
+            head += b"Connection: close\r\n"
+        elif http_10:
+            head += b"Connection: keep-alive\r\n"
+        transport.write(head + b"\r\n" if method == "HEAD" else head + b"\r\n" + body)
+
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def idle_for(self, now: float) -> float:
+        return 0.0 if self.worker is not None else now - self.last_active
+
+
+class SimServer:
+    """Serves one :class:`Simulator` on ``host``:``port``."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.sim = Simulator(config)
+        self.connections: set[_HttpConnection] = set()
+        self.workers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._gc_keeper: asyncio.Task[None] | None = None
+
+    def spawn(self, coro: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.workers.add(task)
+        task.add_done_callback(self.workers.discard)
+        return task
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _HttpConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        self._sweeper = loop.create_task(self._sweep())
+        self._gc_keeper = loop.create_task(self._keep_gc())
+        log_ready(self.sim.config, f"http://{host}:{port}")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(IDLE_TIMEOUT_S / 5)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.idle_for(now) > IDLE_TIMEOUT_S:
+                    conn._close()
+
+    async def _keep_gc(self) -> None:
+        """Keeps the ledger out of the cyclic garbage collector's way: its full
+        collections walk every tracked object, which at a few hundred thousand messages
+        means pauses of half a second, and more CPU than the requests themselves. Once a
+        second, if a thousand messages were accepted since, the young generations are
+        collected and everything left is frozen (``gc.freeze``: ignored by collections,
+        still freed by reference counting). A reset unfreezes it all."""
+        frozen_at, resets = 0, self.sim.resets
+        while True:
+            await asyncio.sleep(1.0)
+            accepted = self.sim.accepted
+            if self.sim.resets != resets:
+                gc.unfreeze()
+                frozen_at, resets = accepted, self.sim.resets
+            elif accepted - frozen_at >= FREEZE_EVERY:
+                gc.collect(1)
+                gc.freeze()
+                frozen_at = accepted
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in (self._sweeper, self._gc_keeper):
+            if task is not None:
+                task.cancel()
+        for task in list(self.workers):
+            task.cancel()
+        for conn in list(self.connections):
+            conn._close()
+        cancelled = await self.sim.close()
+        log.info("Twilio simulator stopped (%d pending callback task(s) cancelled)", cancelled)
+
+
+async def serve(config: SimConfig, host: str, port: int) -> None:
+    """Runs until SIGINT or SIGTERM."""
+    server = SimServer(config)
+    await server.start(host, port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def run(config: SimConfig, host: str, port: int) -> None:
+    """:func:`serve` on uvloop (plain asyncio without it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(serve(config, host, port))
+    else:
+        uvloop.run(serve(config, host, port))

@@ -12,7 +12,8 @@ from api.db import Commands
 from api.errors import Problem
 
 
-def get_commands(request: Request) -> Commands:
+async def get_commands(request: Request) -> Commands:
+    # async: FastAPI runs a plain def dependency in a thread pool, a thread hop per request.
     commands: Commands = request.app.state.commands
     return commands
 

@@ -110,28 +110,8 @@ class Commands:
             await self._call("SELECT app.get_message(%s, %s) AS r", (tenant_id, message_id)),
         )
 
-    async def record_receipt(
-        self,
-        provider: str,
-        attempt_id: str,
-        provider_message_id: str,
-        provider_status: str,
-        error_code: str | None,
-        error_message: str | None,
-        payload: dict[str, str],
-    ) -> dict[str, Any]:
+    async def record_receipts(self, receipts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return cast(
-            dict[str, Any],
-            await self._call(
-                "SELECT app.record_receipt(%s, %s, %s, %s, %s, %s, %s) AS r",
-                (
-                    provider,
-                    attempt_id,
-                    provider_message_id,
-                    provider_status,
-                    error_code,
-                    error_message,
-                    Jsonb(payload),
-                ),
-            ),
+            list[dict[str, Any]],
+            await self._call("SELECT app.record_receipts(%s) AS r", (Jsonb(receipts),)),
         )

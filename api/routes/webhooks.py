@@ -4,13 +4,18 @@ state changes; the receipt itself is one SQL call that appends it to the receipt
 
 Three of every four requests Hermes serves per message are status callbacks, so they
 take a path of their own in front of FastAPI (:class:`StatusCallbacks`, plain ASGI):
-read the form body, verify, one SQL call, 204. Everything else goes to FastAPI.
+read the form body, verify, append, 204. Everything else goes to FastAPI. The callbacks
+that arrive within a few milliseconds are appended in one call (:class:`ReceiptBatcher`,
+``app.record_receipts``), and each is acknowledged only once that call has committed:
+a 204 always means the receipt is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,17 +33,60 @@ log = logging.getLogger("hermes.api.webhooks")
 TWILIO_PREFIX = STATUS_CALLBACK_PATH.format(provider="twilio", attempt_id="")
 
 
-async def twilio_status(
-    settings: Settings,
-    commands: Commands,
-    attempt_id: str,
-    query: str,
-    body: bytes,
-    signature: str,
+class ReceiptBatcher:
+    """Gathers receipts for up to ``linger`` seconds (or ``max_batch`` of them) and
+    appends them with one ``app.record_receipts`` call; each caller gets its own
+    outcome (queued, duplicate, attempt_not_found) or the call's error."""
+
+    def __init__(
+        self, commands: Callable[[], Commands], max_batch: int = 500, linger: float = 0.004
+    ) -> None:
+        self.commands = commands
+        self.max_batch = max_batch
+        self.linger = linger
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[str]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def add(self, receipt: dict[str, Any]) -> str:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        self._pending.append((receipt, fut))
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.linger, self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[dict[str, Any], asyncio.Future[str]]]) -> None:
+        try:
+            outcomes = await self.commands().record_receipts([r for r, _ in batch])
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
+            if not fut.done():
+                fut.set_result(str(outcome["outcome"]))
+
+
+def twilio_receipt(
+    settings: Settings, attempt_id: str, query: str, body: bytes, signature: str
 ) -> dict[str, Any]:
     """``POST /v1/webhooks/twilio/status/{attempt_id}``: one Twilio status callback
-    (form-encoded). Raises :class:`Problem` (403 invalid_signature, 422
-    invalid_receipt, 404 attempt_not_found from SQL)."""
+    (form-encoded), verified and turned into the receipt to append. Raises
+    :class:`Problem` (403 invalid_signature, 422 invalid_receipt)."""
     params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     # Twilio signs the URL it was given: our public base URL, not whatever host or
     # scheme a proxy in between presents to us.
@@ -53,25 +101,25 @@ async def twilio_status(
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
         raise Problem(422, "invalid_receipt", "MessageSid and MessageStatus are required.")
-    return await commands.record_receipt(
-        "twilio",
-        attempt_id,
-        sid,
-        status,
-        params.get("ErrorCode"),
-        params.get("ErrorMessage"),
-        params,
-    )
+    return {
+        "provider": "twilio",
+        "attempt_id": attempt_id,
+        "provider_message_id": sid,
+        "provider_status": status,
+        "error_code": params.get("ErrorCode"),
+        "error_message": params.get("ErrorMessage"),
+        "payload": params,
+    }
 
 
 class StatusCallbacks:
     """ASGI: provider status callbacks here, every other request to ``app``."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, commands: Any) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, commands: Callable[[], Commands]) -> None:
         self.app = app
         self.settings = settings
-        # A callable returning the live Commands (created in the app's lifespan).
-        self.commands = commands
+        # commands: returns the live Commands (created in the app's lifespan).
+        self.receipts = ReceiptBatcher(commands)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -96,14 +144,15 @@ class StatusCallbacks:
                 if name == b"x-twilio-signature":
                     signature = value.decode("latin-1")
                     break
-            await twilio_status(
+            receipt = twilio_receipt(
                 self.settings,
-                self.commands(),
                 attempt_id,
                 scope.get("query_string", b"").decode("latin-1"),
                 body,
                 signature,
             )
+            if await self.receipts.add(receipt) == "attempt_not_found":
+                raise Problem(404, "attempt_not_found", "No such attempt.")
         except Problem as problem:
             await problem.response(path)(scope, receive, send)
             return

@@ -78,7 +78,7 @@ $$, 'no role but the owner has privileges on a partition');
 SELECT functions_are('app', ARRAY[
   'apply_receipts', 'authenticate', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
-  'record_handoffs', 'record_lookups', 'record_receipt', 'record_send_error',
+  'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
@@ -136,6 +136,7 @@ $$, $$ VALUES
   ('hermes_api', 'app.submit_message(uuid,uuid,jsonb,text)'),
   ('hermes_api', 'app.submit_messages(uuid,uuid,jsonb)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
+  ('hermes_api', 'app.record_receipts(jsonb)'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
   ('hermes_worker', 'app.claim_attempts(uuid[])'),
   ('hermes_worker', 'app.apply_receipts(integer)'),

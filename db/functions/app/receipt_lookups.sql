@@ -53,7 +53,8 @@ RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT jsonb_build_object('new', private.insert_receipts('lookup', coalesce(p_results, '[]')))
+  SELECT jsonb_build_object('new', count(*) FILTER (WHERE o ->> 'outcome' = 'queued'))
+    FROM jsonb_array_elements(private.insert_receipts('lookup', coalesce(p_results, '[]'))) o
 $$;
 COMMENT ON FUNCTION app.record_lookups(jsonb) IS
   'Appends provider lookup answers (statuses) to the receipt inbox.';

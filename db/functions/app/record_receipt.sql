@@ -1,12 +1,43 @@
--- A provider status callback (delivery receipt), already signature-checked by the
--- API. The attempt id comes from the callback URL Hermes gave the provider. One cheap
--- insert into the receipt inbox, acknowledged at once: no lock on the attempt, so the
--- callbacks of one attempt never wait on each other or on its hand-off.
--- app.apply_receipts applies it soon after (see there for the guarantees: stored once
--- per (provider, provider message id, status) -- never deduplicated on the message id
--- alone --, monotonic, first terminal wins, records an unrecorded hand-off).
--- Returns {duplicate, queued}: duplicate when that status of that provider message
--- was already in the inbox. An attempt that does not exist is HM404.
+-- Provider status callbacks (delivery receipts), already signature-checked by the
+-- API. The attempt id comes from the callback URL Hermes gave the provider. The API
+-- gathers the callbacks that arrive within a few milliseconds and appends them to the
+-- receipt inbox in one call, acknowledging each once it has committed: no lock on any
+-- attempt, so the callbacks of one attempt never wait on each other or on its
+-- hand-off. app.apply_receipts applies them soon after (see there for the guarantees:
+-- stored once per (provider, provider message id, status) -- never deduplicated on the
+-- message id alone --, monotonic, first terminal wins, records an unrecorded hand-off).
+-- p_receipts = [{"provider", "attempt_id", "provider_message_id", "provider_status",
+-- "error_code"?, "error_message"?, "payload"?}, ...]. Returns one outcome per element,
+-- in order: [{"index", "outcome": "queued" | "duplicate" | "attempt_not_found"}].
+CREATE OR REPLACE FUNCTION app.record_receipts(p_receipts jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_bad text;
+BEGIN
+  IF jsonb_typeof(p_receipts) IS DISTINCT FROM 'array' THEN
+    PERFORM private.raise_problem(422, 'invalid_receipt', 'Receipts are a JSON array.');
+  END IF;
+  SELECT r ->> 'provider' INTO v_bad FROM jsonb_array_elements(p_receipts) r
+   WHERE (r ->> 'provider') IS DISTINCT FROM 'twilio' LIMIT 1;
+  IF FOUND THEN
+    PERFORM private.raise_problem(422, 'unknown_provider', format('Unknown provider %s.', v_bad));
+  END IF;
+  IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_receipts) r
+              WHERE coalesce(r ->> 'provider_message_id', '') = '' OR coalesce(r ->> 'provider_status', '') = '') THEN
+    PERFORM private.raise_problem(422, 'invalid_receipt', 'A receipt needs the provider message id and status.');
+  END IF;
+  RETURN private.insert_receipts('callback', p_receipts);
+END
+$$;
+COMMENT ON FUNCTION app.record_receipts(jsonb) IS
+  'Appends provider status callbacks to the receipt inbox (deduplicated); an outcome per receipt.';
+GRANT EXECUTE ON FUNCTION app.record_receipts(jsonb) TO hermes_api;
+
+-- One callback (operators, tests): app.record_receipts with one element. Returns
+-- {duplicate, queued}; an attempt that does not exist is HM404.
 CREATE OR REPLACE FUNCTION app.record_receipt(
   p_provider text, p_attempt_id uuid, p_provider_message_id text, p_provider_status text,
   p_error_code text DEFAULT NULL, p_error_message text DEFAULT NULL, p_payload jsonb DEFAULT '{}')
@@ -15,34 +46,18 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_created timestamptz := private.uuid7_time(p_attempt_id);
-  v_tenant  uuid;
-  v_id      bigint;
+  v_outcome text;
 BEGIN
-  IF p_provider IS DISTINCT FROM 'twilio' THEN
-    PERFORM private.raise_problem(422, 'unknown_provider', format('Unknown provider %s.', p_provider));
-  END IF;
-  IF coalesce(p_provider_message_id, '') = '' OR coalesce(p_provider_status, '') = '' THEN
-    PERFORM private.raise_problem(422, 'invalid_receipt', 'A receipt needs the provider message id and status.');
-  END IF;
-  SELECT tenant_id INTO v_tenant FROM app.message_attempts
-   WHERE id = p_attempt_id AND message_created_at = v_created;
-  IF NOT FOUND THEN
+  v_outcome := app.record_receipts(jsonb_build_array(jsonb_build_object(
+    'provider', p_provider, 'attempt_id', p_attempt_id, 'provider_message_id', p_provider_message_id,
+    'provider_status', p_provider_status, 'error_code', p_error_code, 'error_message', p_error_message,
+    'payload', coalesce(p_payload, '{}')))) -> 0 ->> 'outcome';
+  IF v_outcome = 'attempt_not_found' THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
   END IF;
-  INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
-                            provider_status, error_code, error_message, source, payload)
-  VALUES (v_created, p_attempt_id, v_tenant, p_provider, p_provider_message_id, p_provider_status,
-          nullif(p_error_code, ''), nullif(p_error_message, ''), 'callback', coalesce(p_payload, '{}'))
-  ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
-  RETURNING id INTO v_id;
-  IF v_id IS NULL THEN
-    RETURN jsonb_build_object('duplicate', true, 'queued', false);
-  END IF;
-  INSERT INTO private.receipt_queue (receipt_id, message_created_at) VALUES (v_id, v_created);
-  RETURN jsonb_build_object('duplicate', false, 'queued', true);
+  RETURN jsonb_build_object('duplicate', v_outcome = 'duplicate', 'queued', v_outcome = 'queued');
 END
 $$;
 COMMENT ON FUNCTION app.record_receipt(text, uuid, text, text, text, text, jsonb) IS
-  'Appends a provider status callback to the receipt inbox (deduplicated); app.apply_receipts applies it.';
+  'Appends one provider status callback to the receipt inbox (deduplicated); app.apply_receipts applies it.';
 GRANT EXECUTE ON FUNCTION app.record_receipt(text, uuid, text, text, text, text, jsonb) TO hermes_api;

@@ -1,44 +1,64 @@
 -- Appends receipts to the inbox (app.receipts) and queues the new ones for
--- app.apply_receipts. p_receipts = [{"attempt_id", "provider", "provider_message_id",
--- "provider_status", "error_code"?, "error_message"?, "payload"?}, ...]. A receipt
--- already stored (same provider, provider message id and status) is skipped: that is
--- the deduplication. Receipts for attempts that do not exist are skipped too (the
--- callers check existence where it must be an error). Returns how many were new.
+-- app.apply_receipts, in one statement for the whole set. p_receipts = [{"attempt_id",
+-- "provider", "provider_message_id", "provider_status", "error_code"?,
+-- "error_message"?, "payload"?}, ...]. A receipt already stored (same provider,
+-- provider message id and status) is skipped: that is the deduplication; so is one
+-- for an attempt that does not exist. Returns one outcome per element, in order:
+-- [{"index", "outcome": "queued" | "duplicate" | "attempt_not_found"}].
 CREATE OR REPLACE FUNCTION private.insert_receipts(p_source text, p_receipts jsonb)
-RETURNS bigint
+RETURNS jsonb
 LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_n bigint;
+  v_outcomes jsonb;
 BEGIN
   WITH incoming AS (
     SELECT r.*, private.uuid7_time(r.attempt_id) AS message_created_at, e.n
-      FROM jsonb_array_elements(p_receipts) WITH ORDINALITY AS e(item, n)
+      FROM jsonb_array_elements(coalesce(p_receipts, '[]')) WITH ORDINALITY AS e(item, n)
      CROSS JOIN LATERAL jsonb_to_record(e.item) AS r(attempt_id uuid, provider text, provider_message_id text,
                                                     provider_status text, error_code text,
                                                     error_message text, payload jsonb)
-     WHERE r.attempt_id IS NOT NULL AND r.provider_message_id <> '' AND r.provider_status <> ''
-  ), stored AS (
-    INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
-                              provider_status, error_code, error_message, source, payload)
-    SELECT i.message_created_at, i.attempt_id, a.tenant_id, i.provider, i.provider_message_id,
-           i.provider_status, nullif(i.error_code, ''), nullif(i.error_message, ''), p_source,
-           coalesce(i.payload, '{}')
+  ), known AS (
+    SELECT i.*, a.tenant_id
       FROM incoming i
      -- LATERAL: a primary-key lookup per receipt, whatever the planner guesses of the array.
      CROSS JOIN LATERAL (SELECT x.tenant_id FROM app.message_attempts x
                           WHERE x.id = i.attempt_id AND x.message_created_at = i.message_created_at) a
-     ORDER BY i.n   -- ids in the given order: 'first terminal wins' follows it
+     WHERE i.provider_message_id <> '' AND i.provider_status <> ''
+  ), stored AS (
+    INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
+                              provider_status, error_code, error_message, source, payload)
+    SELECT k.message_created_at, k.attempt_id, k.tenant_id, k.provider, k.provider_message_id,
+           k.provider_status, nullif(k.error_code, ''), nullif(k.error_message, ''), p_source,
+           coalesce(k.payload, '{}')
+      FROM known k
+     ORDER BY k.n   -- ids in the given order: 'first terminal wins' follows it
     ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING
-    RETURNING id, message_created_at
+    RETURNING id, message_created_at, provider, provider_message_id, provider_status
   ), queued AS (
     INSERT INTO private.receipt_queue (receipt_id, message_created_at)
     SELECT id, message_created_at FROM stored
+  ), firsts AS (
+    -- The same status twice in one call: the first element is the one stored.
+    SELECT DISTINCT ON (k.provider, k.provider_message_id, k.provider_status) k.n, s.id
+      FROM known k
+      JOIN stored s ON s.provider = k.provider AND s.provider_message_id = k.provider_message_id
+                   AND s.provider_status = k.provider_status
+                   AND s.message_created_at = k.message_created_at
+     ORDER BY k.provider, k.provider_message_id, k.provider_status, k.n
   )
-  SELECT count(*) INTO v_n FROM stored;
-  RETURN v_n;
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'index', i.n - 1,
+           'outcome', CASE WHEN f.n IS NOT NULL THEN 'queued'
+                           WHEN k.n IS NOT NULL THEN 'duplicate'
+                           ELSE 'attempt_not_found' END) ORDER BY i.n), '[]')
+    INTO v_outcomes
+    FROM incoming i
+    LEFT JOIN known k ON k.n = i.n
+    LEFT JOIN firsts f ON f.n = i.n;
+  RETURN v_outcomes;
 END
 $$;
 COMMENT ON FUNCTION private.insert_receipts(text, jsonb) IS
-  'Appends receipts to the inbox, deduplicated on (provider, provider message id, status), and queues the new ones.';
+  'Appends receipts to the inbox, deduplicated on (provider, provider message id, status), queues the new ones; an outcome per element.';

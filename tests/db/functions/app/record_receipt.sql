@@ -5,7 +5,7 @@
 -- hand-offs never recorded, logs other SIDs and unknown statuses without applying them.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(67);
+SELECT plan(73);
 
 SELECT (pg_temp.new_tenant('Receipt Co') -> 'tenant' ->> 'id') AS t \gset
 -- Message n: submitted, claimed (send) and, unless said otherwise, handed off as SM-n
@@ -191,6 +191,26 @@ SELECT ok((SELECT prosecdef FROM pg_proc WHERE oid = 'app.record_receipt(text,uu
           AND has_function_privilege('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_worker', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)', 'EXECUTE'),
   'SECURITY DEFINER; the API records receipts');
+
+-- app.record_receipts: the API's batch of callbacks, one outcome per element, in order.
+SELECT pg_temp.sent_message(:'t', 'SM-B1') AS b1 \gset
+SELECT is(app.record_receipts(jsonb_build_array(
+    jsonb_build_object('provider', 'twilio', 'attempt_id', :'b1', 'provider_message_id', 'SM-B1', 'provider_status', 'sent'),
+    jsonb_build_object('provider', 'twilio', 'attempt_id', private.uuid7(), 'provider_message_id', 'SM-Bx', 'provider_status', 'sent'),
+    jsonb_build_object('provider', 'twilio', 'attempt_id', :'b1', 'provider_message_id', 'SM-B1', 'provider_status', 'sent'),
+    jsonb_build_object('provider', 'twilio', 'attempt_id', :'b1', 'provider_message_id', 'SM-B1', 'provider_status', 'queued'),
+    jsonb_build_object('provider', 'twilio', 'attempt_id', :'b1', 'provider_message_id', 'SM-B1', 'provider_status', 'delivered'))),
+  '[{"index": 0, "outcome": "queued"}, {"index": 1, "outcome": "attempt_not_found"},
+    {"index": 2, "outcome": "duplicate"}, {"index": 3, "outcome": "duplicate"},
+    {"index": 4, "outcome": "queued"}]'::jsonb,
+  'a batch: new ones queued, an unknown attempt, a repeat inside the batch and a status already stored (the hand-off''s queued)');
+SELECT is(pg_temp.apply(), 1, 'applied together');
+SELECT is(pg_temp.attempt_status(:'b1'), 'delivered', 'the attempt is delivered');
+SELECT is(pg_temp.problem($$SELECT app.record_receipts('[{"provider": "vonage", "attempt_id": "01a23302-1234-75ce-b144-97e8f3f3fb22", "provider_message_id": "x", "provider_status": "sent"}]')$$),
+  'HM422 unknown_provider', 'an unknown provider refuses the batch');
+SELECT is(pg_temp.problem($$SELECT app.record_receipts('[{"provider": "twilio", "attempt_id": "01a23302-1234-75ce-b144-97e8f3f3fb22", "provider_message_id": "", "provider_status": "sent"}]')$$),
+  'HM422 invalid_receipt', 'a receipt without provider id refuses the batch');
+SELECT is(pg_temp.problem($$SELECT app.record_receipts('{}')$$), 'HM422 invalid_receipt', 'not an array');
 
 SELECT * FROM finish();
 ROLLBACK;

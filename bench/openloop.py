@@ -101,6 +101,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline-duration", type=float, help="s (duration/10 within 10..30)")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument(
+        "--no-receiver",
+        action="store_true",
+        help="status callbacks to the API processes, not to a receiver process of their own",
+    )
+    p.add_argument(
         "--pgss-track",
         choices=("all", "top", "none"),
         default="all",
@@ -236,6 +241,12 @@ def stack_config(cluster: LocalCluster, args: argparse.Namespace) -> StackConfig
         if name in names:
             extra[name] = args.api_processes
             break
+    # Callbacks on a receiver process of their own, as `make run` runs them (when this
+    # Hermes has one).
+    fields = {f.name for f in dataclasses.fields(StackConfig)}
+    receiver: dict[str, Any] = {}
+    if "receiver_port" in fields and not args.no_receiver:
+        receiver["receiver_port"] = free_port()
     return StackConfig(
         db_host="127.0.0.1",
         db_port=cluster.port,
@@ -244,6 +255,7 @@ def stack_config(cluster: LocalCluster, args: argparse.Namespace) -> StackConfig
         postgrest_port=free_port(),
         sim_port=free_port(),
         run_dir=STATE / "bench-run",
+        **receiver,
         workers=args.workers,
         worker_env={"HERMES_LOG_LEVEL": "WARNING", "HERMES_JOB_POLL_INTERVAL": "5"},
         sim_env={
@@ -340,7 +352,8 @@ def groups_for(
     pid = {name: p.pid for name, p in sup.procs.items()}
     return [
         procstat.Group("postgresql", [pm], exclude={monitor_pid}),
-        procstat.Group("api", [pid["api"]]),
+        # The API and, when there is one, the provider-callback receiver.
+        procstat.Group("api", [pid[n] for n in ("api", "receiver") if n in pid]),
         procstat.Group("workers", [pid[f"worker{i + 1}"] for i in range(workers)]),
         procstat.Group("postgrest", [pid["postgrest"]]),
         procstat.Group("simulator", [pid["twilio-sim"]], harness=True),
@@ -589,6 +602,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "workers": args.workers,
             "api_processes": args.api_processes,
+            "receiver_process": not args.no_receiver,
             "load_processes": args.load_processes,
             "max_outstanding": args.max_outstanding,
             "timeout_s": args.timeout,

@@ -53,6 +53,9 @@ class StackConfig:
     # uvicorn processes of the command API: one per core by default.
     api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     api_env: dict[str, str] = field(default_factory=dict)
+    # Provider callbacks served by a process of their own (the same app, on this port),
+    # so a flood of sends cannot starve the receipts; None: the API takes them.
+    receiver_port: int | None = None
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -60,6 +63,13 @@ class StackConfig:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def callbacks_url(self) -> str:
+        """Where providers send status callbacks (the signed URL's base)."""
+        if self.receiver_port is None:
+            return self.api_url
+        return f"http://127.0.0.1:{self.receiver_port}"
 
     @property
     def postgrest_url(self) -> str:
@@ -117,10 +127,27 @@ def api_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("api", argv, env, f"{cfg.api_url}/healthz")
 
 
+def receiver_spec(cfg: StackConfig) -> ServiceSpec:
+    """The provider-callback receiver: the API's code on a port of its own, one
+    process, its public URL the one the workers give providers."""
+    assert cfg.receiver_port is not None
+    env = _base_env() | {
+        "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
+        "HERMES_PUBLIC_URL": cfg.callbacks_url,
+        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+        "HERMES_API_POOL_MIN": "1",
+        "HERMES_API_POOL_MAX": "4",
+    }
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
+    argv += ["--host", "127.0.0.1", "--port", str(cfg.receiver_port), "--no-access-log"]
+    argv += ["--http", "httptools", "--loop", "uvloop"]
+    return ServiceSpec("receiver", argv, env, f"{cfg.callbacks_url}/healthz")
+
+
 def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
     env = _base_env() | {
         "HERMES_WORKER_DATABASE_URL": cfg.dsn("hermes_worker"),
-        "HERMES_PUBLIC_URL": cfg.api_url,
+        "HERMES_PUBLIC_URL": cfg.callbacks_url,
         "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
         "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
         "TWILIO_API_BASE_URL": cfg.sim_url,
@@ -142,6 +169,8 @@ def simulator_spec(cfg: StackConfig) -> ServiceSpec:
 
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
     specs = [simulator_spec(cfg), postgrest_spec(cfg), api_spec(cfg)]
+    if cfg.receiver_port is not None:
+        specs.append(receiver_spec(cfg))
     specs += [worker_spec(cfg, i + 1) for i in range(cfg.workers)]
     return specs
 

@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         "--api-port", type=int, default=int(os.environ.get("HERMES_API_PORT", "8000"))
     )
     parser.add_argument(
+        "--receiver-port",
+        type=int,
+        default=int(os.environ.get("HERMES_RECEIVER_PORT", "8001")),
+        help="provider callbacks are served by a process of their own on this port",
+    )
+    parser.add_argument(
         "--postgrest-port", type=int, default=int(os.environ.get("HERMES_POSTGREST_PORT", "3000"))
     )
     parser.add_argument(
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         db_port=cluster.port,
         db_name=args.db,
         api_port=args.api_port,
+        receiver_port=args.receiver_port,
         postgrest_port=args.postgrest_port,
         sim_port=args.sim_port,
         run_dir=STATE / "run",

@@ -62,6 +62,14 @@ def from_db_error(exc: psycopg.Error) -> Problem:
                 diag.message_primary or "Error",
                 diag.message_hint or None,
             )
+    if sqlstate in ("40P01", "40001", "55P03"):
+        # Deadlock, serialization failure, lock not available: nothing was written.
+        return Problem(
+            503,
+            "try_again",
+            "The request collided with another; nothing was done.",
+            "Retry the request.",
+        )
     if sqlstate in ("22P02", "22023", "22007", "22008", "22001", "23514", "22021", "22P05"):
         # Bad values that slipped past validation (e.g. an unrepresentable character).
         return Problem(422, "invalid_value", "A value was not acceptable.")

@@ -12,8 +12,8 @@ class Settings:
     twilio_auth_token: str
     public_url: str
     max_body_bytes: int = 64 * 1024
-    # POST /v1/messages/batch: 1,000 messages of up to 1,600 characters each.
-    max_batch_body_bytes: int = 4 * 1024 * 1024
+    # POST /v1/messages/batch: 1,000 messages of up to 1,600 characters each, escaped.
+    max_batch_body_bytes: int = 16 * 1024 * 1024
     pool_min: int = 2
     pool_max: int = 10
 
@@ -26,7 +26,7 @@ class Settings:
             public_url=os.environ["HERMES_PUBLIC_URL"].rstrip("/"),
             max_body_bytes=int(os.environ.get("HERMES_API_MAX_BODY_BYTES", str(64 * 1024))),
             max_batch_body_bytes=int(
-                os.environ.get("HERMES_API_MAX_BATCH_BODY_BYTES", str(4 * 1024 * 1024))
+                os.environ.get("HERMES_API_MAX_BATCH_BODY_BYTES", str(16 * 1024 * 1024))
             ),
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),

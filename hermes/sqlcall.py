@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -9,9 +10,20 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+
+def _dumps(obj: Any) -> bytes | str:
+    """orjson, or the stdlib for what orjson refuses (lone surrogates, integers past 64
+    bits): PostgreSQL then refuses those values with a SQLSTATE the API maps to 422,
+    instead of a TypeError here becoming a 500."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj)
+
+
 # JSON in and out of the database through orjson (psycopg's default is the stdlib).
 set_json_loads(orjson.loads)
-set_json_dumps(orjson.dumps)
+set_json_dumps(_dumps)
 
 # The path of provider status callbacks: the worker gives it to the provider, the API
 # serves it and rebuilds the signed URL from it.

@@ -71,14 +71,32 @@ class ReceiptBatcher:
     async def _run(self, batch: list[tuple[dict[str, Any], asyncio.Future[str]]]) -> None:
         try:
             outcomes = await self.commands().record_receipts([r for r, _ in batch])
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+        except psycopg.Error as exc:
+            if len(batch) > 1 and (exc.sqlstate or "")[:2] in ("22", "23"):
+                # One receipt's bad value must not refuse the others: one by one.
+                for item in batch:
+                    await self._run([item])
+                return
+            _fail(batch, exc)
+            return
+        except BaseException as exc:
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
         for (_, fut), outcome in zip(batch, outcomes, strict=True):
             if not fut.done():
                 fut.set_result(str(outcome["outcome"]))
+
+
+def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[str]]], exc: BaseException) -> None:
+    for _, fut in batch:
+        if fut.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            fut.cancel()
+        else:
+            fut.set_exception(exc)
 
 
 def twilio_receipt(
@@ -97,6 +115,9 @@ def twilio_receipt(
         url, params, signature
     ):
         raise Problem(403, "invalid_signature", "The X-Twilio-Signature does not match.")
+    # Stored as text and jsonb, which hold no NUL: drop them (after the signature check,
+    # which covers what was sent).
+    params = {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:

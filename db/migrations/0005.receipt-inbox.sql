@@ -35,6 +35,22 @@ ALTER SEQUENCE app.receipts_id_seq OWNED BY app.receipts.id;
 CREATE UNIQUE INDEX receipts_dedupe_idx
   ON app.receipts (provider, provider_message_id, provider_status, message_created_at);
 CREATE INDEX receipts_attempt_idx ON app.receipts (attempt_id, message_created_at);
+-- A receipt lands in its message's month: every month that already has messages gets
+-- its receipts partition now (private.ensure_partitions only keeps last month onwards).
+DO $$
+DECLARE
+  v_part record;
+BEGIN
+  FOR v_part IN
+    SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'app.messages'::regclass
+  LOOP
+    EXECUTE format('CREATE TABLE IF NOT EXISTS app.%I PARTITION OF app.receipts %s',
+                   replace(v_part.relname, 'messages_', 'receipts_'), v_part.bound);
+  END LOOP;
+END
+$$;
 COMMENT ON TABLE app.receipts IS
   E'The receipt inbox: every provider status Hermes learned, once per (provider, provider\n'
   'message id, status), append-only. app.apply_receipts applies them to attempts and messages.';

@@ -119,7 +119,7 @@ def test_oversized_batches_are_413_problems(stack: Stack, token: str) -> None:
         assert r.json()["code"] == "batch_too_large"
         huge = c.post(
             "/v1/messages/batch",
-            content=b'{"messages": [' + b'"' + b"x" * (5 * 1024 * 1024) + b'"]}',
+            content=b'{"messages": [' + b'"' + b"x" * (17 * 1024 * 1024) + b'"]}',
             headers={"content-type": "application/json"},
         )
         assert huge.status_code == 413
@@ -159,3 +159,21 @@ def test_a_full_batch_is_delivered_once_each_by_two_batched_workers(
         (ids,),
     )[0]["n"]
     assert claimed == 1000
+
+
+def test_unrepresentable_json_is_a_4xx_problem_not_a_500(stack: Stack, token: str) -> None:
+    """A lone surrogate cannot be stored as text: the batch is refused with a problem
+    (nothing written), not a 500. An integer past 64 bits reaches the per-item check."""
+    before = stack.sql("SELECT count(*) AS n FROM app.messages")[0]["n"]
+    surrogate = b'{"messages": [{"to": "+14155550100", "body": "lone \\ud800 surrogate"}]}'
+    huge = b'{"messages": [{"to": 123456789012345678901234567890, "body": "x"}]}'
+    with stack.api(token) as c:
+        r = c.post(
+            "/v1/messages/batch", content=surrogate, headers={"content-type": "application/json"}
+        )
+        assert 400 <= r.status_code < 500, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        r = c.post("/v1/messages/batch", content=huge, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["problem"]["code"] == "invalid_to"
+    assert stack.sql("SELECT count(*) AS n FROM app.messages")[0]["n"] == before

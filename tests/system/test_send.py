@@ -172,3 +172,41 @@ def test_forged_status_callback_is_refused(stack: Stack, tenant: dict[str, Any])
     )
     assert after == before
     assert stack.wait_message(token, message_id, {"delivered"})["status"] == "delivered"
+
+
+def test_a_signed_callback_with_a_nul_is_stored_and_its_neighbours_too(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    """PostgreSQL text holds no NUL: a callback carrying one is stored without it, and
+    the callbacks batched with it are not refused along with it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hermes.services import SIM_AUTH_TOKEN
+    from simulators.twilio.app import compute_signature
+
+    token = tenant["api_key"]["token"]
+    ids = []
+    for i in range(3):
+        r = send(stack, token, {"to": f"+1415555018{i}", "body": f"nul {uuid.uuid4()}"})
+        ids.append(r.json()["id"])
+        stack.wait_message(token, ids[-1], {"delivered"})
+    attempts = [
+        stack.sql("SELECT id::text FROM app.message_attempts WHERE message_id = %s", (m,))[0]["id"]
+        for m in ids
+    ]
+
+    def post(i: int) -> int:
+        path = f"/v1/webhooks/twilio/status/{attempts[i]}"
+        form = {"MessageSid": f"SMnul{i}", "MessageStatus": "read", "ErrorMessage": "a\x00b"}
+        sig = compute_signature(SIM_AUTH_TOKEN, stack.cfg.api_url + path, form)
+        with stack.api() as c:
+            return c.post(path, data=form, headers={"X-Twilio-Signature": sig}).status_code
+
+    with ThreadPoolExecutor(3) as pool:
+        codes = list(pool.map(post, range(3)))
+    assert codes == [204, 204, 204]
+    rows = stack.sql(
+        "SELECT error_message FROM app.receipts WHERE attempt_id = ANY(%s::uuid[]) AND provider_status = 'read'",
+        (attempts,),
+    )
+    assert sorted(r["error_message"] for r in rows) == ["ab", "ab", "ab"]

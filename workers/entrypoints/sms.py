@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any
 
 from hermes.sqlcall import status_callback_url
@@ -29,7 +30,8 @@ log = logging.getLogger("hermes.worker.sms")
 
 
 def attempt_of(payload: bytes | None) -> str:
-    return str(json.loads(payload or b"{}")["attempt_id"])
+    """The job's attempt id, in the canonical form the SQL answers with."""
+    return str(uuid.UUID(str(json.loads(payload or b"{}")["attempt_id"])))
 
 
 class SendBatcher:

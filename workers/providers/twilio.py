@@ -8,6 +8,8 @@ by configuration, never patched: ``TWILIO_API_BASE_URL``.
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -34,6 +36,9 @@ class TwilioSms:
             connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
         )
         self._http = http
+        # The SDK passes timeout=None to every aiohttp request, which overrides the
+        # session's: every call is bounded here instead.
+        self.timeout = timeout
         self.client = Client(account_sid, auth_token, http_client=http)
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
@@ -43,9 +48,10 @@ class TwilioSms:
 
     async def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff:
         try:
-            msg = await self.client.messages.create_async(
-                to=to, from_=from_, body=body, status_callback=status_callback
-            )
+            async with asyncio.timeout(self.timeout):
+                msg = await self.client.messages.create_async(
+                    to=to, from_=from_, body=body, status_callback=status_callback
+                )
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code else f"http_{exc.status}"
             raise ProviderError(code, _reason(exc), int(exc.status)) from exc
@@ -63,7 +69,8 @@ class TwilioSms:
         app.reconcile_attempt.
         """
         try:
-            found = await self.client.messages.list_async(to=to, from_=from_, limit=50)
+            async with asyncio.timeout(self.timeout):
+                found = await self.client.messages.list_async(to=to, from_=from_, limit=50)
         except TwilioRestException as exc:
             raise ProviderError("lookup_failed", _reason(exc), int(exc.status)) from exc
         except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
@@ -82,7 +89,8 @@ class TwilioSms:
         """The current status of one message (lost receipts): ``messages(sid).fetch()``.
         None when Twilio does not know the id."""
         try:
-            m = await self.client.messages(provider_message_id).fetch_async()
+            async with asyncio.timeout(self.timeout):
+                m = await self.client.messages(provider_message_id).fetch_async()
         except TwilioRestException as exc:
             if exc.status == 404:
                 return None

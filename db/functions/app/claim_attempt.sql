@@ -24,6 +24,19 @@ DECLARE
   v_decisions jsonb;
 BEGIN
   PERFORM private.lock_attempts(p_attempt_ids);
+  -- A receipt in the inbox proves the provider has a claimed attempt even before the
+  -- applier got to it: record the hand-off from it now, so that the attempt is never
+  -- reconciled (let alone resent) as if the provider might not have it.
+  PERFORM private.record_handoffs_locked(
+    (SELECT jsonb_agg(jsonb_build_object('attempt_id', a.id, 'provider_message_id', r.provider_message_id))
+       FROM app.message_attempts a
+      CROSS JOIN LATERAL (SELECT x.provider_message_id FROM app.receipts x
+                           WHERE x.attempt_id = a.id AND x.message_created_at = a.message_created_at
+                           ORDER BY x.id LIMIT 1) r
+      WHERE a.id = ANY(p_attempt_ids)
+        AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
+        AND a.status = 'claimed' AND a.provider_message_id IS NULL),
+    'receipt');
 
   WITH wanted AS (
     SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i

@@ -24,6 +24,7 @@ DECLARE
   v_lease   interval := coalesce(
     (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
   v_found   jsonb[];
+  v_inbox   text;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -33,6 +34,20 @@ BEGIN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'attempt_' || v_attempt.status);
   ELSIF v_attempt.claim_count <> p_claim_no THEN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'stale_claim');
+  END IF;
+  -- A receipt already in the inbox (not applied yet) settles it: the provider has it.
+  SELECT x.provider_message_id INTO v_inbox FROM app.receipts x
+   WHERE x.attempt_id = v_attempt.id AND x.message_created_at = v_attempt.message_created_at
+   ORDER BY x.id LIMIT 1;
+  IF v_inbox IS NOT NULL THEN
+    PERFORM private.record_handoffs_locked(
+      jsonb_build_array(jsonb_build_object('attempt_id', v_attempt.id, 'provider_message_id', v_inbox)),
+      'receipt');
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'reconciled', NULL, NULL, NULL,
+                              jsonb_build_object('provider_message_id', v_inbox, 'claim_no', p_claim_no,
+                                                 'source', 'receipt_inbox'));
+    RETURN jsonb_build_object('action', 'done', 'provider_message_id', v_inbox, 'reason', 'receipt_in_inbox');
   END IF;
   SELECT * INTO v_message FROM app.messages
    WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;

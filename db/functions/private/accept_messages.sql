@@ -61,6 +61,7 @@ BEGIN
   ), taken AS (
     INSERT INTO app.idempotency_keys (tenant_id, key, request_hash)
     SELECT p_tenant_id, w.key, w.hash FROM wanted w
+     ORDER BY w.key   -- one order for every batch: two batches sharing keys cannot deadlock
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING key
   )

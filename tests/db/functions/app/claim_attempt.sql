@@ -3,7 +3,7 @@
 -- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(54);
+SELECT plan(57);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -205,6 +205,21 @@ SELECT ok(has_function_privilege('hermes_worker', 'app.claim_attempt(uuid)', 'EX
           AND NOT has_function_privilege('hermes_api', 'app.claim_attempt(uuid)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_api', 'app.claim_attempts(uuid[])', 'EXECUTE'),
   'the workers may claim, the API may not');
+
+-- A receipt waiting in the inbox (the applier has not run) settles a re-claim: the
+-- provider has the attempt, so it is recorded as handed off, never reconciled.
+SELECT pg_temp.new_message(:'t', 'inbox first') AS mi \gset
+SELECT pg_temp.attempt_of(:'mi') AS ai \gset
+SELECT app.claim_attempt(:'ai') ->> 'action' AS first_action \gset
+SELECT app.record_receipt('twilio', :'ai', 'SM-inbox', 'sent');
+SELECT pg_temp.end_lease(:'ai');
+SELECT is(app.claim_attempt(:'ai'),
+  jsonb_build_object('action', 'skip', 'attempt_id', :'ai'::uuid, 'reason', 'attempt_handed_off'),
+  'a re-claim with a receipt in the inbox: skip, the provider has it (no reconcile)');
+SELECT results_eq(format('SELECT status, provider_message_id, claim_count FROM app.message_attempts WHERE id = %L', :'ai'),
+  $$VALUES ('handed_off', 'SM-inbox', 1)$$, 'the hand-off is recorded from the receipt; no second claim');
+SELECT is((SELECT count(*)::int FROM private.receipt_queue q JOIN app.receipts r ON r.id = q.receipt_id
+             WHERE r.attempt_id = :'ai'), 1, 'the receipt itself still waits for the applier');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -7,7 +7,7 @@
 -- reaches attempt and message through the receipt inbox (app.apply_receipts).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(56);
+SELECT plan(59);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -266,6 +266,21 @@ SELECT is(app.reconcile_attempt(:'a9', :c9, jsonb_build_array(
   'a SID listed twice is one match: done');
 SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a9'), 'SM-dup',
   'and it is recorded');
+
+-- A receipt that reached the inbox between the re-claim and the lookup settles it:
+-- done, from the receipt, even when the listing shows nothing (no resend).
+SELECT pg_temp.new_message(:'t', 'inbox during reconcile') AS mr \gset
+SELECT pg_temp.attempt_of(:'mr') AS ar \gset
+SELECT app.claim_attempt(:'ar') ->> 'action' AS r_first \gset
+SELECT pg_temp.end_lease(:'ar');
+SELECT (app.claim_attempt(:'ar') ->> 'claim_no')::int AS r_claim \gset
+SELECT app.record_receipt('twilio', :'ar', 'SM-late', 'sent');
+SELECT is(app.reconcile_attempt(:'ar', :r_claim, '[]'),
+  '{"action": "done", "reason": "receipt_in_inbox", "provider_message_id": "SM-late"}'::jsonb,
+  'an empty listing, but a receipt in the inbox: done, no resend');
+SELECT is(pg_temp.attempt_status(:'ar'), 'handed_off', 'the attempt is handed off under the receipt''s id');
+SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mr'))) AND 'reconciled' = ANY(pg_temp.events_of(:'mr')),
+  'a reconciled event, no resend event');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -6,7 +6,7 @@
 --     queued or picked send job, lost its job (a job held as failed after repeated
 --     crashes, a queue row removed by hand...). It gets a new one, so every accepted
 --     message keeps moving towards its terminal state; a 'requeued' event says why;
---   * the receipt timeout: an attempt handed off longer ago than receipt_timeout
+--   * the receipt timeout (after applying what waits in the receipt inbox): an attempt handed off longer ago than receipt_timeout
 --     (private.settings, 72 hours) without a final receipt ends 'unknown', and so does
 --     its message (error_code receipt_timeout): every accepted message reaches exactly
 --     one terminal state even when the provider never reports back.
@@ -25,6 +25,8 @@ DECLARE
     (SELECT value::interval FROM private.settings WHERE key = 'receipt_timeout'), interval '72 hours');
 BEGIN
   SELECT coalesce(array_agg(p), '{}') INTO v_created FROM private.ensure_partitions(3) p;
+  -- Receipts still waiting in the inbox count before any timeout below.
+  PERFORM app.apply_receipts(10000);
   DELETE FROM app.idempotency_keys WHERE created_at < now() - interval '7 days';
   GET DIAGNOSTICS v_pruned = ROW_COUNT;
 

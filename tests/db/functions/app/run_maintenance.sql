@@ -3,7 +3,7 @@
 -- live send_sms job get a new one, with a 'requeued' event.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(42);
+SELECT plan(44);
 
 SELECT (pg_temp.new_tenant('Maintenance Co') -> 'tenant' ->> 'id') AS t \gset
 INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALUES
@@ -63,6 +63,8 @@ DELETE FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'at
 -- done: handed off, no job, untouched for an hour.
 SELECT pg_temp.attempt_of(pg_temp.new_message(:'t', 'done')) AS a_done \gset
 SELECT app.record_handoff(:'a_done', 'SM-MAINT-1') IS NOT NULL AS h \gset
+-- Its answered status is applied now (maintenance would apply it first otherwise).
+SELECT app.apply_receipts() IS NOT NULL AS applied_first \gset
 DELETE FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = :'a_done';
 SELECT pg_temp.set_updated_at(:'a_live', now() - interval '11 minutes'),
        pg_temp.set_updated_at(:'a_picked', now() - interval '1 hour'),
@@ -187,6 +189,18 @@ SELECT results_eq(format($$SELECT a.status, a.error_code, m.status, m.error_code
   $$VALUES ('unknown', 'receipt_timeout', 'unknown', 'receipt_timeout')$$,
   'attempt and message stay unknown: one terminal state');
 SELECT is(app.run_maintenance() -> 'attempts_timed_out', '0'::jsonb, 'a second run times out nothing more');
+
+-- A final receipt that reached the inbox in time but was not applied yet (the applier
+-- lagging) wins over the timeout: maintenance applies the inbox first.
+SELECT pg_temp.new_message(:'ts', 'late applier') AS ml \gset
+SELECT pg_temp.attempt_of(:'ml') AS al \gset
+SELECT app.claim_attempt(:'al') IS NOT NULL AS c3 \gset
+SELECT app.record_handoff(:'al', 'SM-lagging', 'queued') IS NOT NULL AS h3 \gset
+SELECT app.apply_receipts() IS NOT NULL AS applied3 \gset
+UPDATE app.message_attempts SET handed_off_at = now() - interval '73 hours' WHERE id = :'al';
+SELECT app.record_receipt('twilio', :'al', 'SM-lagging', 'delivered') IS NOT NULL AS r3 \gset
+SELECT is(app.run_maintenance() -> 'attempts_timed_out', '0'::jsonb, 'nothing timed out');
+SELECT is(pg_temp.message_status(:'ml'), 'delivered', 'the message is delivered, not unknown');
 
 SELECT ok(has_function_privilege('hermes_worker', 'app.run_maintenance()', 'EXECUTE')
           AND NOT has_function_privilege('hermes_api', 'app.run_maintenance()', 'EXECUTE'),

@@ -1,40 +1,17 @@
 """Races between sessions, each step in its own connection and thread, released
-together by a barrier (the pgmq isolation-spec idea, with psycopg)."""
+together by a barrier (tests/races.py)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.races import race
+
 N = 8
-
-
-def _race(dsn: str, n: int, call: Callable[[psycopg.Connection[Any], int], Any]) -> list[Any]:
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                barrier.wait(timeout=10)
-                results[i] = call(conn, i)
-        except BaseException as exc:  # collected and re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    if errors:
-        raise errors[0]
-    return results
 
 
 @pytest.fixture
@@ -65,7 +42,7 @@ def _attempt_of(conn: psycopg.Connection[Any], message_id: str) -> str:
 def test_same_idempotency_key_at_once_makes_one_message(
     db_dsn: str, conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    results = _race(db_dsn, N, lambda c, _i: _submit(c, tenant, "same-key"))
+    results = race(db_dsn, N, lambda c, _i: _submit(c, tenant, "same-key"))
     ids = {r["message"]["id"] for r in results}
     assert len(ids) == 1
     assert sorted(r["replayed"] for r in results) == [False] + [True] * (N - 1)
@@ -88,7 +65,7 @@ def test_two_workers_claim_one_attempt(
         result: dict[str, Any] = row[0]
         return result
 
-    results = _race(db_dsn, N, claim)
+    results = race(db_dsn, N, claim)
     actions = sorted(r["action"] for r in results)
     assert actions == ["defer"] * (N - 1) + ["send"]
     row = conn.execute(
@@ -114,7 +91,7 @@ def test_duplicate_receipts_at_once_are_applied_once(
         result: dict[str, Any] = row[0]
         return result
 
-    results = _race(db_dsn, N, receipt)
+    results = race(db_dsn, N, receipt)
     assert sum(not r["duplicate"] for r in results) == 2  # one 'sent', one 'delivered'
     # The inbox took each status once; applying it (twice: the second finds nothing)
     # gives one event per status, the hand-off's 'queued' included.
@@ -148,7 +125,7 @@ def test_revoked_key_is_refused_by_every_session(
             return exc.sqlstate or "?"
         return "ok"
 
-    assert _race(db_dsn, N, auth) == ["HM401"] * N
+    assert race(db_dsn, N, auth) == ["HM401"] * N
 
 
 def test_lock_attempt_blocks_other_sessions(

@@ -14,7 +14,6 @@ after which the inbox is drained (apply until nothing is pending) and the state 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 from tests.conftest import Cluster
+from tests.races import race_timed
 
 Conn = psycopg.Connection[Any]
 
@@ -386,32 +386,6 @@ def test_lookup_without_news_is_repeated(conn: Conn) -> None:
 # --------------------------------------------------------------------------- 4. races
 
 
-def _race(dsn: str, n: int, call: Callable[[Conn, int], Any]) -> list[tuple[Any, float]]:
-    """Runs call(conn, i) in n sessions released together; each result with its duration."""
-    barrier = threading.Barrier(n)
-    results: list[tuple[Any, float]] = [(None, 0.0)] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            with psycopg.connect(dsn, autocommit=True) as c:
-                barrier.wait(timeout=10)
-                start = time.monotonic()
-                result = call(c, i)
-                results[i] = (result, time.monotonic() - start)
-        except BaseException as exc:  # collected and re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    if errors:
-        raise errors[0]
-    return results
-
-
 @pytest.mark.parametrize("with_applier", [False, True], ids=["callbacks", "callbacks+applier"])
 @pytest.mark.parametrize("lifecycle", list(LIFECYCLES))
 def test_callbacks_and_handoff_at_once(
@@ -428,7 +402,7 @@ def test_callbacks_and_handoff_at_once(
         def step(c: Conn, i: int, a: Attempt = a) -> None:
             _run_step(c, a, steps[i])
 
-        timed = _race(db_dsn, len(steps), step)
+        timed = race_timed(db_dsn, len(steps), step)
         slow = [(steps[i], round(t, 3)) for i, (_r, t) in enumerate(timed) if t > 1.0]
         assert slow == []
         _drain(conn)
@@ -451,7 +425,7 @@ def test_two_appliers_at_once(db_dsn: str, conn: Conn) -> None:
         pending = _one(conn, "SELECT count(*) FROM private.receipt_queue")
         assert pending == sum(len(LIFECYCLES[lc]) for lc, _a in attempts)  # queued once
 
-        timed = _race(db_dsn, 2, lambda c, _i: _apply(c, 25))
+        timed = race_timed(db_dsn, 2, lambda c, _i: _apply(c, 25))
         results = [r for r, _t in timed]
         for result in results:
             assert result.get("busy") or result["applied"] > 0 or pending <= 25, results

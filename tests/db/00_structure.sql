@@ -86,7 +86,7 @@ SELECT functions_are('private', ARRAY[
   'ensure_partitions', 'hmac_sha256', 'lock_attempt', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
   'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
-  'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message',
+  'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$

@@ -14,12 +14,7 @@ DECLARE
   v_tenant app.tenants;
   v_result jsonb;
 BEGIN
-  SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
-  IF NOT FOUND THEN
-    PERFORM private.raise_problem(404, 'tenant_not_found', 'No such tenant.');
-  ELSIF v_tenant.status <> 'active' THEN
-    PERFORM private.raise_problem(403, 'tenant_suspended', 'The tenant is suspended.');
-  END IF;
+  v_tenant := private.active_tenant(p_tenant_id);
   IF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
     PERFORM private.raise_problem(422, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 characters.');
   END IF;
@@ -59,12 +54,7 @@ DECLARE
   v_results jsonb;
   v_counts  record;
 BEGIN
-  SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
-  IF NOT FOUND THEN
-    PERFORM private.raise_problem(404, 'tenant_not_found', 'No such tenant.');
-  ELSIF v_tenant.status <> 'active' THEN
-    PERFORM private.raise_problem(403, 'tenant_suspended', 'The tenant is suspended.');
-  END IF;
+  v_tenant := private.active_tenant(p_tenant_id);
   IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
     PERFORM private.raise_problem(422, 'invalid_request', '"messages" must be a JSON array.');
   ELSIF jsonb_array_length(p_messages) = 0 THEN

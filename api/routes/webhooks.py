@@ -12,7 +12,6 @@ a 204 always means the receipt is stored.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from twilio.request_validator import RequestValidator
 from api.db import Commands
 from api.errors import Problem, from_db_error
 from api.settings import Settings
+from hermes.gather import Gatherer
 from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
 
 log = logging.getLogger("hermes.api.webhooks")
@@ -42,61 +42,26 @@ class ReceiptBatcher:
         self, commands: Callable[[], Commands], max_batch: int = 500, linger: float = 0.004
     ) -> None:
         self.commands = commands
-        self.max_batch = max_batch
-        self.linger = linger
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[str]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._gather: Gatherer[dict[str, Any], str] = Gatherer(self._append, max_batch, linger)
 
     async def add(self, receipt: dict[str, Any]) -> str:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[str] = loop.create_future()
-        self._pending.append((receipt, fut))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.linger, self._flush)
-        return await fut
+        return await self._gather.submit(receipt)
 
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, batch: list[tuple[dict[str, Any], asyncio.Future[str]]]) -> None:
+    async def _append(self, receipts: list[dict[str, Any]]) -> list[str | BaseException]:
         try:
-            outcomes = await self.commands().record_receipts([r for r, _ in batch])
+            outcomes = await self.commands().record_receipts(receipts)
         except psycopg.Error as exc:
-            if len(batch) > 1 and (exc.sqlstate or "")[:2] in ("22", "23"):
+            if len(receipts) > 1 and (exc.sqlstate or "")[:2] in ("22", "23"):
                 # One receipt's bad value must not refuse the others: one by one.
-                for item in batch:
-                    await self._run([item])
-                return
-            _fail(batch, exc)
-            return
-        except BaseException as exc:
-            _fail(batch, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, fut), outcome in zip(batch, outcomes, strict=True):
-            if not fut.done():
-                fut.set_result(str(outcome["outcome"]))
+                return [await self._one(r) for r in receipts]
+            raise
+        return [str(o["outcome"]) for o in outcomes]
 
-
-def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[str]]], exc: BaseException) -> None:
-    for _, fut in batch:
-        if fut.done():
-            continue
-        if isinstance(exc, asyncio.CancelledError):
-            fut.cancel()
-        else:
-            fut.set_exception(exc)
+    async def _one(self, receipt: dict[str, Any]) -> str | BaseException:
+        try:
+            return (await self._append([receipt]))[0]
+        except psycopg.Error as exc:
+            return exc
 
 
 def twilio_receipt(

@@ -21,6 +21,7 @@ import logging
 import uuid
 from typing import Any
 
+from hermes.gather import Gatherer
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
@@ -46,79 +47,41 @@ class SendBatcher:
         self.db = db
         self.provider = provider
         self.public_url = public_url
-        self.max_batch = max_batch
-        self.linger = linger_seconds
-        self._pending: list[tuple[str, asyncio.Future[None]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._gather: Gatherer[str, None] = Gatherer(self._run, max_batch, linger_seconds)
 
     async def send(self, attempt_id: str) -> None:
         """Runs one job's attempt as part of the next batch; raises what failed it."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((attempt_id, fut))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
-        await fut
+        await self._gather.submit(attempt_id)
 
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._run(batch), name="send-batch")
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, batch: list[tuple[str, asyncio.Future[None]]]) -> None:
-        futures: dict[str, list[asyncio.Future[None]]] = {}
-        for attempt_id, fut in batch:
-            futures.setdefault(attempt_id, []).append(fut)
-
-        def settle(attempt_id: str, exc: BaseException | None = None) -> None:
-            for fut in futures.pop(attempt_id, []):
-                if fut.done():
-                    continue
-                if exc is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(exc)
-
-        try:
-            decisions = await self.db.claim_attempts(list(futures))
-            await failpoint("after_claim")
-            handoffs: dict[str, Handoff] = {}
-            outcomes = await asyncio.gather(
-                *(self._attempt(d, handoffs) for d in decisions), return_exceptions=True
+    async def _run(self, attempt_ids: list[str]) -> list[BaseException | None]:
+        """One batch: one claim transaction, the provider calls at once, one hand-off
+        transaction. An attempt's own failure is its outcome (its job is retried by
+        pgqueuer); a failure of the batch's SQL fails every job of the batch."""
+        decisions = await self.db.claim_attempts(list(dict.fromkeys(attempt_ids)))
+        await failpoint("after_claim")
+        handoffs: dict[str, Handoff] = {}
+        results = await asyncio.gather(
+            *(self._attempt(d, handoffs) for d in decisions), return_exceptions=True
+        )
+        await failpoint("after_provider_call")
+        if handoffs:
+            result = await self.db.record_handoffs(
+                [
+                    {
+                        "attempt_id": a,
+                        "provider_message_id": h.provider_message_id,
+                        "provider_status": h.provider_status,
+                    }
+                    for a, h in handoffs.items()
+                ]
             )
-            await failpoint("after_provider_call")
-            if handoffs:
-                result = await self.db.record_handoffs(
-                    [
-                        {
-                            "attempt_id": a,
-                            "provider_message_id": h.provider_message_id,
-                            "provider_status": h.provider_status,
-                        }
-                        for a, h in handoffs.items()
-                    ]
-                )
-                log.debug("batch of %d: hand-offs %s", len(batch), result)
-            for decision, outcome in zip(decisions, outcomes, strict=True):
-                settle(
-                    str(decision["attempt_id"]),
-                    outcome if isinstance(outcome, BaseException) else None,
-                )
-        except BaseException as exc:
-            for attempt_id in list(futures):
-                settle(attempt_id, exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            for attempt_id in list(futures):  # not in the decisions: nothing to do
-                settle(attempt_id)
+            log.debug("batch of %d: hand-offs %s", len(attempt_ids), result)
+        # An id with no decision (none such) has nothing to do: done.
+        outcome: dict[str, BaseException | None] = {
+            str(d["attempt_id"]): r if isinstance(r, BaseException) else None
+            for d, r in zip(decisions, results, strict=True)
+        }
+        return [outcome.get(a) for a in attempt_ids]
 
     async def _attempt(self, claim: dict[str, Any], handoffs: dict[str, Handoff]) -> None:
         attempt_id = str(claim["attempt_id"])

@@ -27,8 +27,10 @@ BEGIN
     PERFORM private.raise_problem(422, 'missing_provider_message_id', 'A hand-off needs the attempt and provider id.');
   END IF;
   v_total := jsonb_array_length(p_handoffs);
-  -- Batch rows reach attempts through LATERAL lookups by primary key: a nested loop
-  -- whatever the planner guesses of a JSON array's size (never a scan of the table).
+  -- Batch rows reach attempts through LATERAL lookups by primary key, each with LIMIT 1
+  -- so that the planner cannot pull it up into a join: a nested loop of index probes
+  -- whatever it guesses of a JSON array's size (a hash join over a sequential scan of
+  -- the partition was its choice for partitions of a few thousand rows).
   v_ids := ARRAY(SELECT DISTINCT (h ->> 'attempt_id')::uuid FROM jsonb_array_elements(p_handoffs) h);
   IF private.lock_attempts(v_ids) < cardinality(v_ids) THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
@@ -45,7 +47,8 @@ BEGIN
                             'first_provider_message_id', a.provider_message_id)
     FROM jsonb_to_recordset(p_handoffs) h(attempt_id uuid, provider_message_id text, provider_status text)
    CROSS JOIN LATERAL (SELECT * FROM app.message_attempts x
-                        WHERE x.id = h.attempt_id AND x.message_created_at = private.uuid7_time(h.attempt_id)) a
+                        WHERE x.id = h.attempt_id AND x.message_created_at = private.uuid7_time(h.attempt_id)
+                         LIMIT 1) a
    WHERE a.provider_message_id IS NOT NULL AND a.provider_message_id <> h.provider_message_id;
   GET DIAGNOSTICS v_duplicates = ROW_COUNT;
 
@@ -56,7 +59,8 @@ BEGIN
               'provider_status', coalesce(nullif(h.provider_status, ''), 'queued'))), '[]')
        FROM jsonb_to_recordset(p_handoffs) h(attempt_id uuid, provider_message_id text, provider_status text)
       CROSS JOIN LATERAL (SELECT * FROM app.message_attempts x
-                           WHERE x.id = h.attempt_id AND x.message_created_at = private.uuid7_time(h.attempt_id)) a
+                           WHERE x.id = h.attempt_id AND x.message_created_at = private.uuid7_time(h.attempt_id)
+                         LIMIT 1) a
       WHERE a.provider_message_id = h.provider_message_id));
   RETURN jsonb_build_object('recorded', v_recorded, 'duplicates', v_duplicates,
                             'already_recorded', v_total - v_recorded - v_duplicates);

@@ -22,9 +22,11 @@ BEGIN
   ), known AS (
     SELECT i.*, a.tenant_id
       FROM incoming i
-     -- LATERAL: a primary-key lookup per receipt, whatever the planner guesses of the array.
+     -- LATERAL ... LIMIT 1 (never pulled up into a hash join): a primary-key probe per
+     -- receipt, whatever the planner guesses of the array.
      CROSS JOIN LATERAL (SELECT x.tenant_id FROM app.message_attempts x
-                          WHERE x.id = i.attempt_id AND x.message_created_at = i.message_created_at) a
+                          WHERE x.id = i.attempt_id AND x.message_created_at = i.message_created_at
+                         LIMIT 1) a
      WHERE i.provider_message_id <> '' AND i.provider_status <> ''
   ), stored AS (
     INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,

@@ -1,10 +1,8 @@
-"""Request dependencies: the command wrapper and the authenticated principal."""
+"""Request dependencies: the command wrapper and the bearer token."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -21,20 +19,9 @@ async def get_commands(request: Request) -> Commands:
 CommandsDep = Annotated[Commands, Depends(get_commands)]
 
 
-@dataclass(frozen=True)
-class Principal:
-    api_key_id: str
-    tenant_id: str | None
-    prefix: str
-
-    @property
-    def tenant(self) -> str:
-        if self.tenant_id is None:
-            raise Problem(403, "tenant_key_required", "This endpoint needs a tenant API key.")
-        return self.tenant_id
-
-
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
+    """The bearer token of the request, unchecked: the command function it is passed to
+    authenticates it and checks its scope in SQL, in the command's own transaction."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -47,15 +34,4 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the bearer key and checks one scope (in SQL)."""
-
-    async def dependency(request: Request, commands: CommandsDep) -> Principal:
-        result: dict[str, Any] = await commands.authenticate(bearer_token(request), scope)
-        return Principal(
-            api_key_id=str(result["api_key_id"]),
-            tenant_id=None if result["tenant_id"] is None else str(result["tenant_id"]),
-            prefix=str(result["prefix"]),
-        )
-
-    return dependency
+Token = Annotated[str, Depends(bearer_token)]

@@ -297,7 +297,7 @@ def specs_for(cfg: StackConfig, api_processes: int) -> list[ServiceSpec]:
 def create_tenant(owner: str) -> str:
     with psycopg.connect(owner, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT app.create_tenant(NULL, 'Bench', 'test', '+15005550006')->'api_key'->>'token'"
+            "SELECT private.create_tenant(NULL, 'Bench', 'test', '+15005550006')->'api_key'->>'token'"
         ).fetchone()
     assert row is not None
     return str(row[0])

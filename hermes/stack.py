@@ -42,7 +42,7 @@ def ensure_demo(cluster: LocalCluster, db: str, cfg: StackConfig) -> dict[str, s
     with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
         admin = conn.execute("SELECT app.create_admin_key('make run')->>'token'").fetchone()
         tenant = conn.execute(
-            "SELECT app.create_tenant(NULL, 'Demo', 'sandbox', '+15005550006')"
+            "SELECT private.create_tenant(NULL, 'Demo', 'sandbox', '+15005550006')"
         ).fetchone()
     assert admin is not None and tenant is not None
     env = {

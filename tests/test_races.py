@@ -3,6 +3,7 @@ together by a barrier (tests/races.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -16,14 +17,16 @@ N = 8
 
 @pytest.fixture
 def tenant(conn: psycopg.Connection[Any]) -> str:
-    row = conn.execute("SELECT app.create_tenant(NULL, 'Race', 'test', '+15005550006')").fetchone()
+    row = conn.execute(
+        "SELECT private.create_tenant(NULL, 'Race', 'test', '+15005550006')"
+    ).fetchone()
     assert row is not None
     return str(row[0]["tenant"]["id"])
 
 
 def _submit(conn: psycopg.Connection[Any], tenant: str, key: str | None = None) -> dict[str, Any]:
     row = conn.execute(
-        "SELECT app.submit_message(%s, NULL, %s, %s)",
+        "SELECT private.submit_message(%s, NULL, %s, %s)",
         (tenant, Jsonb({"to": "+14155550123", "body": "race"}), key),
     ).fetchone()
     assert row is not None
@@ -107,25 +110,55 @@ def test_duplicate_receipts_at_once_are_applied_once(
     assert row == ("delivered",)
 
 
-def test_revoked_key_is_refused_by_every_session(
+def test_revocation_races_submits_and_wins_from_its_commit_on(
     db_dsn: str, conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    """Once revoke_api_key has committed, no session authenticates with the key."""
+    """Sessions keep submitting with a key while another revokes it, all released
+    together. Every submit is either accepted (its message exists, made by that key) or
+    refused with HM401; and every submit that started after the revocation committed
+    is refused: the check runs inside the command, in its own transaction, so there is
+    no window between "authenticated" and "acted" (app.submit_message takes the token)."""
     key = conn.execute(
-        "SELECT app.create_api_key(%s, NULL, 'k', ARRAY['read'])", (tenant,)
+        "SELECT private.mint_api_key(%s, 'racer', ARRAY['messages:write'])", (tenant,)
     ).fetchone()
     assert key is not None
     token, key_id = key[0]["token"], key[0]["id"]
-    conn.execute("SELECT app.revoke_api_key(%s, NULL, %s)", (tenant, key_id))
+    revoked_at: list[float] = []
 
-    def auth(c: psycopg.Connection[Any], _i: int) -> str:
-        try:
-            c.execute("SELECT app.authenticate(%s, 'read')", (token,))
-        except psycopg.Error as exc:
-            return exc.sqlstate or "?"
-        return "ok"
+    def act(c: psycopg.Connection[Any], i: int) -> list[tuple[float, str]]:
+        if i == 0:
+            c.execute("SELECT app.revoke_api_key(%s, %s)", (token_admin, key_id))
+            revoked_at.append(time.monotonic())  # after the commit (autocommit)
+            return []
+        outcomes: list[tuple[float, str]] = []
+        for n in range(40):
+            started = time.monotonic()
+            try:
+                c.execute(
+                    "SELECT app.submit_message(%s, %s)",
+                    (token, Jsonb({"to": "+14155550123", "body": f"race {i} {n}"})),
+                )
+                outcomes.append((started, "ok"))
+            except psycopg.Error as exc:
+                outcomes.append((started, exc.sqlstate or "?"))
+        return outcomes
 
-    assert race(db_dsn, N, auth) == ["HM401"] * N
+    admin = conn.execute(
+        "SELECT private.mint_api_key(%s, 'keys', ARRAY['keys:write'])", (tenant,)
+    ).fetchone()
+    assert admin is not None
+    token_admin = admin[0]["token"]
+    results = race(db_dsn, N, act)
+    outcomes = [o for r in results for o in r]
+    assert revoked_at and outcomes
+    assert {status for _, status in outcomes} <= {"ok", "HM401"}
+    late = [status for started, status in outcomes if started > revoked_at[0]]
+    assert late and set(late) == {"HM401"}, "a submit that started after the revoke committed"
+    accepted = sum(status == "ok" for _, status in outcomes)
+    row = conn.execute(
+        "SELECT count(*) FROM app.messages WHERE api_key_id = %s", (key_id,)
+    ).fetchone()
+    assert row == (accepted,), "every accepted submit is a message of that key, no other"
 
 
 def test_lock_attempt_blocks_other_sessions(

@@ -53,7 +53,7 @@ def _one(conn: Conn, sql: str, params: Sequence[Any] = ()) -> Any:
 
 
 def _create_tenant(conn: Conn) -> str:
-    result = _one(conn, "SELECT app.create_tenant(NULL, 'Inbox', 'test', '+15005550006')")
+    result = _one(conn, "SELECT private.create_tenant(NULL, 'Inbox', 'test', '+15005550006')")
     return str(result["tenant"]["id"])
 
 
@@ -68,7 +68,7 @@ def _new_attempt(conn: Conn, tenant: str) -> Attempt:
     """A submitted message whose attempt a worker has claimed (about to call the provider)."""
     message = _one(
         conn,
-        "SELECT app.submit_message(%s, NULL, %s, NULL)",
+        "SELECT private.submit_message(%s, NULL, %s, NULL)",
         (tenant, Jsonb({"to": "+14155550123", "body": "inbox"})),
     )
     message_id = str(message["message"]["id"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import CommandsDep, Principal, require
+from api.deps import CommandsDep, Token
 from api.errors import Problem
 from api.jsonresponse import JSON
 
@@ -27,22 +27,19 @@ class MessageCreate(BaseModel):
     from_: str | None = Field(default=None, alias="from", max_length=64)
 
 
-Sender = Annotated[Principal, Depends(require("messages:write"))]
-Reader = Annotated[Principal, Depends(require("read"))]
+# The token goes to the command function, which checks it and the scope it needs
+# (messages:write to send, read to read) in the same call.
 
 
 @router.post("/messages", status_code=201)
 async def send_message(
     body: MessageCreate,
-    who: Sender,
+    token: Token,
     commands: CommandsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     result = await commands.submit_message(
-        who.tenant,
-        who.api_key_id,
-        body.model_dump(by_alias=True, exclude_unset=True),
-        idempotency_key,
+        token, body.model_dump(by_alias=True, exclude_unset=True), idempotency_key
     )
     # The JSON the database built, serialized once (no response-model pass).
     headers = {"Idempotent-Replayed": "true"} if result["replayed"] else None
@@ -59,7 +56,7 @@ class MessageBatch(BaseModel):
 
 @router.post("/messages/batch", status_code=200)
 async def send_messages(
-    request: Request, body: MessageBatch, who: Sender, commands: CommandsDep
+    request: Request, body: MessageBatch, token: Token, commands: CommandsDep
 ) -> Response:
     """Up to 1,000 messages in one transaction, answered per item: ``{"results":
     [{"index", "status": 201, "message"} | {"index", "status": 200, "replayed": true,
@@ -72,7 +69,7 @@ async def send_messages(
             f"A batch takes at most {MAX_BATCH} messages; this one has {len(body.messages)}.",
             "Split the batch.",
         )
-    result = await commands.submit_messages(who.tenant, who.api_key_id, body.messages)
+    result = await commands.submit_messages(token, body.messages)
     for item in result["results"]:
         problem = item.get("problem")
         if problem is not None:
@@ -83,5 +80,5 @@ async def send_messages(
 
 
 @router.get("/messages/{message_id}")
-async def get_message(message_id: UUID, who: Reader, commands: CommandsDep) -> dict[str, Any]:
-    return await commands.get_message(who.tenant, str(message_id))
+async def get_message(message_id: UUID, token: Token, commands: CommandsDep) -> dict[str, Any]:
+    return await commands.get_message(token, str(message_id))

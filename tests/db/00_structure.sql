@@ -87,7 +87,8 @@ SELECT functions_are('private', ARRAY[
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
   'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
-  'twilio_status', 'uuid7', 'uuid7_time'],
+  'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
+  'refuse_scope_escalation', 'submit_message', 'submit_messages'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -127,14 +128,14 @@ SELECT set_eq($$
      AND a.grantee::regrole::text LIKE 'hermes\_%'
 $$, $$ VALUES
   ('hermes_api', 'app.authenticate(text,text)'),
-  ('hermes_api', 'app.create_tenant(uuid,text,text,text)'),
-  ('hermes_api', 'app.create_api_key(uuid,uuid,text,text[],timestamp with time zone)'),
-  ('hermes_api', 'app.list_api_keys(uuid)'),
-  ('hermes_api', 'app.rotate_api_key(uuid,uuid,uuid,interval)'),
-  ('hermes_api', 'app.revoke_api_key(uuid,uuid,uuid)'),
-  ('hermes_api', 'app.get_message(uuid,uuid)'),
-  ('hermes_api', 'app.submit_message(uuid,uuid,jsonb,text)'),
-  ('hermes_api', 'app.submit_messages(uuid,uuid,jsonb)'),
+  ('hermes_api', 'app.create_tenant(text,text,text,text)'),
+  ('hermes_api', 'app.create_api_key(text,text,text[],timestamp with time zone)'),
+  ('hermes_api', 'app.list_api_keys(text)'),
+  ('hermes_api', 'app.rotate_api_key(text,uuid,interval)'),
+  ('hermes_api', 'app.revoke_api_key(text,uuid)'),
+  ('hermes_api', 'app.get_message(text,uuid)'),
+  ('hermes_api', 'app.submit_message(text,jsonb,text)'),
+  ('hermes_api', 'app.submit_messages(text,jsonb)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),

@@ -18,10 +18,10 @@ SELECT pg_temp.new_message(:'tenant_a', 'a1') AS msg_a1 \gset
 SELECT pg_temp.new_message(:'tenant_a', 'a2') AS msg_a2 \gset
 SELECT pg_temp.new_message(:'tenant_b', 'b1') AS msg_b1 \gset
 -- A key of tenant A without the read scope, and one that gets revoked.
-SELECT app.create_api_key(:'tenant_a', NULL, 'writer', ARRAY['messages:write']) ->> 'token' AS token_writer \gset
+SELECT pg_temp.new_key(:'tenant_a', 'writer', ARRAY['messages:write']) ->> 'token' AS token_writer \gset
 SELECT k ->> 'token' AS token_revoked, k ->> 'id' AS key_revoked
-  FROM app.create_api_key(:'tenant_a', NULL, 'old', ARRAY['read']) k \gset
-SELECT app.revoke_api_key(:'tenant_a', NULL, :'key_revoked') IS NOT NULL AS revoked \gset
+  FROM pg_temp.new_key(:'tenant_a', 'old', ARRAY['read']) k \gset
+UPDATE app.api_keys SET revoked_at = now() WHERE id = :'key_revoked';  -- revoked
 SELECT private.uuid7() AS new_id \gset
 
 -- The views and tables hold rows of both tenants (checked as the superuser).
@@ -82,7 +82,7 @@ SELECT throws_ok('SELECT * FROM private.settings', '42501', NULL,
   'integrator cannot read private.settings (the JWT secret)');
 SELECT throws_ok('SELECT private.uuid7()', '42501', NULL,
   'integrator cannot execute private helpers other than check_request');
-SELECT throws_ok(format('SELECT app.get_message(%L, %L)', :'tenant_a', :'msg_a1'), '42501', NULL,
+SELECT throws_ok(format('SELECT app.get_message(%L, %L)', :'token_writer', :'msg_a1'), '42501', NULL,
   'integrator cannot execute the command functions');
 
 -- hermes_anon sees nothing, even with a tenant set: no policy names it.

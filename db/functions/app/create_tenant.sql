@@ -1,9 +1,11 @@
--- Creates a tenant and its first API key (messages:write, keys:write, read).
-CREATE OR REPLACE FUNCTION app.create_tenant(
+-- Creates a tenant and its first API key (messages:write, keys:write, read). The
+-- implementation: app.create_tenant (a platform key with the admin scope) calls it;
+-- the owner calls it directly to bootstrap (p_actor_key_id NULL: no key exists yet).
+CREATE OR REPLACE FUNCTION private.create_tenant(
   p_actor_key_id uuid, p_name text, p_environment text DEFAULT 'sandbox',
   p_default_sms_from text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -43,6 +45,21 @@ BEGIN
     'api_key', v_key);
 END
 $$;
-COMMENT ON FUNCTION app.create_tenant(uuid, text, text, text) IS
-  'Creates a tenant and its first API key; returns both (the token is shown once).';
-GRANT EXECUTE ON FUNCTION app.create_tenant(uuid, text, text, text) TO hermes_api;
+COMMENT ON FUNCTION private.create_tenant(uuid, text, text, text) IS
+  'Creates a tenant and its first API key, acting as p_actor_key_id (NULL: the operator bootstrapping).';
+
+-- POST /v1/tenants: a platform key with the admin scope creates a tenant.
+CREATE OR REPLACE FUNCTION app.create_tenant(
+  p_token text, p_name text, p_environment text DEFAULT 'sandbox', p_default_sms_from text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN private.create_tenant((private.authorize(p_token, 'admin', false)).api_key_id,
+                               p_name, p_environment, p_default_sms_from);
+END
+$$;
+COMMENT ON FUNCTION app.create_tenant(text, text, text, text) IS
+  'Creates a tenant and its first API key (admin scope); returns both (the token is shown once).';
+GRANT EXECUTE ON FUNCTION app.create_tenant(text, text, text, text) TO hermes_api;

@@ -4,10 +4,10 @@
 -- p_request is the JSON body: {"to": ..., "body": ..., "from": optional}.
 -- Returns {"message": {...}, "replayed": bool}. A reused Idempotency-Key with the same
 -- request replays the first response; with another request it is HM409.
-CREATE OR REPLACE FUNCTION app.submit_message(
+CREATE OR REPLACE FUNCTION private.submit_message(
   p_tenant_id uuid, p_api_key_id uuid, p_request jsonb, p_idempotency_key text DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -33,9 +33,26 @@ BEGIN
                             'replayed', coalesce((v_result ->> 'replayed')::boolean, false));
 END
 $$;
-COMMENT ON FUNCTION app.submit_message(uuid, uuid, jsonb, text) IS
-  'Accepts an SMS: validates, stores message + attempt + event, enqueues send_sms; idempotent per key.';
-GRANT EXECUTE ON FUNCTION app.submit_message(uuid, uuid, jsonb, text) TO hermes_api;
+COMMENT ON FUNCTION private.submit_message(uuid, uuid, jsonb, text) IS
+  'Accepts an SMS for a tenant: validates, stores message + attempt + event, enqueues send_sms; idempotent per key.';
+
+-- POST /v1/messages: the key (messages:write) names the tenant and the actor; one call,
+-- one transaction, authorization included.
+CREATE OR REPLACE FUNCTION app.submit_message(
+  p_token text, p_request jsonb, p_idempotency_key text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_who private.principal := private.authorize(p_token, 'messages:write');
+BEGIN
+  RETURN private.submit_message(v_who.tenant_id, v_who.api_key_id, p_request, p_idempotency_key);
+END
+$$;
+COMMENT ON FUNCTION app.submit_message(text, jsonb, text) IS
+  'Accepts an SMS for the key''s tenant (messages:write); see private.submit_message.';
+GRANT EXECUTE ON FUNCTION app.submit_message(text, jsonb, text) TO hermes_api;
 
 -- Accepts a batch of up to 1,000 SMS in one transaction:
 --   p_messages = [{"to", "body", "from"?, "idempotency_key"?}, ...]
@@ -43,9 +60,9 @@ GRANT EXECUTE ON FUNCTION app.submit_message(uuid, uuid, jsonb, text) TO hermes_
 -- accepted even when others are invalid; an item's idempotency_key replays its first
 -- result. More than 1,000 items is HM413 (batch_too_large), nothing accepted. One
 -- audit row for the batch. Returns {"results": [...], "accepted", "replayed", "rejected"}.
-CREATE OR REPLACE FUNCTION app.submit_messages(p_tenant_id uuid, p_api_key_id uuid, p_messages jsonb)
+CREATE OR REPLACE FUNCTION private.submit_messages(p_tenant_id uuid, p_api_key_id uuid, p_messages jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -83,6 +100,21 @@ BEGIN
                             'replayed', v_counts.replayed, 'rejected', v_counts.rejected);
 END
 $$;
-COMMENT ON FUNCTION app.submit_messages(uuid, uuid, jsonb) IS
-  'Accepts up to 1,000 SMS in one transaction, answering per item (accepted, replayed or a problem).';
-GRANT EXECUTE ON FUNCTION app.submit_messages(uuid, uuid, jsonb) TO hermes_api;
+COMMENT ON FUNCTION private.submit_messages(uuid, uuid, jsonb) IS
+  'Accepts up to 1,000 SMS for a tenant in one transaction, answering per item (accepted, replayed or a problem).';
+
+-- POST /v1/messages/batch: private.submit_messages for the key's tenant (messages:write).
+CREATE OR REPLACE FUNCTION app.submit_messages(p_token text, p_messages jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_who private.principal := private.authorize(p_token, 'messages:write');
+BEGIN
+  RETURN private.submit_messages(v_who.tenant_id, v_who.api_key_id, p_messages);
+END
+$$;
+COMMENT ON FUNCTION app.submit_messages(text, jsonb) IS
+  'Accepts up to 1,000 SMS for the key''s tenant (messages:write); see private.submit_messages.';
+GRANT EXECUTE ON FUNCTION app.submit_messages(text, jsonb) TO hermes_api;

@@ -20,7 +20,7 @@ BEGIN
     PERFORM private.raise_problem(422, 'invalid_name', 'An API key needs a name of 1 to 200 characters.');
   END IF;
   IF p_scopes IS NULL OR cardinality(p_scopes) = 0
-     OR NOT (p_scopes <@ ARRAY['messages:write', 'keys:write', 'read', 'admin'])
+     OR NOT (p_scopes <@ private.api_key_scopes())
      OR ((p_tenant_id IS NULL) <> ('admin' = ANY (p_scopes))) THEN
     PERFORM private.raise_problem(422, 'invalid_scopes',
       format('Invalid scopes %s.', coalesce(p_scopes::text, 'null')),
@@ -49,6 +49,14 @@ END
 $$;
 COMMENT ON FUNCTION private.mint_api_key(uuid, text, text[], timestamptz, uuid) IS
   'Creates an API key; returns its JSON with the token (shown once).';
+
+-- Every scope a key may hold: admin (platform keys only), and for tenant keys
+-- messages:write (send), keys:write (manage keys), read (the read API and GET).
+CREATE OR REPLACE FUNCTION private.api_key_scopes()
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'admin'] $$;
+COMMENT ON FUNCTION private.api_key_scopes() IS 'The scopes an API key may hold.';
 
 -- The public view of a key: never the token or its hash.
 CREATE OR REPLACE FUNCTION private.api_key_json(p_key app.api_keys)

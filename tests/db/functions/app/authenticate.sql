@@ -33,7 +33,7 @@ SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, %L)', :'token', 'a
   'DETAIL insufficient_scope');
 
 SELECT k ->> 'token' AS reader, k ->> 'id' AS reader_id
-  FROM app.create_api_key(:'t', NULL, 'reader', ARRAY['read'], now() + interval '1 day') k \gset
+  FROM pg_temp.new_key(:'t', 'reader', ARRAY['read'], now() + interval '1 day') k \gset
 SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, %L)', :'reader', 'messages:write')), 'HM403 insufficient_scope',
   'a read-only key cannot write messages: HM403');
 SELECT is(app.authenticate(:'reader', 'read') ->> 'api_key_id', :'reader_id', 'a key expiring later works');

@@ -1,11 +1,12 @@
--- app.create_tenant: a tenant and its first API key.
+-- app.create_tenant (a platform key with the admin scope) and private.create_tenant (its
+-- implementation, the operator's bootstrap): a tenant and its first API key.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(18);
+SELECT plan(22);
 
-SELECT app.create_admin_key('ops') ->> 'id' AS admin \gset
+SELECT k ->> 'id' AS admin, k ->> 'token' AS admin_token FROM app.create_admin_key('ops') k \gset
 SELECT pg_temp.counts() AS before \gset
-SELECT app.create_tenant(:'admin', '  Acme  ', 'prod', '+1 (500) 555-0006') AS r \gset
+SELECT app.create_tenant(:'admin_token', '  Acme  ', 'prod', '+1 (500) 555-0006') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'id' AS k \gset
 
 SELECT is(((:'r'::jsonb) -> 'tenant') - 'id' - 'created_at',
@@ -26,21 +27,30 @@ SELECT results_eq($$SELECT tenant_id, api_key_id, action, target_id FROM app.aud
   format($$VALUES (NULL::uuid, %L::uuid, 'tenant.create', %L), (%L::uuid, %L::uuid, 'api_key.create', %L)$$,
          :'admin', :'t', :'t', :'admin', :'k'),
   'audited twice: tenant.create (platform) and api_key.create (tenant), by the acting key');
-SELECT is(app.create_tenant(NULL, 'Defaults') -> 'tenant' -> 'environment', '"sandbox"'::jsonb,
+SELECT is(private.create_tenant(NULL, 'Defaults') -> 'tenant' -> 'environment', '"sandbox"'::jsonb,
   'the default environment is sandbox');
-SELECT is(app.create_tenant(NULL, 'No sender', 'test') -> 'tenant' -> 'default_sms_from', 'null'::jsonb,
+SELECT is(private.create_tenant(NULL, 'No sender', 'test') -> 'tenant' -> 'default_sms_from', 'null'::jsonb,
   'a default sender is optional');
 
 SELECT pg_temp.counts() AS before2 \gset
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, NULL)$$), 'HM422 invalid_name', 'no name: HM422 invalid_name');
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, '   ')$$), 'HM422 invalid_name', 'a blank name: invalid_name');
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, repeat('n', 201))$$), 'HM422 invalid_name',
+SELECT is(pg_temp.problem(format($$SELECT app.create_tenant(%L, 'X')$$, (:'r'::jsonb) -> 'api_key' ->> 'token')),
+  'HM403 insufficient_scope', 'a tenant key (no admin scope) cannot create tenants: HM403');
+SELECT is(pg_temp.problem($$SELECT app.create_tenant('not-a-key', 'X')$$), 'HM401 invalid_api_key',
+  'an unknown token: HM401 invalid_api_key');
+SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, 'X')$$), 'HM401 invalid_api_key',
+  'no token: HM401 (the bootstrap without a key is private.create_tenant, the owner''s)');
+UPDATE app.api_keys SET revoked_at = now() WHERE id = :'admin';
+SELECT is(pg_temp.problem(format($$SELECT app.create_tenant(%L, 'X')$$, :'admin_token')), 'HM401 invalid_api_key',
+  'a revoked admin key: HM401');
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, NULL)$$), 'HM422 invalid_name', 'no name: HM422 invalid_name');
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, '   ')$$), 'HM422 invalid_name', 'a blank name: invalid_name');
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, repeat('n', 201))$$), 'HM422 invalid_name',
   'a 201-character name: invalid_name');
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, 'X', 'staging')$$), 'HM422 invalid_environment',
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', 'staging')$$), 'HM422 invalid_environment',
   'an unknown environment: HM422 invalid_environment');
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, 'X', NULL)$$), 'HM422 invalid_environment',
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', NULL)$$), 'HM422 invalid_environment',
   'a NULL environment: invalid_environment');
-SELECT is(pg_temp.problem($$SELECT app.create_tenant(NULL, 'X', 'test', 'HERMES')$$), 'HM422 invalid_from',
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', 'test', 'HERMES')$$), 'HM422 invalid_from',
   'a default sender that is not a phone number: HM422 invalid_from');
 SELECT is(pg_temp.counts(), :'before2'::jsonb, 'the refusals wrote nothing');
 

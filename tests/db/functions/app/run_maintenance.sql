@@ -10,7 +10,7 @@ INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALU
   (:'t', 'old', '\x00', now() - interval '8 days'),
   (:'t', 'just-expired', '\x00', now() - interval '7 days 1 second'),
   (:'t', 'recent', '\x00', now() - interval '6 days 23 hours');
-SELECT app.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "hi"}', 'today') IS NOT NULL AS s \gset
+SELECT private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "hi"}', 'today') IS NOT NULL AS s \gset
 
 SELECT is(app.run_maintenance(),
   '{"partitions_created": [], "idempotency_keys_pruned": 2, "attempts_requeued": 0, "attempts_timed_out": 0}'::jsonb,
@@ -19,7 +19,7 @@ SELECT set_eq($$SELECT key FROM app.idempotency_keys$$, ARRAY['recent', 'today']
 SELECT is(app.run_maintenance(),
   '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_timed_out": 0}'::jsonb,
   'a second run does nothing (idempotent)');
-SELECT is(app.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "other"}', 'old') ->> 'replayed', 'false',
+SELECT is(private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "other"}', 'old') ->> 'replayed', 'false',
   'a pruned key can be used again');
 
 -- A month boundary later, the next month's partitions appear.

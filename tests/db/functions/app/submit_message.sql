@@ -4,7 +4,7 @@
 -- idempotency keys). Both go through private.accept_messages.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(95);
+SELECT plan(105);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Submit Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co', NULL) r \gset
@@ -19,7 +19,7 @@ DECLARE
   v_before jsonb := pg_temp.counts();
   v_result text;
 BEGIN
-  v_result := pg_temp.problem(format('SELECT app.submit_message(%L, NULL, %L, %L)', p_tenant, p_request, p_key));
+  v_result := pg_temp.problem(format('SELECT private.submit_message(%L, NULL, %L, %L)', p_tenant, p_request, p_key));
   RETURN v_result || CASE WHEN pg_temp.counts() <> v_before THEN ' +changed' ELSE '' END;
 END
 $$;
@@ -31,7 +31,7 @@ DECLARE
   v_before jsonb := pg_temp.counts();
   v_r jsonb;
 BEGIN
-  v_r := app.submit_message(p_tenant, p_api_key, p_request, p_key);
+  v_r := private.submit_message(p_tenant, p_api_key, p_request, p_key);
   DELETE FROM last_result;
   INSERT INTO last_result VALUES (v_r, v_before, pg_temp.counts());
   RETURN v_r;
@@ -48,7 +48,7 @@ SELECT is(pg_temp.refused(:'t', '["+14155550123", "hi"]'), 'HM422 invalid_reques
 SELECT is(pg_temp.refused(:'t', '"hi"'), 'HM422 invalid_request', 'a JSON string: invalid_request');
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "hi", "priority": 1}'), 'HM422 unknown_field',
   'an unknown field: HM422 unknown_field');
-SELECT is(pg_temp.problem_hint(format($$SELECT app.submit_message(%L, NULL, '{"to": "+14155550123", "body": "hi", "x": 1}')$$, :'t')),
+SELECT is(pg_temp.problem_hint(format($$SELECT private.submit_message(%L, NULL, '{"to": "+14155550123", "body": "hi", "x": 1}')$$, :'t')),
   'A message takes "to", "body" and optionally "from".', 'unknown_field has a hint');
 SELECT is(pg_temp.refused(:'t', '{"body": "hi"}'), 'HM422 invalid_to', 'no "to": HM422 invalid_to');
 SELECT is(pg_temp.refused(:'t', '{"to": 14155550123, "body": "hi"}'), 'HM422 invalid_to', '"to" a number: invalid_to');
@@ -173,7 +173,7 @@ DECLARE
   v_before jsonb := pg_temp.counts();
   v_result text;
 BEGIN
-  v_result := pg_temp.problem(format('SELECT app.submit_messages(%L, NULL, %L)', p_tenant, p_messages));
+  v_result := pg_temp.problem(format('SELECT private.submit_messages(%L, NULL, %L)', p_tenant, p_messages));
   RETURN v_result || CASE WHEN pg_temp.counts() <> v_before THEN ' +changed' ELSE '' END;
 END
 $$;
@@ -183,7 +183,7 @@ DECLARE
   v_before jsonb := pg_temp.counts();
   v_r jsonb;
 BEGIN
-  v_r := app.submit_messages(p_tenant, p_api_key, p_messages);
+  v_r := private.submit_messages(p_tenant, p_api_key, p_messages);
   DELETE FROM last_result;
   INSERT INTO last_result VALUES (v_r, v_before, pg_temp.counts());
   RETURN v_r;
@@ -206,7 +206,7 @@ SELECT is(pg_temp.batch_refused(:'t', NULL), 'HM422 invalid_request', 'no batch:
 SELECT is(pg_temp.batch_refused(:'t', '[]'), 'HM422 empty_batch', 'an empty batch: HM422 empty_batch');
 SELECT is(pg_temp.batch_refused(:'t', pg_temp.many(1001, 'too many')), 'HM413 batch_too_large',
   '1001 items: HM413 batch_too_large, nothing accepted');
-SELECT is(pg_temp.problem_hint(format('SELECT app.submit_messages(%L, NULL, %L)', :'t', pg_temp.many(1001, 'x'))),
+SELECT is(pg_temp.problem_hint(format('SELECT private.submit_messages(%L, NULL, %L)', :'t', pg_temp.many(1001, 'x'))),
   'Split the batch.', 'with a hint');
 SELECT is(pg_temp.batch_refused(:'t_susp', '[{"to": "+14155550123", "body": "hi"}]'), 'HM403 tenant_suspended',
   'a suspended tenant: HM403 tenant_suspended');
@@ -326,9 +326,38 @@ SELECT is(:'bulk'::jsonb, '{"accepted": 1000, "replayed": 0, "rejected": 0}'::js
 SELECT is(pg_temp.delta() - 'tenants' - 'api_keys' - 'receipts' - 'receipt_queue' - 'idempotency_keys',
   '{"messages": 1000, "attempts": 1000, "events": 1000, "audit": 1, "jobs": 1000, "job_log": 1000}'::jsonb,
   '1000 messages, attempts, events, jobs and log rows, one audit row');
-SELECT ok(has_function_privilege('hermes_api', 'app.submit_messages(uuid,uuid,jsonb)', 'EXECUTE')
-          AND NOT has_function_privilege('hermes_worker', 'app.submit_messages(uuid,uuid,jsonb)', 'EXECUTE'),
+SELECT ok(has_function_privilege('hermes_api', 'app.submit_messages(text,jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'app.submit_messages(text,jsonb)', 'EXECUTE'),
   'the API may submit batches, the workers may not');
+
+-- app.submit_message / app.submit_messages: the token names the tenant and the actor --
+SELECT r -> 'tenant' ->> 'id' AS t_tok, r -> 'api_key' ->> 'id' AS k_tok, r -> 'api_key' ->> 'token' AS tok
+  FROM pg_temp.new_tenant('Token Co') r \gset
+SELECT app.submit_message(:'tok', '{"to": "+14155550123", "body": "by token"}', 'tok-1') AS via_token \gset
+SELECT results_eq(format($$SELECT tenant_id, api_key_id FROM app.messages WHERE id = %L$$,
+                         (:'via_token'::jsonb) #>> '{message,id}'),
+  format($$VALUES (%L::uuid, %L::uuid)$$, :'t_tok', :'k_tok'), 'the message belongs to the token''s tenant and key');
+SELECT is((SELECT api_key_id::text FROM app.audit_log WHERE action = 'message.submit'
+            AND target_id = (:'via_token'::jsonb) #>> '{message,id}'), :'k_tok', 'audited as the token''s key');
+SELECT is(app.submit_message(:'tok', '{"to": "+14155550123", "body": "by token"}', 'tok-1') ->> 'replayed', 'true',
+  'its idempotency keys are the token''s tenant''s');
+SELECT is((app.submit_messages(:'tok', '[{"to": "+14155550123", "body": "b1"}, {"to": "x", "body": "b2"}]'))
+            -> 'accepted', '1'::jsonb, 'the batch by token: per-item answers as before');
+SELECT pg_temp.new_key(:'t_tok', 'reader', ARRAY['read']) ->> 'token' AS tok_reader \gset
+SELECT pg_temp.counts() AS before_tok \gset
+SELECT is(pg_temp.problem(format($$SELECT app.submit_message(%L, '{"to": "+14155550123", "body": "x"}')$$, :'tok_reader')),
+  'HM403 insufficient_scope', 'a key without messages:write: HM403 insufficient_scope');
+SELECT is(pg_temp.problem(format($$SELECT app.submit_messages(%L, '[{"to": "+14155550123", "body": "x"}]')$$, :'tok_reader')),
+  'HM403 insufficient_scope', 'nor a batch');
+SELECT is(pg_temp.problem($$SELECT app.submit_message('forged', '{"to": "+14155550123", "body": "x"}')$$),
+  'HM401 invalid_api_key', 'an unknown token: HM401');
+UPDATE app.tenants SET status = 'suspended' WHERE id = :'t_tok';
+SELECT is(pg_temp.problem(format($$SELECT app.submit_message(%L, '{"to": "+14155550123", "body": "x"}')$$, :'tok')),
+  'HM403 tenant_suspended', 'a suspended tenant''s key: HM403');
+SELECT is(pg_temp.counts() - 'api_keys', :'before_tok'::jsonb - 'api_keys', 'the refusals wrote nothing');
+SELECT ok(NOT has_function_privilege('hermes_api', 'private.submit_message(uuid,uuid,jsonb,text)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_api', 'private.submit_messages(uuid,uuid,jsonb)', 'EXECUTE'),
+  'the API cannot reach the tenant-id forms: it acts only for the key it presents');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -12,7 +12,7 @@ SELECT r -> 'tenant' ->> 'id' AS tenant_id, r -> 'api_key' ->> 'token' AS token,
   FROM pg_temp.new_tenant('Check Co') r \gset
 SELECT app.create_admin_key('ops') ->> 'token' AS admin_token \gset
 SELECT k ->> 'token' AS expiring_token, k ->> 'id' AS expiring_id
-  FROM app.create_api_key(:'tenant_id', NULL, 'soon', ARRAY['read'], now() + interval '1 hour') k \gset
+  FROM pg_temp.new_key(:'tenant_id', 'soon', ARRAY['read'], now() + interval '1 hour') k \gset
 
 -- Runs check_request as p_role with the given request.headers (NULL: not set) and
 -- returns 'ok <tenant> <key>' or 'SQLSTATE DETAIL'.
@@ -66,9 +66,9 @@ SELECT is(pg_temp.check(pg_temp.bearer('Bearer ' || :'expiring_token')), 'PT401 
   'an expired key: PT401');
 SELECT is(pg_temp.check(pg_temp.bearer('Bearer ' || :'admin_token')), 'PT403 This API key may not read',
   'a platform (admin) key: PT403');
-SELECT is(pg_temp.check(pg_temp.bearer('Bearer ' || (app.create_api_key(:'tenant_id', NULL, 'w', ARRAY['keys:write']) ->> 'token'))),
+SELECT is(pg_temp.check(pg_temp.bearer('Bearer ' || (pg_temp.new_key(:'tenant_id', 'w', ARRAY['keys:write']) ->> 'token'))),
   'PT403 This API key may not read', 'a key without read: PT403');
-SELECT app.revoke_api_key(:'tenant_id', NULL, :'key_id') IS NOT NULL AS revoked \gset
+UPDATE app.api_keys SET revoked_at = now() WHERE id = :'key_id';  -- revoked
 SELECT is(pg_temp.check(pg_temp.bearer('Bearer ' || :'token')), 'PT401 Invalid, revoked or expired API key',
   'a revoked key: PT401');
 
@@ -77,7 +77,7 @@ SELECT set_config('request.headers', pg_temp.bearer('Bearer ' || :'token'), true
 SELECT is(pg_temp.problem('SELECT private.check_request()'), 'PT401 invalid_api_key', 'PT401 DETAIL invalid_api_key');
 SELECT set_config('request.headers', pg_temp.bearer('Bearer ' || :'admin_token'), true) IS NOT NULL AS h \gset
 SELECT is(pg_temp.problem('SELECT private.check_request()'), 'PT403 insufficient_scope', 'PT403 DETAIL insufficient_scope');
-SELECT k ->> 'token' AS token2 FROM app.create_api_key(:'tenant_id', NULL, 'r2', ARRAY['read']) k \gset
+SELECT k ->> 'token' AS token2 FROM pg_temp.new_key(:'tenant_id', 'r2', ARRAY['read']) k \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'tenant_id';
 SELECT set_config('request.headers', pg_temp.bearer('Bearer ' || :'token2'), true) IS NOT NULL AS h \gset
 SELECT is(pg_temp.problem('SELECT private.check_request()'), 'PT403 tenant_suspended', 'PT403 DETAIL tenant_suspended');

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -120,3 +121,54 @@ def test_forged_jwt_with_valid_shape_is_refused(stack: Stack) -> None:
         assert c.get("/messages").status_code == 401
     with stack.api(forged) as c:
         assert c.get("/v1/api-keys").status_code == 401
+
+
+def test_an_expensive_read_is_cut_off_with_a_clear_error(stack: Stack) -> None:
+    """PostgREST applies hermes_integrator's statement_timeout (an impersonated role
+    setting) to each request: a query that scans a tenant's 400,000 events is cut off
+    with SQLSTATE 57014 while a cheap one still answers. The timeout is lowered for the
+    test (5 s in production: this machine would need far more rows) and restored."""
+    t = stack.new_tenant("Heavy")
+    token = t["api_key"]["token"]
+    mid = _send(stack, token)
+    stack.wait_message(token, mid, {"delivered"})
+    stack.sql(
+        "INSERT INTO app.message_events (message_created_at, message_id, tenant_id, event_type, details)"
+        " SELECT m.created_at, m.id, m.tenant_id, 'provider_status', jsonb_build_object('n', g)"
+        "   FROM app.messages m, generate_series(1, 400000) g WHERE m.id = %s",
+        (mid,),
+    )
+    stack.sql("ANALYZE app.message_events")
+    expensive = {"select": "id", "error_code": "eq.nope"}  # no index: every event of the tenant
+
+    def reload(timeout: str) -> None:
+        stack.sql(f"ALTER ROLE hermes_integrator SET statement_timeout = '{timeout}'")
+        stack.sql("NOTIFY pgrst, 'reload config'")
+
+    reload("30ms")
+    try:
+        deadline = time.monotonic() + 15
+        with stack.rest(token) as c:
+            while True:
+                r = c.get("/message_events", params=expensive)
+                if r.status_code != 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)  # PostgREST reloads its config asynchronously
+            assert r.status_code == 500, r.text
+            body = r.json()
+            assert body["code"] == "57014"
+            assert "statement timeout" in body["message"]
+            cheap = c.get("/messages", params={"id": f"eq.{mid}"})
+            assert cheap.status_code == 200 and [m["id"] for m in cheap.json()] == [mid]
+    finally:
+        reload("5s")
+    with stack.rest(token) as c:
+        deadline = time.monotonic() + 15
+        while True:
+            r = c.get("/message_events", params=expensive)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert r.status_code == 200 and r.json() == [], (
+        "with the production timeout the same read answers"
+    )

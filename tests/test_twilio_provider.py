@@ -10,12 +10,13 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from workers.providers.base import ProviderError
-from workers.providers.twilio import TwilioSms
+from workers.providers.twilio import TwilioSms, retry_after_seconds
 
 
 @pytest.fixture
@@ -68,3 +69,76 @@ def test_a_silent_carrier_times_out(silent_server: str, call: str) -> None:
     error = asyncio.run(run())
     assert time.monotonic() - started < 3
     assert error.http_status is None
+
+
+def _answering_server(status: int, headers: dict[str, str], body: bytes) -> tuple[str, Any]:
+    """A minimal HTTP server answering every request with one canned response."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+    head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+
+    def serve() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(head.encode() + body)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+
+    def close() -> None:
+        stop.set()
+        t.join(timeout=2)
+        srv.close()
+
+    return f"http://127.0.0.1:{srv.getsockname()[1]}", close
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [({"Retry-After": "7"}, 7.0), ({}, None), ({"Retry-After": "soon"}, None)],
+)
+def test_retry_after_reaches_the_provider_error(
+    header: dict[str, str], expected: float | None
+) -> None:
+    """A 429 with Retry-After: the adapter reads the header through the SDK's HTTP
+    client (the SDK's exception does not carry it) and hands it on, for SQL's
+    app.record_send_error to wait at least that long."""
+    body = b'{"code": 20429, "message": "Too Many Requests", "status": 429}'
+    url, close = _answering_server(429, header, body)
+
+    async def run() -> ProviderError:
+        twilio = TwilioSms("AC" + "0" * 32, "token", url, timeout=5)
+        try:
+            with pytest.raises(ProviderError) as info:
+                await twilio.send("+14155550100", "+15005550006", "hi", "http://x/cb")
+            return info.value
+        finally:
+            await twilio.close()
+
+    try:
+        error = asyncio.run(run())
+    finally:
+        close()
+    assert error.http_status == 429
+    assert error.code == "20429"
+    assert error.retry_after == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    now = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds({"Retry-After": "Tue, 01 Dec 2026 12:00:30 GMT"}, now) == 30.0
+    assert retry_after_seconds({"Retry-After": "Tue, 01 Dec 2026 11:00:00 GMT"}, now) == 0.0
+    assert retry_after_seconds(None, now) is None

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from hermes.gather import Gatherer
@@ -113,8 +114,9 @@ class SendBatcher:
         try:
             handoff = await self.provider.send(to, from_, body, callback)
         except ProviderError as exc:
+            retry_after = None if exc.retry_after is None else timedelta(seconds=exc.retry_after)
             result = await self.db.record_send_error(
-                attempt_id, claim_no, exc.code, exc.message, exc.http_status
+                attempt_id, claim_no, exc.code, exc.message, exc.http_status, retry_after
             )
             log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
             return

@@ -45,14 +45,19 @@ class ProviderError(Exception):
     """The provider call did not hand the message off.
 
     ``http_status`` is the provider's answer, None when there was none (timeout,
-    connection lost: the outcome is unknown). ``message`` holds no credentials or URLs.
+    connection lost: the outcome is unknown). ``retry_after`` is the answer's
+    Retry-After in seconds (429, 503), if it had one. ``message`` holds no credentials
+    or URLs.
     """
 
-    def __init__(self, code: str, message: str, http_status: int | None) -> None:
+    def __init__(
+        self, code: str, message: str, http_status: int | None, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.retry_after = retry_after
 
 
 class SmsProvider(Protocol):

@@ -9,13 +9,55 @@ by configuration, never patched: ``TWILIO_API_BASE_URL``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from workers.providers.base import Candidate, Handoff, ProviderError, ProviderStatus
+
+# The headers of the last answer the SDK's HTTP client got in this task: a
+# TwilioRestException carries the status and body but not the headers, and the client's
+# own last_response is shared by every concurrent call. Each send runs in a task of its
+# own (the batch's gather), so a context variable holds exactly that call's answer.
+_last_headers: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "twilio_last_headers", default=None
+)
+
+
+class _HeadersKeepingClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    async def request(self, *args: Any, **kwargs: Any) -> Response:
+        _last_headers.set(None)
+        response: Response = await super().request(*args, **kwargs)
+        _last_headers.set(response.headers)
+        return response
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, now: datetime | None = None
+) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP-date), None when absent or
+    unreadable. What to do with it is SQL's (app.record_send_error)."""
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class TwilioSms:
@@ -30,7 +72,7 @@ class TwilioSms:
         connections: int = 64,
     ) -> None:
         # Built inside the running loop (aiohttp sessions belong to one loop).
-        http = AsyncTwilioHttpClient(pool_connections=False)
+        http = _HeadersKeepingClient(pool_connections=False)
         http.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
@@ -54,7 +96,9 @@ class TwilioSms:
                 )
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code else f"http_{exc.status}"
-            raise ProviderError(code, _reason(exc), int(exc.status)) from exc
+            raise ProviderError(
+                code, _reason(exc), int(exc.status), retry_after_seconds(_last_headers.get())
+            ) from exc
         except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
             # Timeout or connection loss: Twilio may or may not have created it. The
             # exception text names the account's URL: keep only its kind.

@@ -2,20 +2,26 @@
 
 SQL functions raise SQLSTATE ``HM<http status>`` with DETAIL = a stable machine code
 and a HINT (see db/functions/private/raise_problem.sql); this module turns them into
-``application/problem+json`` responses. Any other database error is a 500 whose body
-names no internals.
+``application/problem+json`` responses. A database that cannot be reached in time (the
+pool is exhausted, the connection was lost, the server is shutting down) is a 503 with
+Retry-After: nothing was done, the client may retry. Any other database error is a 500
+whose body names no internals but carries a request id, which the log line names too.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import psycopg
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("hermes.api")
 
 
 class Problem(Exception):
@@ -31,6 +37,8 @@ class Problem(Exception):
 
     def response(self, instance: str | None = None) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        if self.status == 503:
+            headers = {"Retry-After": "1"}
         return JSONResponse(
             self.body(instance), status_code=self.status, media_type=PROBLEM_JSON, headers=headers
         )
@@ -50,8 +58,23 @@ class Problem(Exception):
         return body
 
 
+# Connection-level trouble: admin/crash shutdown, cannot connect now, connection failures.
+UNAVAILABLE_SQLSTATES = ("57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004")
+
+
 def from_db_error(exc: psycopg.Error) -> Problem:
     sqlstate = exc.sqlstate or ""
+    if (
+        isinstance(exc, PoolTimeout)
+        or sqlstate in UNAVAILABLE_SQLSTATES
+        or (isinstance(exc, psycopg.OperationalError) and not sqlstate)
+    ):
+        return Problem(
+            503,
+            "database_unavailable",
+            "The database did not answer in time; nothing was done.",
+            "Retry the request.",
+        )
     diag = exc.diag
     if sqlstate.startswith("HM") and sqlstate[2:].isdigit():
         status = int(sqlstate[2:])
@@ -83,7 +106,22 @@ async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def db_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, psycopg.Error)
-    return from_db_error(exc).response(request.url.path)
+    problem = from_db_error(exc)
+    if problem.status >= 500:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        problem.extra["request_id"] = request_id
+        log.error(
+            "request %s: %s %s -> %d %s: %s (SQLSTATE %s)",
+            request_id,
+            request.method,
+            request.url.path,
+            problem.status,
+            problem.code,
+            type(exc).__name__,
+            exc.sqlstate,
+            exc_info=problem.status == 500,
+        )
+    return problem.response(request.url.path)
 
 
 async def validation_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -61,5 +61,8 @@ class Commands:
             (attempt_id, claim_no, code, message, http_status, retry_after),
         )
 
+    async def check_settings(self, provider_timeout: timedelta) -> dict[str, Any]:
+        return await self._call("SELECT app.check_worker_settings(%s) AS r", (provider_timeout,))
+
     async def run_maintenance(self) -> dict[str, Any]:
         return await self._call("SELECT app.run_maintenance() AS r", ())

@@ -55,6 +55,9 @@ async def run(settings: Settings) -> None:
     )
     await pool.open(wait=True, timeout=30)
     db = Commands(pool)
+    # Refused (HM422 provider_timeout_exceeds_lease) if a provider call could outlast the
+    # claim lease: the worker then exits with the problem instead of risking double sends.
+    await db.check_settings(timedelta(seconds=settings.provider_timeout_seconds))
     twilio = TwilioSms(
         settings.twilio_account_sid,
         settings.twilio_auth_token,
@@ -128,4 +131,16 @@ def main() -> None:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
     # uvloop: the event loop is most of a worker's own CPU (SDK calls, SQL calls).
-    uvloop.run(run(Settings.from_env()))
+    try:
+        uvloop.run(run(Settings.from_env()))
+    except psycopg.Error as exc:
+        if not (exc.sqlstate or "").startswith("HM"):
+            raise
+        # A refusal of the worker's settings (app.check_worker_settings): say why, exit 2.
+        log.error(
+            "worker refused: %s (%s) %s",
+            exc.diag.message_primary,
+            exc.diag.message_detail,
+            exc.diag.message_hint or "",
+        )
+        raise SystemExit(2) from None

@@ -76,7 +76,7 @@ $$, 'no role but the owner has privileges on a partition');
 -- The lists are closed so that a new function also needs a test file under
 -- tests/db/functions/ (one per file of db/functions).
 SELECT functions_are('app', ARRAY[
-  'apply_receipts', 'authenticate', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
+  'apply_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
@@ -148,6 +148,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
   ('hermes_worker', 'app.run_maintenance()'),
+  ('hermes_worker', 'app.check_worker_settings(interval)'),
   ('hermes_integrator', 'private.check_request()'),
   ('hermes_anon', 'private.check_request()'),
   ('hermes_authenticator', 'private.postgrest_pre_config()')

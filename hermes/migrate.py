@@ -99,15 +99,20 @@ def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     conn.execute("NOTIFY pgrst, 'reload schema'")
 
 
-LOGIN_ROLES = ("hermes_api", "hermes_worker", "hermes_authenticator")
+# The login roles and the variable each one's password is read from.
+PASSWORD_VARS = {
+    "hermes_api": "HERMES_API_PASSWORD",
+    "hermes_worker": "HERMES_WORKER_PASSWORD",
+    "hermes_authenticator": "HERMES_AUTHENTICATOR_PASSWORD",
+}
 
 
 def set_passwords_from_env(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     """ALTER ROLE ... PASSWORD from HERMES_API_PASSWORD, HERMES_WORKER_PASSWORD,
     HERMES_AUTHENTICATOR_PASSWORD, for the roles whose variable is set."""
     changed = []
-    for role in LOGIN_ROLES:
-        password = os.environ.get(f"HERMES_{role.removeprefix('hermes_').upper()}_PASSWORD")
+    for role, var in PASSWORD_VARS.items():
+        password = os.environ.get(var)
         if password:
             conn.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from hermes.migrate import PASSWORD_VARS
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -64,17 +66,32 @@ def test_images_are_built_here_or_pinned_upstream() -> None:
         assert image == f"postgrest/postgrest:v{postgrest_version.group(1)}", (name, image)
 
 
+def _env_reads(code: str) -> set[str]:
+    """The environment variables the code reads: os.environ[...] / .get(...) /
+    os.getenv(...) / env[...] / env.get(...) with a literal name. A name that only
+    appears in a docstring or a comment is not read."""
+    pattern = r"""(?:\benviron|\benv|\bgetenv)\s*(?:\.get\(|\.setdefault\(|\[|\()\s*["']([A-Z][A-Z0-9_]*)["']"""
+    return set(re.findall(pattern, code))
+
+
+def test_env_reads_sees_only_real_reads() -> None:
+    code = 'def f():\n    """Reads HERMES_NOT_READ."""\n    return os.environ.get("HERMES_READ", "x")\n'
+    assert _env_reads(code) == {"HERMES_READ"}
+
+
 def test_environment_variables_are_read_by_the_code() -> None:
     code = "\n".join(
         p.read_text()
         for d in ("api", "workers", "hermes", "simulators")
         for p in (ROOT / d).rglob("*.py")
     )
+    # The passwords are read through hermes.migrate's table of variables (one read).
+    reads = _env_reads(code) | set(PASSWORD_VARS.values())
     for name, svc in SERVICES.items():
         for var in svc.get("environment", {}):
             if var.startswith(("POSTGRES_", "PGRST_")):
                 continue  # read by the upstream images
-            assert var in code, f"{name}: {var} is read by nothing"
+            assert var in reads, f"{name}: {var} is read by nothing"
 
 
 def test_migrate_sets_passwords_the_services_use() -> None:

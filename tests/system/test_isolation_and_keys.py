@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
 from typing import Any
@@ -112,15 +116,112 @@ def test_rotation_keeps_the_old_key_for_the_overlap_only(stack: Stack) -> None:
         assert c.get("/v1/api-keys").status_code == 200
 
 
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _jwt(claims: dict[str, Any], secret: str | None, alg: str = "HS256") -> str:
+    """A compact JWS built by hand (no JWT library decides what is sent): HS256 keyed
+    by secret, or alg "none" with an empty signature when secret is None."""
+    header = _b64url(json.dumps({"alg": alg, "typ": "JWT"}, separators=(",", ":")).encode())
+    body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}"
+    if secret is None:
+        return signing_input + "."
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(mac)}"
+
+
 def test_forged_jwt_with_valid_shape_is_refused(stack: Stack) -> None:
-    """A token signed with another secret, or a real key's claims re-signed: 401."""
+    """PostgREST verifies the token (signature, alg, exp, nbf), then private.check_request
+    wants the sha256 of the exact token in app.api_keys; the command API only the
+    latter. A forged token is refused by both, and reads nothing, writes nothing."""
     t = stack.new_tenant("Forge")
-    header, payload, _sig = t["api_key"]["token"].split(".")
-    forged = f"{header}.{payload}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    with stack.rest(forged) as c:
-        assert c.get("/messages").status_code == 401
-    with stack.api(forged) as c:
-        assert c.get("/v1/api-keys").status_code == 401
+    real = t["api_key"]["token"]
+    mid = _send(stack, real)
+    stack.wait_message(real, mid, {"delivered"})
+    secret = stack.sql("SELECT value FROM private.settings WHERE key = 'jwt_secret'")[0]["value"]
+    header_b64, claims_b64, sig_b64 = real.split(".")
+    assert json.loads(_b64url_decode(header_b64)) == {"alg": "HS256", "typ": "JWT"}
+    # The secret read here is the one the key was signed with.
+    mac = hmac.new(secret.encode(), f"{header_b64}.{claims_b64}".encode(), hashlib.sha256)
+    assert _b64url(mac.digest()) == sig_b64
+    claims: dict[str, Any] = json.loads(_b64url_decode(claims_b64))
+    assert claims["role"] == "hermes_integrator"
+    now = int(time.time())
+
+    # Positive control: the real key reads its tenant's message through PostgREST.
+    with stack.rest(real) as c:
+        r = c.get("/messages")
+    assert r.status_code == 200, r.text
+    assert [m["id"] for m in r.json()] == [mid]
+
+    # name -> (token, PostgREST's status, its "code", its "message" or "details").
+    # PGRST301: PostgREST's own JWT check refused it. PT401: the token verified, but
+    # private.check_request found no key with its hash. 42501: PostgREST verified it
+    # and could not switch to the role it names (hermes_authenticator is no member).
+    invalid_key = (401, "PT401", "invalid_api_key")
+    cases: dict[str, tuple[str, tuple[int, str, str]]] = {
+        "garbage signature": (
+            f"{header_b64}.{claims_b64}.{_b64url(bytes(32))}",
+            (401, "PGRST301", "JWSError JWSInvalidSignature"),
+        ),
+        "alg none, unsigned": (
+            _jwt(claims, None, alg="none"),
+            (401, "PGRST301", "JWSError JWSNoSignatures"),
+        ),
+        "signed with another secret": (
+            _jwt(claims, "not-the-" + secret),
+            (401, "PGRST301", "JWSError JWSInvalidSignature"),
+        ),
+        "expired (exp in the past)": (
+            _jwt(claims | {"exp": now - 3600}, secret),
+            (401, "PGRST301", "JWT expired"),
+        ),
+        "not yet valid (nbf in the future)": (
+            _jwt(claims | {"nbf": now + 3600}, secret),
+            (401, "PGRST301", "JWTNotYetValid"),
+        ),
+        # Re-signed with the right secret: PostgREST accepts the signature, the key
+        # lookup by hash refuses it.
+        "same claims, other bytes": (_jwt(claims, secret), invalid_key),  # no spaces
+        "other jti": (_jwt(claims | {"jti": uuid.uuid4().hex * 2}, secret), invalid_key),
+        "role hermes_anon": (_jwt(claims | {"role": "hermes_anon"}, secret), invalid_key),
+        "role postgres": (
+            _jwt(claims | {"role": "postgres"}, secret),
+            (403, "42501", 'permission denied to set role "postgres"'),
+        ),
+        "role hermes_api": (
+            _jwt(claims | {"role": "hermes_api"}, secret),
+            (403, "42501", 'permission denied to set role "hermes_api"'),
+        ),
+    }
+    for name, (token, (status, code, text)) in cases.items():
+        assert token != real
+        with stack.rest(token) as c:
+            for path in ("/messages", "/message_events"):
+                r = c.get(path)
+                assert r.status_code == status, (name, path, r.text)
+                body = r.json()
+                assert isinstance(body, dict), (name, path, body)  # an error, not rows
+                assert body["code"] == code, (name, path, body)
+                assert text in (body["message"], body["details"]), (name, path, body)
+                assert mid not in r.text, (name, path)
+        with stack.api(token) as c:
+            r = c.post("/v1/messages", json={"to": "+14155550111", "body": f"forged {name}"})
+        assert r.status_code == 401, (name, r.text)
+        assert r.json()["code"] == "invalid_api_key", (name, r.text)
+    written = stack.sql("SELECT count(*) AS n FROM app.messages WHERE body LIKE %s", ("forged %",))
+    assert written[0]["n"] == 0
+    # The real key still works: nothing above was refused for want of a working stack.
+    with stack.api(real) as c:
+        assert (
+            c.post("/v1/messages", json={"to": "+14155550111", "body": "real"}).status_code == 201
+        )
 
 
 def test_an_expensive_read_is_cut_off_with_a_clear_error(stack: Stack) -> None:

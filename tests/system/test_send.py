@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -144,34 +145,151 @@ def test_many_messages_two_workers_each_sent_once(stack: Stack, tenant: dict[str
     assert terminal[0]["n"] == 40
 
 
-def test_forged_status_callback_is_refused(stack: Stack, tenant: dict[str, Any]) -> None:
-    token = tenant["api_key"]["token"]
-    r = send(stack, token, {"to": "+14155550199", "body": f"forge {uuid.uuid4()}"})
+def _delivered_attempt(stack: Stack, token: str, to: str) -> tuple[str, str]:
+    """Sends one SMS, waits for it to be delivered; its attempt id and the status
+    callback URL the carrier was given for it (the URL Twilio signs)."""
+    body = f"forge {uuid.uuid4()}"
+    r = send(stack, token, {"to": to, "body": body})
+    assert r.status_code == 201, r.text
     message_id = r.json()["id"]
     stack.wait_message(token, message_id, {"delivered"})
-    attempt = stack.sql("SELECT id FROM app.message_attempts WHERE message_id = %s", (message_id,))[
-        0
-    ]["id"]
-    before = stack.sql(
-        "SELECT count(*) AS n FROM app.message_events WHERE message_id = %s", (message_id,)
-    )
-    form = {"MessageSid": "SMforged", "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    with stack.api() as c:
-        unsigned = c.post(f"/v1/webhooks/twilio/status/{attempt}", data=form)
-        wrong = c.post(
-            f"/v1/webhooks/twilio/status/{attempt}",
-            data=form,
-            headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+    attempt: str = stack.sql(
+        "SELECT id::text FROM app.message_attempts WHERE message_id = %s", (message_id,)
+    )[0]["id"]
+    [create] = [m for m in stack.carrier_ledger() if m["body"] == body]
+    url: str = create["status_callback"]
+    assert url == f"{stack.cfg.callbacks_url}/v1/webhooks/twilio/status/{attempt}"
+    return attempt, url
+
+
+def test_forged_status_callback_is_refused(stack: Stack, tenant: dict[str, Any]) -> None:
+    """What a forger can try against a status callback: replay a real signature over
+    tampered parameters, or on another attempt's URL, or on a URL that differs from the
+    signed one; no signature; a signature made with another auth token. Each is a 403
+    invalid_signature and stores nothing; the very request, correctly signed, is a 204
+    and is stored (so the refusals are not a broken endpoint)."""
+    from simulators.twilio.app import compute_signature
+
+    token = tenant["api_key"]["token"]
+    auth_token = stack.cfg.twilio_auth_token
+    attempt_a, url_a = _delivered_attempt(stack, token, "+14155550199")
+    attempt_b, url_b = _delivered_attempt(stack, token, "+14155550198")
+    path_a, path_b = urlsplit(url_a).path, urlsplit(url_b).path
+    sid = f"SMforge{uuid.uuid4().hex}"  # no other receipt carries it
+    form = {"MessageSid": sid, "MessageStatus": "sent", "AccountSid": stack.cfg.twilio_account_sid}
+    good = compute_signature(auth_token, url_a, form)
+
+    def stored() -> list[dict[str, Any]]:
+        """Every receipt carrying this test's sid (or a tampered one starting with it)."""
+        return stack.sql(
+            "SELECT attempt_id::text, provider_message_id, provider_status, source, payload"
+            "  FROM app.receipts WHERE starts_with(provider_message_id, %s) ORDER BY id",
+            (sid,),
         )
-    for resp in (unsigned, wrong):
-        assert resp.status_code == 403
-        assert resp.headers["content-type"] == "application/problem+json"
-        assert resp.json()["code"] == "invalid_signature"
-    after = stack.sql(
-        "SELECT count(*) AS n FROM app.message_events WHERE message_id = %s", (message_id,)
+
+    def events() -> list[dict[str, Any]]:
+        """The events the receipt applier made of those receipts."""
+        return stack.sql(
+            "SELECT attempt_id::text, provider_status, error_code FROM app.message_events"
+            " WHERE starts_with(details->>'provider_message_id', %s) ORDER BY id",
+            (sid,),
+        )
+
+    def counts() -> dict[str, Any]:
+        return stack.sql(
+            "SELECT (SELECT count(*) FROM app.receipts WHERE attempt_id = ANY(%s::uuid[])) AS receipts,"
+            "       (SELECT count(*) FROM app.message_events e JOIN app.message_attempts a"
+            "          ON a.message_id = e.message_id WHERE a.id = ANY(%s::uuid[])) AS events",
+            ([attempt_a, attempt_b], [attempt_a, attempt_b]),
+        )[0]
+
+    before = counts()
+    # name -> (path posted to, form posted, X-Twilio-Signature or None for no header)
+    forgeries: dict[str, tuple[str, dict[str, str], str | None]] = {
+        "status tampered, real signature": (path_a, form | {"MessageStatus": "delivered"}, good),
+        "sid tampered, real signature": (path_a, form | {"MessageSid": sid + "x"}, good),
+        "parameter added, real signature": (path_a, form | {"ErrorCode": "30003"}, good),
+        "parameter dropped, real signature": (
+            path_a,
+            {"MessageSid": sid, "MessageStatus": "sent"},
+            good,
+        ),
+        "attempt A's signature on attempt B's URL": (path_b, form, good),
+        "signed for the URL with a trailing slash": (
+            path_a,
+            form,
+            compute_signature(auth_token, url_a + "/", form),
+        ),
+        "signed for the URL with a query string": (
+            path_a,
+            form,
+            compute_signature(auth_token, url_a + "?attempt=" + attempt_b, form),
+        ),
+        "signed without the query string it is sent with": (path_a + "?x=1", form, good),
+        "signed for another host": (
+            path_a,
+            form,
+            compute_signature(auth_token, url_a.replace("127.0.0.1", "evil.example"), form),
+        ),
+        "no signature header": (path_a, form, None),
+        "empty signature header": (path_a, form, ""),
+        "not a signature": (path_a, form, "bm90IGEgc2lnbmF0dXJl"),
+        "signed with another auth token": (
+            path_a,
+            form,
+            compute_signature("not-" + auth_token, url_a, form),
+        ),
+    }
+    with stack.api() as c:
+        for name, (path, data, signature) in forgeries.items():
+            headers = {} if signature is None else {"X-Twilio-Signature": signature}
+            r = c.post(path, data=data, headers=headers)
+            assert r.status_code == 403, (name, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json", name
+            assert r.json()["code"] == "invalid_signature", (name, r.text)
+            assert stored() == [], name
+    assert stored() == []
+    assert counts() == before
+
+    # Positive control: the same request, correctly signed, is accepted and stored.
+    with stack.api() as c:
+        r = c.post(path_a, data=form, headers={"X-Twilio-Signature": good})
+    assert r.status_code == 204, r.text
+    assert stored() == [
+        {
+            "attempt_id": attempt_a,
+            "provider_message_id": sid,
+            "provider_status": "sent",
+            "source": "callback",
+            "payload": form,
+        }
+    ]
+    # ... and applied: once its event exists, any receipt a forgery had slipped into the
+    # inbox (earlier, so applied first) would have its event too. There is exactly one.
+    deadline = time.monotonic() + 10
+    while not events() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events() == [
+        {
+            "attempt_id": attempt_a,
+            "provider_status": "sent",
+            "error_code": "provider_message_id_mismatch",
+        }
+    ]
+    assert stack.sql(
+        "SELECT count(*) AS n FROM private.receipt_queue q JOIN app.receipts r ON r.id = q.receipt_id"
+        " WHERE starts_with(r.provider_message_id, %s)",
+        (sid,),
+    ) == [{"n": 0}]
+    after = counts()
+    assert after == {"receipts": before["receipts"] + 1, "events": before["events"] + 1}
+    # A late 'sent' moves nothing back: both messages are still delivered.
+    statuses = stack.sql(
+        "SELECT m.status FROM app.messages m"
+        "  JOIN app.message_attempts a ON a.message_id = m.id WHERE a.id = ANY(%s::uuid[])",
+        ([attempt_a, attempt_b],),
     )
-    assert after == before
-    assert stack.wait_message(token, message_id, {"delivered"})["status"] == "delivered"
+    assert sorted(row["status"] for row in statuses) == ["delivered", "delivered"]
 
 
 def test_a_signed_callback_with_a_nul_is_stored_and_its_neighbours_too(

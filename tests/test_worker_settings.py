@@ -31,5 +31,5 @@ def test_a_provider_timeout_longer_than_the_lease_stops_the_worker(
     r = _worker(cluster, db, "120")
     assert r.returncode == 2, r.stderr[-2000:]
     assert "provider_timeout_exceeds_lease" in r.stderr
-    assert "HERMES_PROVIDER_TIMEOUT to at most 50 seconds" in r.stderr
+    assert "HERMES_PROVIDER_TIMEOUT to at most 30 seconds" in r.stderr
     assert "Traceback" not in r.stderr

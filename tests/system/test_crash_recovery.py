@@ -34,7 +34,13 @@ def crash_stack(
         make_db,
         tmp_path_factory.mktemp("crash"),
         workers=0,
-        worker_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "1", "HERMES_JOB_POLL_INTERVAL": "0.2"},
+        # The provider timeout fits the 2 s lease below (app.check_worker_settings
+        # refuses a worker whose calls could outlast half of it).
+        worker_env={
+            "HERMES_JOB_HEARTBEAT_TIMEOUT": "1",
+            "HERMES_JOB_POLL_INTERVAL": "0.2",
+            "HERMES_PROVIDER_TIMEOUT": "1",
+        },
         sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "8000"},
     )
     # A claim's lease (how long a worker may still be talking to the carrier) is 60 s

@@ -95,6 +95,10 @@ def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     with conn.transaction():
         conn.execute("SELECT private.configure_database()")
         conn.execute("SELECT private.ensure_partitions(3)")
+        # Last: what the migrations, the repeatable files and the partitions above
+        # created belongs to hermes_owner (NOSUPERUSER BYPASSRLS), as whom the
+        # SECURITY DEFINER commands then run.
+        conn.execute("SELECT private.assign_owner()")
     conn.execute("NOTIFY pgrst, 'reload config'")
     conn.execute("NOTIFY pgrst, 'reload schema'")
 

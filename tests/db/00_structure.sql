@@ -3,7 +3,7 @@
 -- breaks an invariant fails here without this file being edited.
 BEGIN;
 \ir helpers.psql
-SELECT plan(43);
+SELECT plan(47);
 
 -- Schemas ----------------------------------------------------------------------
 SELECT has_schema('app', 'schema app exists');
@@ -88,7 +88,7 @@ SELECT functions_are('private', ARRAY[
   'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
-  'refuse_scope_escalation', 'submit_message', 'submit_messages'],
+  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -125,7 +125,7 @@ SELECT set_eq($$
   SELECT a.grantee::regrole::text, p.oid::regprocedure::text
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, aclexplode(p.proacl) a
    WHERE n.nspname IN ('app', 'private', 'api') AND a.privilege_type = 'EXECUTE'
-     AND a.grantee::regrole::text LIKE 'hermes\_%'
+     AND a.grantee::regrole::text LIKE 'hermes\_%' AND a.grantee <> p.proowner
 $$, $$ VALUES
   ('hermes_api', 'app.authenticate(text,text)'),
   ('hermes_api', 'app.create_tenant(text,text,text,text)'),
@@ -156,6 +156,27 @@ $$, 'EXECUTE grants to Hermes roles are exactly the documented ones');
 SELECT ok(NOT has_function_privilege('hermes_api', 'app.create_admin_key(text)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_worker', 'app.create_admin_key(text)', 'EXECUTE'),
           'app.create_admin_key is executable by no client role');
+
+-- The owner: every object of app, private, api and pgqueuer belongs to hermes_owner, a
+-- role that is no superuser and cannot log in, but bypasses row-level security.
+SELECT ok((SELECT NOT rolsuper AND NOT rolcanlogin AND rolbypassrls AND NOT rolcreaterole
+                  AND NOT rolcreatedb AND NOT rolreplication
+             FROM pg_roles WHERE rolname = 'hermes_owner'),
+  'hermes_owner: NOSUPERUSER NOLOGIN BYPASSRLS, nothing else');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname IN ('app', 'private', 'api', 'pgqueuer') AND p.proowner <> 'hermes_owner'::regrole
+$$, 'every function is owned by hermes_owner (so SECURITY DEFINER runs as no superuser)');
+SELECT is_empty($$
+  SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname IN ('app', 'private', 'api', 'pgqueuer') AND c.relkind IN ('r', 'p', 'v', 'S')
+     AND c.relowner <> 'hermes_owner'::regrole
+$$, 'every table, partition, view and sequence is owned by hermes_owner');
+SELECT is_empty($$
+  SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    JOIN pg_roles r ON r.oid = p.proowner
+   WHERE p.prosecdef AND r.rolsuper
+$$, 'no SECURITY DEFINER function runs as a superuser');
 
 -- Roles ----------------------------------------------------------------------------
 SELECT ok((SELECT NOT rolinherit FROM pg_roles WHERE rolname = 'hermes_authenticator'),

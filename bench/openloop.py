@@ -267,7 +267,7 @@ def stack_config(cluster: LocalCluster, args: argparse.Namespace) -> StackConfig
     )
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     """The commit measured (+dirty when the tree has uncommitted changes)."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -586,7 +586,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = STATE / "bench-run"
     result: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "name": args.name,
         "mode": args.mode,
         "quick": args.quick,

@@ -29,7 +29,6 @@ import collections
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,19 +43,14 @@ import httpx
 import uvloop
 from twilio.request_validator import RequestValidator
 
+from hermes.services import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "b3" * 16
 AUTH_TOKEN = "bench-auth-token-5e1d"
 FROM = "+15005550006"
 STATUSES = ["queued", "sent", "delivered"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

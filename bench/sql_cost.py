@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -47,15 +46,11 @@ from pgqueuer.ports.repository import EntrypointExecutionParameter
 from pgqueuer.queries import Queries
 from pgqueuer.types import QueueEntrypoint, QueueManagerId
 
+from bench.openloop import git_commit
 from bench.procstat import CLK_TCK, all_procs, descendants, read_proc
 from hermes.cluster import LocalCluster
 from hermes.migrate import migrate
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hermes.services import free_port
 
 
 def backend_ticks(pid: int) -> int:
@@ -102,7 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if args.pgss_track != "none":
         settings["pg_stat_statements.track"] = args.pgss_track
     cluster = LocalCluster(
-        datadir=root / "pgdata", logfile=root / "postgres.log", port=_free_port(), settings=settings
+        datadir=root / "pgdata", logfile=root / "postgres.log", port=free_port(), settings=settings
     )
     cluster.start()
     try:
@@ -336,22 +331,10 @@ def main(argv: list[str] | None = None) -> int:
         f"== SQL cost per message, {args.messages} messages, batch {args.batch}, pgss {args.pgss_track}"
     )
     result = run(args)
-    result["commit"] = os.environ.get("HERMES_COMMIT") or _commit()
+    result["commit"] = git_commit()
     with open(args.results, "a") as f:
         f.write(json.dumps(result) + "\n")
     return 0
-
-
-def _commit() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return out.stdout.strip() or None
 
 
 if __name__ == "__main__":

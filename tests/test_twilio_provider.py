@@ -9,7 +9,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,13 +20,13 @@ from workers.providers.base import ProviderError
 from workers.providers.twilio import TwilioSms, retry_after_seconds
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts connections, reads, and never answers."""
+@contextmanager
+def tcp_server(on_connection: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A local TCP server on a free port handing each accepted connection to
+    on_connection (in its accept thread); yields its http:// URL."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
-    held: list[socket.socket] = []
     stop = threading.Event()
 
     def serve() -> None:
@@ -35,16 +36,26 @@ def silent_server() -> Iterator[str]:
                 conn, _ = srv.accept()
             except TimeoutError:
                 continue
-            held.append(conn)
+            on_connection(conn)
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
-    stop.set()
-    t.join(timeout=2)
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        t.join(timeout=2)
+        srv.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections, reads, and never answers."""
+    held: list[socket.socket] = []
+    with tcp_server(held.append) as url:
+        yield url
     for c in held:
         c.close()
-    srv.close()
 
 
 @pytest.mark.parametrize("call", ["send", "find", "fetch"])
@@ -71,39 +82,21 @@ def test_a_silent_carrier_times_out(silent_server: str, call: str) -> None:
     assert error.http_status is None
 
 
-def _answering_server(status: int, headers: dict[str, str], body: bytes) -> tuple[str, Any]:
-    """A minimal HTTP server answering every request with one canned response."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    stop = threading.Event()
+def answering(status: int, headers: dict[str, str], body: bytes) -> Callable[[socket.socket], None]:
+    """Answers every request on a connection with one canned HTTP response."""
     head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
 
-    def serve() -> None:
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                conn.sendall(head.encode() + body)
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(head.encode() + body)
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-
-    def close() -> None:
-        stop.set()
-        t.join(timeout=2)
-        srv.close()
-
-    return f"http://127.0.0.1:{srv.getsockname()[1]}", close
+    return answer
 
 
 @pytest.mark.parametrize(
@@ -117,9 +110,8 @@ def test_retry_after_reaches_the_provider_error(
     client (the SDK's exception does not carry it) and hands it on, for SQL's
     app.record_send_error to wait at least that long."""
     body = b'{"code": 20429, "message": "Too Many Requests", "status": 429}'
-    url, close = _answering_server(429, header, body)
 
-    async def run() -> ProviderError:
+    async def run(url: str) -> ProviderError:
         twilio = TwilioSms("AC" + "0" * 32, "token", url, timeout=5)
         try:
             with pytest.raises(ProviderError) as info:
@@ -128,10 +120,8 @@ def test_retry_after_reaches_the_provider_error(
         finally:
             await twilio.close()
 
-    try:
-        error = asyncio.run(run())
-    finally:
-        close()
+    with tcp_server(answering(429, header, body)) as url:
+        error = asyncio.run(run(url))
     assert error.http_status == 429
     assert error.code == "20429"
     assert error.retry_after == expected

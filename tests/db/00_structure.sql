@@ -88,7 +88,7 @@ SELECT functions_are('private', ARRAY[
   'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
-  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner'],
+  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

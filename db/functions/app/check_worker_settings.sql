@@ -11,8 +11,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_lease  interval := coalesce(
-    (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
+  v_lease  interval := private.claim_lease();
   v_max    interval;
 BEGIN
   IF p_provider_timeout IS NULL OR p_provider_timeout <= interval '0' THEN

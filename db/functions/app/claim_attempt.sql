@@ -19,8 +19,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_lease interval := coalesce(
-    (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
+  v_lease interval := private.claim_lease();
   v_decisions jsonb;
 BEGIN
   PERFORM private.lock_attempts(p_attempt_ids);

@@ -21,8 +21,7 @@ DECLARE
   max_claims constant int := 6;
   v_attempt app.message_attempts;
   v_message app.messages;
-  v_lease   interval := coalesce(
-    (SELECT value::interval FROM private.settings WHERE key = 'claim_lease'), interval '60 seconds');
+  v_lease   interval := private.claim_lease();
   v_found   jsonb[];
   v_inbox   text;
 BEGIN

@@ -1,0 +1,12 @@
+-- How long a claim holds its attempt (private.settings claim_lease, 60 s by default):
+-- while it runs another worker defers instead of re-claiming. One definition for every
+-- function that needs it (claim_attempts, reconcile_attempt, check_worker_settings).
+CREATE OR REPLACE FUNCTION private.claim_lease()
+RETURNS interval
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT value::interval FROM private.settings WHERE key = 'claim_lease'),
+                  interval '60 seconds')
+$$;
+COMMENT ON FUNCTION private.claim_lease() IS 'The claim lease (private.settings claim_lease; 60 s by default).';

@@ -16,7 +16,6 @@ from datetime import timedelta
 import psycopg
 import uvloop
 from pgqueuer import PgQueuer
-from pgqueuer.executors import DatabaseRetryEntrypointExecutor, EntrypointExecutorParameters
 from pgqueuer.models import Job, Schedule
 from psycopg_pool import AsyncConnectionPool
 
@@ -28,14 +27,6 @@ from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import Settings
 
 log = logging.getLogger("hermes.worker")
-
-
-def _retrying(params: EntrypointExecutorParameters) -> DatabaseRetryEntrypointExecutor:
-    # Unexpected errors (the database went away mid-job...) re-queue the job with
-    # backoff; after that it is held as 'failed' for an operator, never deleted.
-    return DatabaseRetryEntrypointExecutor(
-        parameters=params, max_attempts=10, max_delay=timedelta(minutes=5)
-    )
 
 
 async def run(settings: Settings) -> None:
@@ -67,7 +58,7 @@ async def run(settings: Settings) -> None:
     )
     batcher = SendBatcher(
         db,
-        twilio,
+        {twilio.name: twilio},
         settings.public_url,
         max_batch=settings.batch_size,
         linger_seconds=settings.batch_linger_seconds,
@@ -75,7 +66,11 @@ async def run(settings: Settings) -> None:
 
     pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
 
-    @pgq.entrypoint("send_sms", on_failure="hold", executor_factory=_retrying)
+    # One retry policy, SQL's: provider errors go to app.record_send_error, and a job that
+    # fails unexpectedly (the database went away mid-batch...) is held as 'failed', never
+    # deleted; app.run_maintenance's sweep gives its attempt a new job once the attempt
+    # has been idle for private.settings requeue_after (2 minutes).
+    @pgq.entrypoint("send_sms", on_failure="hold")
     async def send_sms_job(job: Job) -> None:
         await batcher.send(attempt_of(job.payload))
 

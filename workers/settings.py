@@ -62,5 +62,5 @@ class Settings:
             receipt_batch=int(env.get("HERMES_RECEIPT_BATCH", "1000")),
             receipt_idle_seconds=float(env.get("HERMES_RECEIPT_IDLE", "0.05")),
             lookup_poll_seconds=float(env.get("HERMES_RECEIPT_LOOKUP_POLL", "5")),
-            maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "*/15 * * * *"),
+            maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "* * * * *"),
         )

@@ -8,9 +8,11 @@ pgqueuer hands the worker jobs one by one (it dequeues them in batches); the
 2. the provider calls run concurrently (bounded by the worker's connection pool);
 3. one ``app.record_handoffs`` call records every hand-off of the batch.
 
-Each job waits for its own attempt's outcome, so pgqueuer's crash recovery and retry
-executor still act per job. What to do is decided in SQL (app.claim_attempts,
-app.reconcile_attempt, app.record_send_error); this module only carries it out.
+Each job waits for its own attempt's outcome, so pgqueuer's crash recovery still acts
+per job. The provider of each attempt is the one its row names (``provider`` in the
+claim), looked up among the adapters this worker has. What to do is decided in SQL
+(app.claim_attempts, app.reconcile_attempt, app.record_send_error, and for jobs that
+fail unexpectedly the sweep of app.run_maintenance): this module only carries it out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import uuid
 from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from hermes.gather import Gatherer
@@ -40,13 +43,13 @@ class SendBatcher:
     def __init__(
         self,
         db: Commands,
-        provider: SmsProvider,
+        providers: Mapping[str, SmsProvider],
         public_url: str,
         max_batch: int = 100,
         linger_seconds: float = 0.005,
     ) -> None:
         self.db = db
-        self.provider = provider
+        self.providers = dict(providers)
         self.public_url = public_url
         self._gather: Gatherer[str, None] = Gatherer(self._run, max_batch, linger_seconds)
 
@@ -92,10 +95,20 @@ class SendBatcher:
             return
         claim_no = int(claim["claim_no"])
         to, from_, body = claim["to"], claim["from"], claim["body"]
+        provider = self.providers.get(claim["provider"])
+        if provider is None:
+            # This worker has no adapter for the attempt's provider: not the message's
+            # fault, so never permanent; SQL retries it with backoff, then fails it.
+            result = await self.db.record_send_error(
+                attempt_id, claim_no, "provider_not_configured",
+                f"this worker has no adapter for provider {claim['provider']!r}", None,
+            )
+            log.error("attempt %s: no adapter for %r -> %s", attempt_id, claim["provider"], result)
+            return
 
         if action == "reconcile":
             try:
-                found = await self.provider.find(to, from_)
+                found = await provider.find(to, from_)
             except ProviderError as exc:
                 # A failed lookup says nothing about the message itself: never permanent.
                 result = await self.db.record_send_error(
@@ -110,9 +123,9 @@ class SendBatcher:
             if decision["action"] != "send":
                 return
 
-        callback = status_callback_url(self.public_url, self.provider.name, attempt_id)
+        callback = status_callback_url(self.public_url, provider.name, attempt_id)
         try:
-            handoff = await self.provider.send(to, from_, body, callback)
+            handoff = await provider.send(to, from_, body, callback)
         except ProviderError as exc:
             retry_after = None if exc.retry_after is None else timedelta(seconds=exc.retry_after)
             result = await self.db.record_send_error(

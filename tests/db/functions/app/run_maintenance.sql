@@ -1,9 +1,14 @@
 -- app.run_maintenance: partitions ahead, idempotency keys older than 7 days pruned, and
--- the sweep: open attempts (pending, claimed) untouched for 10 minutes that have no
+-- the sweep: open attempts (pending, claimed) untouched for requeue_after (set to 10
+-- minutes here; 2 minutes by default, never less than the claim lease) that have no
 -- live send_sms job get a new one, with a 'requeued' event.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(44);
+SELECT plan(48);
+
+SELECT is((SELECT value FROM private.settings WHERE key = 'requeue_after'), '2 minutes',
+  'requeue_after is 2 minutes by default');
+UPDATE private.settings SET value = '10 minutes' WHERE key = 'requeue_after';
 
 SELECT (pg_temp.new_tenant('Maintenance Co') -> 'tenant' ->> 'id') AS t \gset
 INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALUES
@@ -161,6 +166,25 @@ SELECT is(app.run_maintenance() -> 'attempts_requeued', '1'::jsonb, 'which reque
 SELECT is((SELECT count(*)::int FROM bulk b WHERE pg_temp.jobs_of(b.attempt_id) = 1), 1001, 'each has exactly one job');
 SELECT is((SELECT count(*)::int FROM app.message_events e JOIN bulk b ON b.attempt_id = e.attempt_id
             WHERE e.event_type = 'requeued'), 1001, 'and one requeued event');
+
+-- The default window (2 minutes), and never shorter than the claim lease: a claimed
+-- attempt whose lease may still be live is not given a second job.
+UPDATE private.settings SET value = '2 minutes' WHERE key = 'requeue_after';
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'t', 'two minutes')) AS a_2m \gset
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'t', 'one minute')) AS a_1m \gset
+DELETE FROM pgqueuer.pgqueuer
+ WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' IN (:'a_2m', :'a_1m');
+SELECT pg_temp.set_updated_at(:'a_2m', now() - interval '2 minutes 1 second'),
+       pg_temp.set_updated_at(:'a_1m', now() - interval '119 seconds') \gset
+SELECT is(app.run_maintenance() -> 'attempts_requeued', '2'::jsonb,
+  'by default: idle over 2 minutes is requeued (and so is "fresh", idle 10 minutes)');
+SELECT is(ARRAY[pg_temp.jobs_of(:'a_2m'), pg_temp.jobs_of(:'a_fresh'), pg_temp.jobs_of(:'a_1m')], ARRAY[1, 1, 0],
+  'idle under 2 minutes is not');
+UPDATE private.settings SET value = '1 second' WHERE key = 'requeue_after';
+UPDATE private.settings SET value = '5 minutes' WHERE key = 'claim_lease';
+SELECT is(app.run_maintenance() -> 'attempts_requeued', '0'::jsonb,
+  'requeue_after shorter than the claim lease: the lease (5 minutes) is the floor');
+UPDATE private.settings SET value = '60 seconds' WHERE key = 'claim_lease';
 
 -- The receipt timeout: a hand-off with no final receipt for receipt_timeout ends 'unknown'.
 SELECT (pg_temp.new_tenant('Silent Carrier') -> 'tenant' ->> 'id') AS ts \gset

@@ -1,0 +1,1 @@
+DELETE FROM private.settings WHERE key = 'requeue_after';

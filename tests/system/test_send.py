@@ -8,8 +8,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 from postgrest import SyncPostgrestClient
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from tests.system.conftest import Stack
 
@@ -328,3 +331,37 @@ def test_a_signed_callback_with_a_nul_is_stored_and_its_neighbours_too(
         (attempts,),
     )
     assert sorted(r["error_message"] for r in rows) == ["ab", "ab", "ab"]
+
+
+def test_the_worker_uses_the_provider_the_attempt_names(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    # An attempt routed to a provider this worker has no adapter for is not sent through
+    # Twilio regardless: the error goes to SQL (record_send_error), which retries it.
+    body = f"routed elsewhere {uuid.uuid4()}"
+    with psycopg.connect(stack.owner_dsn, row_factory=dict_row) as conn:  # one transaction
+        message = conn.execute(
+            "SELECT private.submit_message(%s, NULL, %s, NULL) AS m",
+            (tenant["tenant"]["id"], Jsonb({"to": "+14155550123", "body": body})),
+        ).fetchone()["m"]["message"]
+        conn.execute(
+            "UPDATE app.message_attempts SET provider = 'vonage' WHERE message_id = %s",
+            (message["id"],),
+        )
+    deadline = time.monotonic() + 20
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not events:
+        events = stack.sql(
+            "SELECT error_code, details FROM app.message_events"
+            " WHERE message_id = %s AND event_type = 'send_error'",
+            (message["id"],),
+        )
+        time.sleep(0.1)
+    assert events, "no send_error event"
+    assert events[0]["error_code"] == "vonage:provider_not_configured"
+    assert [m for m in stack.carrier_ledger() if m["body"] == body] == []
+    (attempt,) = stack.sql(
+        "SELECT status, claim_count FROM app.message_attempts WHERE message_id = %s",
+        (message["id"],),
+    )
+    assert attempt["status"] == "claimed"  # a retry is scheduled; SQL decides when it fails

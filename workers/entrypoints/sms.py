@@ -21,8 +21,8 @@ import asyncio
 import json
 import logging
 import uuid
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from hermes.gather import Gatherer
@@ -100,8 +100,11 @@ class SendBatcher:
             # This worker has no adapter for the attempt's provider: not the message's
             # fault, so never permanent; SQL retries it with backoff, then fails it.
             result = await self.db.record_send_error(
-                attempt_id, claim_no, "provider_not_configured",
-                f"this worker has no adapter for provider {claim['provider']!r}", None,
+                attempt_id,
+                claim_no,
+                "provider_not_configured",
+                f"this worker has no adapter for provider {claim['provider']!r}",
+                None,
             )
             log.error("attempt %s: no adapter for %r -> %s", attempt_id, claim["provider"], result)
             return

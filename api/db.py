@@ -91,3 +91,26 @@ class Commands:
             list[dict[str, Any]],
             await self._call("SELECT app.record_receipts(%s) AS r", (Jsonb(receipts),)),
         )
+
+    async def tenant_defaults(self, token: str, scope: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.tenant_defaults(%s, %s) AS r", (token, scope)),
+        )
+
+    async def record_consent(self, token: str, event: dict[str, Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.record_consent(%s, %s) AS r", (token, Jsonb(event))),
+        )
+
+    async def record_suppressions(
+        self, token: str, action: str, list_name: str, entries: list[Any], reason: str | None
+    ) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.record_suppressions(%s, %s, %s, %s, %s) AS r",
+                (token, action, list_name, Jsonb(entries), reason),
+            ),
+        )

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from api import errors
 from api.body_limit import BodyLimit
 from api.db import Commands
-from api.routes import messages, tenants, webhooks
+from api.routes import compliance, messages, tenants, webhooks
 from api.settings import Settings
 
 log = logging.getLogger("hermes.api")
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
 
     def body_limit(path: str) -> int:
-        if path == "/v1/messages/batch":
+        if path in ("/v1/messages/batch", "/v1/suppressions", "/v1/suppressions/remove"):
             return settings.max_batch_body_bytes
         return settings.max_body_bytes
 
@@ -68,5 +68,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     app.include_router(tenants.router)
     app.include_router(messages.router)
+    app.include_router(compliance.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
     return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands)

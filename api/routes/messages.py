@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.addresses import Reader
 from api.deps import CommandsDep, Token
 from api.errors import Problem
 from api.jsonresponse import JSON
@@ -19,12 +20,16 @@ router = APIRouter(prefix="/v1")
 
 
 class MessageCreate(BaseModel):
-    """Shape only; what makes a valid phone number or body is decided in SQL."""
+    """Shape only; what makes a valid message (and whether it may go) is decided in SQL.
+    The numbers are read here first (api.addresses): SQL takes E.164 only."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     to: str = Field(max_length=64)
     body: str = Field(max_length=20000)
     from_: str | None = Field(default=None, alias="from", max_length=64)
+    channel: str | None = Field(default=None, max_length=32)
+    vertical: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=32)
 
 
 # The token goes to the command function, which checks it and the scope it needs
@@ -38,9 +43,12 @@ async def send_message(
     commands: CommandsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
-    result = await commands.submit_message(
-        token, body.model_dump(by_alias=True, exclude_unset=True), idempotency_key
-    )
+    request = body.model_dump(by_alias=True, exclude_unset=True)
+    reader = Reader(commands, token, "messages:write")
+    request["to"] = await reader.address(body.to, "to")
+    if body.from_ is not None:
+        request["from"] = await reader.address(body.from_, "from")
+    result = await commands.submit_message(token, request, idempotency_key)
     # The JSON the database built, serialized once (no response-model pass).
     headers = {"Idempotent-Replayed": "true"} if result["replayed"] else None
     return JSON(result["message"], status_code=201, headers=headers)
@@ -69,7 +77,16 @@ async def send_messages(
             f"A batch takes at most {MAX_BATCH} messages; this one has {len(body.messages)}.",
             "Split the batch.",
         )
-    result = await commands.submit_messages(token, body.messages)
+    reader = Reader(commands, token, "messages:write")
+    items = []
+    for item in body.messages:
+        if isinstance(item, dict):
+            item = dict(item)
+            for field in ("to", "from"):
+                if field in item:
+                    item[field] = await reader.lenient(item[field])
+        items.append(item)
+    result = await commands.submit_messages(token, items)
     for item in result["results"]:
         problem = item.get("problem")
         if problem is not None:

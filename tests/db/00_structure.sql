@@ -14,7 +14,8 @@ SELECT has_schema('pgqueuer', 'schema pgqueuer exists');
 -- Tables: the parents by name, plus whatever monthly partitions exist.
 SELECT tables_are('app',
   ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
-        'idempotency_keys', 'receipts']::name[]
+        'idempotency_keys', 'receipts', 'consent_events', 'consent_state', 'suppression_events',
+        'suppressions']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -22,14 +23,16 @@ SELECT is(
   ARRAY(SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'app' AND p.partstrat = 'r' ORDER BY 1),
-  ARRAY['audit_log', 'message_attempts', 'message_events', 'messages', 'receipts'],
-  'audit_log, message_attempts, message_events, messages and receipts are range-partitioned');
+  ARRAY['audit_log', 'consent_events', 'message_attempts', 'message_events', 'messages', 'receipts',
+        'suppression_events'],
+  'the ledgers and the message store are range-partitioned');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')
-     AND c.relname !~ '^(audit_log|message_attempts|message_events|messages|receipts)_p[0-9]{4}_[0-9]{2}$'
+     AND c.relname !~ '^(audit_log|consent_events|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
-SELECT views_are('api', ARRAY['messages', 'message_events'], 'schema api has the two read views');
+SELECT views_are('api', ARRAY['messages', 'message_events', 'message_decisions', 'consent_events', 'consent_state',
+                              'suppressions'], 'schema api has the read views');
 
 -- Views: security_invoker everywhere in api ------------------------------------
 SELECT isnt_empty($$
@@ -79,6 +82,7 @@ SELECT functions_are('app', ARRAY[
   'apply_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
+  'record_consent', 'record_suppressions', 'tenant_defaults',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
@@ -88,7 +92,11 @@ SELECT functions_are('private', ARRAY[
   'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
-  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease'],
+  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease',
+  'address_key', 'address_hash', 'lock_addresses', 'tg_consent_state', 'consent_state_from_ledger',
+  'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
+  'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',
+  'check_send_eligibility'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -136,6 +144,9 @@ $$, $$ VALUES
   ('hermes_api', 'app.get_message(text,uuid)'),
   ('hermes_api', 'app.submit_message(text,jsonb,text)'),
   ('hermes_api', 'app.submit_messages(text,jsonb)'),
+  ('hermes_api', 'app.record_consent(text,jsonb)'),
+  ('hermes_api', 'app.tenant_defaults(text,text)'),
+  ('hermes_api', 'app.record_suppressions(text,text,text,jsonb,text)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
@@ -230,8 +241,16 @@ $$, $$ VALUES
   ('hermes_integrator', 'app.messages', 'SELECT'), ('hermes_anon', 'app.messages', 'SELECT'),
   ('hermes_integrator', 'app.message_events', 'SELECT'), ('hermes_anon', 'app.message_events', 'SELECT'),
   ('hermes_integrator', 'api.messages', 'SELECT'), ('hermes_anon', 'api.messages', 'SELECT'),
-  ('hermes_integrator', 'api.message_events', 'SELECT'), ('hermes_anon', 'api.message_events', 'SELECT')
-$$, 'the only table grants are SELECT on messages and message_events to the PostgREST roles');
+  ('hermes_integrator', 'api.message_events', 'SELECT'), ('hermes_anon', 'api.message_events', 'SELECT'),
+  ('hermes_integrator', 'app.consent_events', 'SELECT'), ('hermes_anon', 'app.consent_events', 'SELECT'),
+  ('hermes_integrator', 'app.consent_state', 'SELECT'), ('hermes_anon', 'app.consent_state', 'SELECT'),
+  ('hermes_integrator', 'app.suppression_events', 'SELECT'), ('hermes_anon', 'app.suppression_events', 'SELECT'),
+  ('hermes_integrator', 'app.suppressions', 'SELECT'), ('hermes_anon', 'app.suppressions', 'SELECT'),
+  ('hermes_integrator', 'api.consent_events', 'SELECT'), ('hermes_anon', 'api.consent_events', 'SELECT'),
+  ('hermes_integrator', 'api.consent_state', 'SELECT'), ('hermes_anon', 'api.consent_state', 'SELECT'),
+  ('hermes_integrator', 'api.suppressions', 'SELECT'), ('hermes_anon', 'api.suppressions', 'SELECT'),
+  ('hermes_integrator', 'api.message_decisions', 'SELECT'), ('hermes_anon', 'api.message_decisions', 'SELECT')
+$$, 'the only table grants are SELECT on the read API''s views and their tables to the PostgREST roles');
 SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_api', 'public', 'CREATE'),

@@ -4,13 +4,18 @@
 --   reconcile  it was claimed before and no hand-off was recorded (a worker died or a
 --              call failed ambiguously): the provider may or may not have it. Look it
 --              up there and call app.reconcile_attempt -- never resend blindly.
---   skip       nothing to do (already handed off, finished, unknown attempt, or the
---              tenant was suspended: then the message is rejected here)
+--   skip       nothing to do (already handed off, finished, unknown attempt), or the
+--              message is rejected here: the tenant was suspended, or the recipient is
+--              no longer eligible (private.send_eligibility: opted out, suppressed...)
 --   defer      it was claimed less than the claim lease ago (private.settings
 --              claim_lease): that worker may still be talking to the provider. A new
 --              job is scheduled for when the lease ends; this one has nothing to do.
 -- claim_no (claim_count after this claim) fences workers: only the latest claim may
--- reconcile. The compliance re-check at hand-off belongs here, under these locks.
+-- reconcile. The compliance re-check at hand-off happens here for every pending
+-- attempt, under the recipients' address locks (private.lock_addresses, the lock an
+-- opt-out takes too), taken in a statement before the check: an opt-out committed
+-- before this claim took the lock is seen, one that commits later waited for this
+-- claim. (A re-claimed attempt is checked by app.reconcile_attempt before any resend.)
 -- Returns a JSON array, one decision per distinct attempt id:
 --   {action, reason?, attempt_id, claim_no, message_id, provider, to, from, body, first_claimed_at}
 CREATE OR REPLACE FUNCTION app.claim_attempts(p_attempt_ids uuid[])
@@ -21,6 +26,9 @@ AS $$
 DECLARE
   v_lease interval := private.claim_lease();
   v_decisions jsonb;
+  v_pending_ids uuid[];
+  v_candidates private.send_candidate[];
+  v_ineligible jsonb;
 BEGIN
   PERFORM private.lock_attempts(p_attempt_ids);
   -- A receipt in the inbox proves the provider has a claimed attempt even before the
@@ -37,6 +45,24 @@ BEGIN
         AND a.status = 'claimed' AND a.provider_message_id IS NULL),
     'receipt');
 
+  -- The pending attempts' recipients: lock their addresses, then (next statement, so
+  -- with a snapshot taken after the locks) check their eligibility.
+  SELECT array_agg(x.id ORDER BY x.n),
+         array_agg(ROW(x.n, x.tenant_id, m.channel, m.to_address, m.from_address, m.vertical,
+                       m.category)::private.send_candidate ORDER BY x.n)
+    INTO v_pending_ids, v_candidates
+    FROM (SELECT a.id, a.message_id, a.message_created_at, a.tenant_id,
+                 row_number() OVER (ORDER BY a.id)::int AS n
+            FROM app.message_attempts a
+           WHERE a.id = ANY(p_attempt_ids)
+             AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
+             AND a.status = 'pending') x
+    JOIN app.messages m ON m.id = x.message_id AND m.created_at = x.message_created_at;
+  PERFORM private.lock_addresses(ARRAY(SELECT private.address_hash(c.to_address) FROM unnest(v_candidates) c));
+  SELECT coalesce(jsonb_object_agg(v_pending_ids[e.idx], e.reasons) FILTER (WHERE NOT e.eligible), '{}')
+    INTO v_ineligible
+    FROM private.send_eligibility(coalesce(v_candidates, '{}'), now()) e;
+
   WITH wanted AS (
     SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i
   ), classified AS (
@@ -46,7 +72,10 @@ BEGIN
                 WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
                 WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
                 WHEN a.status = 'pending' AND t.status <> 'active' THEN 'reject'
-                ELSE 'claim' END AS decision
+                WHEN a.status = 'pending' AND v_ineligible ? a.id::text THEN 'reject'
+                ELSE 'claim' END AS decision,
+           CASE WHEN t.status <> 'active' THEN '[{"code": "tenant_suspended"}]'::jsonb
+                ELSE v_ineligible -> a.id::text END AS reasons
       FROM wanted w
       LEFT JOIN app.message_attempts a ON a.id = w.id AND a.message_created_at = w.created
       LEFT JOIN app.tenants t ON t.id = a.tenant_id
@@ -59,22 +88,26 @@ BEGIN
       FROM deferred d
   ), rejected AS (
     UPDATE app.message_attempts a
-       SET status = 'rejected', error_code = 'tenant_suspended', updated_at = now()
+       SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', updated_at = now()
       FROM classified c
      WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
-    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, c.reasons
   ), rejected_messages AS (
     UPDATE app.messages m
-       SET status = 'rejected', error_code = 'tenant_suspended',
-           error_message = 'The tenant was suspended before hand-off.',
+       SET status = 'rejected', error_code = r.reasons -> 0 ->> 'code', reasons = r.reasons,
+           error_message = CASE WHEN r.reasons -> 0 ->> 'code' = 'tenant_suspended'
+                                THEN 'The tenant was suspended before hand-off.'
+                                ELSE 'Not sent: the recipient was no longer eligible at hand-off (see reasons).' END,
            updated_at = now(), completed_at = now()
       FROM rejected r
      WHERE m.id = r.message_id AND m.created_at = r.message_created_at
        AND private.message_status_rank(m.status) < 100
   ), rejected_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
-                                    status, error_code)
-    SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected', 'rejected', 'tenant_suspended'
+                                    status, error_code, details)
+    SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected', 'rejected',
+           r.reasons -> 0 ->> 'code',
+           jsonb_build_object('stage', 'claim', 'decision', 'rejected', 'reasons', r.reasons)
       FROM rejected r
   ), claimed AS (
     UPDATE app.message_attempts a
@@ -107,8 +140,8 @@ BEGIN
              WHEN 'defer' THEN jsonb_build_object(
                'action', 'defer', 'reason', 'claim_lease', 'attempt_id', c.id,
                'wait_seconds', extract(epoch FROM c.last_claimed_at + v_lease - now()))
-             WHEN 'reject' THEN jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended',
-                                                   'attempt_id', c.id)
+             WHEN 'reject' THEN jsonb_build_object('action', 'skip', 'reason', c.reasons -> 0 ->> 'code',
+                                                   'reasons', c.reasons, 'attempt_id', c.id)
              ELSE jsonb_build_object('action', 'skip', 'attempt_id', c.id,
                                      'reason', coalesce('attempt_' || c.status, 'attempt_not_found'))
            END ORDER BY c.id), '[]')

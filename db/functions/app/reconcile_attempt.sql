@@ -6,7 +6,10 @@
 -- recorded its id (checked under an advisory lock per provider id, so two
 -- reconciles cannot adopt the same one). Then:
 --   exactly one  -> record it as the hand-off: done, no resend;
---   none         -> the provider never got it: resend, recorded as a 'resend' event;
+--   none         -> the provider never got it: resend, recorded as a 'resend' event --
+--                   if the recipient is still eligible, checked under the address lock
+--                   like a first claim; if not (an opt-out arrived while the message
+--                   waited for its retry), the message is rejected and nothing is sent;
 --   several      -> ambiguous (the tenant sent the same text twice): adopt none and
 --                   send nothing; the status callbacks, which carry the attempt id,
 --                   resolve it. Checked again after the claim lease; after 6 claims
@@ -24,6 +27,7 @@ DECLARE
   v_lease   interval := private.claim_lease();
   v_found   jsonb[];
   v_inbox   text;
+  v_check   record;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -95,6 +99,28 @@ BEGIN
     RETURN jsonb_build_object('action', 'wait', 'reason', 'reconcile_ambiguous');
   END IF;
 
+  -- Not at the provider: a resend is a new hand-off, checked like a first claim.
+  PERFORM private.lock_addresses(ARRAY[private.address_hash(v_message.to_address)]);
+  SELECT * INTO v_check
+    FROM private.check_send_eligibility(v_message.tenant_id, v_message.channel, v_message.to_address,
+                                        v_message.from_address, v_message.vertical, v_message.category, now());
+  IF NOT v_check.eligible THEN
+    UPDATE app.message_attempts
+       SET status = 'rejected', error_code = v_check.reasons -> 0 ->> 'code', updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    UPDATE app.messages
+       SET status = 'rejected', error_code = v_check.reasons -> 0 ->> 'code', reasons = v_check.reasons,
+           error_message = 'Not sent: the recipient was no longer eligible at hand-off (see reasons).',
+           updated_at = now(), completed_at = now()
+     WHERE id = v_message.id AND created_at = v_message.created_at
+       AND private.message_status_rank(status) < 100;
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'rejected', 'rejected', NULL, v_check.reasons -> 0 ->> 'code',
+                              jsonb_build_object('stage', 'resend', 'decision', 'rejected',
+                                                 'reasons', v_check.reasons, 'claim_no', p_claim_no));
+    RETURN jsonb_build_object('action', 'skip', 'reason', v_check.reasons -> 0 ->> 'code',
+                              'reasons', v_check.reasons);
+  END IF;
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                             v_attempt.id, 'resend', 'sending', NULL, NULL,
                             jsonb_build_object('reason', 'provider_has_no_record',

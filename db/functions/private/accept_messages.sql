@@ -28,7 +28,7 @@ BEGIN
            CASE WHEN k.bad THEN 'invalid_idempotency_key' ELSE v.problem_code END,
            CASE WHEN k.bad THEN 'Idempotency-Key must be 1 to 255 characters.' ELSE v.problem_detail END,
            CASE WHEN k.bad THEN NULL ELSE v.problem_hint END,
-           NULL, NULL, NULL, NULL, NULL)::private.intake_item ORDER BY e.n), '{}')
+           NULL, NULL, NULL, NULL, NULL, v.channel, v.vertical, v.category, NULL)::private.intake_item ORDER BY e.n), '{}')
     INTO v_items
     FROM jsonb_array_elements(p_items) WITH ORDINALITY e(item, n)
     CROSS JOIN LATERAL (
@@ -49,7 +49,7 @@ BEGIN
                     WHEN i.key IS NOT NULL AND i.first_use <> i.idx THEN 'duplicate'
                     WHEN i.problem_code IS NOT NULL THEN 'problem'
                     ELSE 'accept' END,
-               NULL, NULL, NULL, p.response)::private.intake_item
+               NULL, NULL, NULL, p.response, i.channel, i.vertical, i.category, i.reasons)::private.intake_item
       FROM (SELECT u.*, min(u.idx) OVER (PARTITION BY u.key) AS first_use FROM unnest(v_items) u) i
       LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
      ORDER BY i.idx);
@@ -73,41 +73,74 @@ BEGIN
                  CASE WHEN i.outcome = 'accept' AND p.response IS NOT NULL AND p.request_hash = i.hash THEN 'replay'
                       WHEN i.outcome = 'accept' AND p.response IS NOT NULL THEN 'conflict'
                       ELSE i.outcome END,
-                 NULL, NULL, NULL, coalesce(i.response, p.response))::private.intake_item
+                 NULL, NULL, NULL, coalesce(i.response, p.response), i.channel, i.vertical, i.category, i.reasons)::private.intake_item
         FROM unnest(v_items) i
         LEFT JOIN app.idempotency_keys p ON p.tenant_id = p_tenant_id AND p.key = i.key
        ORDER BY i.idx);
   END IF;
 
-  -- 4. Ids for the accepted: UUIDv7 stamped with one instant, attempts with the message's.
+  -- 4. Eligibility of the new messages (private.send_eligibility, one query for the
+  --    batch): an ineligible one is stored as 'rejected' with its reasons and answered
+  --    201 like any other (readable later, replayed under its key); it gets no attempt
+  --    and no job. (The claim checks again under the address lock before any hand-off.)
+  IF EXISTS (SELECT 1 FROM unnest(v_items) i WHERE i.outcome = 'accept') THEN
+    v_items := ARRAY(
+      SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+                 i.problem_status, i.problem_code, i.problem_detail, i.problem_hint,
+                 CASE WHEN e.eligible = false THEN 'reject' ELSE i.outcome END,
+                 i.message_id, i.created_at, i.attempt_id, i.response,
+                 i.channel, i.vertical, i.category,
+                 CASE WHEN e.eligible = false THEN e.reasons END)::private.intake_item
+        FROM unnest(v_items) i
+        LEFT JOIN private.send_eligibility(
+               ARRAY(SELECT ROW(a.idx, p_tenant_id, a.channel, a.to_address, a.from_address, a.vertical,
+                                a.category)::private.send_candidate
+                       FROM unnest(v_items) a WHERE a.outcome = 'accept'), v_now) e ON e.idx = i.idx
+       ORDER BY i.idx);
+  END IF;
+
+  -- 5. Ids for the accepted and the rejected: UUIDv7 stamped with one instant, attempts
+  --    (accepted only) with the message's.
   v_items := ARRAY(
     SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
                i.problem_status, i.problem_code, i.problem_detail, i.problem_hint, i.outcome,
                ids.message_id, private.uuid7_time(ids.message_id),
-               CASE WHEN ids.message_id IS NOT NULL
-                    THEN private.uuid7(private.uuid7_time(ids.message_id)) END,
-               i.response)::private.intake_item
+               CASE WHEN i.outcome = 'accept' THEN private.uuid7(private.uuid7_time(ids.message_id)) END,
+               i.response, i.channel, i.vertical, i.category, i.reasons)::private.intake_item
       FROM unnest(v_items) i
-      CROSS JOIN LATERAL (SELECT CASE WHEN i.outcome = 'accept' THEN private.uuid7(v_now) END AS message_id) ids
+      CROSS JOIN LATERAL (SELECT CASE WHEN i.outcome IN ('accept', 'reject') THEN private.uuid7(v_now) END AS message_id) ids
      ORDER BY i.idx);
 
-  -- 5. The messages, their attempts, events and jobs.
+  -- 6. The messages, their attempts, events and jobs.
   WITH new AS (
-    SELECT * FROM unnest(v_items) i WHERE i.outcome = 'accept'
+    SELECT * FROM unnest(v_items) i WHERE i.outcome IN ('accept', 'reject')
   ), messages AS (
     INSERT INTO app.messages (id, created_at, tenant_id, api_key_id, channel, to_address, from_address,
-                              body, status, idempotency_key, updated_at)
-    SELECT n.message_id, n.created_at, p_tenant_id, p_api_key_id, 'sms', n.to_address, n.from_address,
-           n.body, 'queued', n.key, n.created_at
+                              body, status, idempotency_key, updated_at, vertical, category, reasons,
+                              error_code, error_message, completed_at)
+    SELECT n.message_id, n.created_at, p_tenant_id, p_api_key_id, n.channel, n.to_address, n.from_address,
+           n.body, CASE WHEN n.outcome = 'accept' THEN 'queued' ELSE 'rejected' END, n.key, n.created_at,
+           n.vertical, n.category, n.reasons, n.reasons -> 0 ->> 'code',
+           CASE WHEN n.outcome = 'reject' THEN 'Not sent: the recipient is not eligible (see reasons).' END,
+           CASE WHEN n.outcome = 'reject' THEN n.created_at END
       FROM new n
     RETURNING *
   ), attempts AS (
     INSERT INTO app.message_attempts (id, message_created_at, message_id, tenant_id, attempt_no,
                                       channel, provider)
-    SELECT n.attempt_id, n.created_at, n.message_id, p_tenant_id, 1, 'sms', 'twilio' FROM new n
+    SELECT n.attempt_id, n.created_at, n.message_id, p_tenant_id, 1, n.channel, 'twilio'
+      FROM new n WHERE n.outcome = 'accept'
   ), events AS (
-    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, status)
-    SELECT n.created_at, n.message_id, p_tenant_id, n.attempt_id, 'accepted', 'queued' FROM new n
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, status,
+                                    error_code, details)
+    SELECT n.created_at, n.message_id, p_tenant_id, n.attempt_id,
+           CASE WHEN n.outcome = 'accept' THEN 'accepted' ELSE 'rejected' END,
+           CASE WHEN n.outcome = 'accept' THEN 'queued' ELSE 'rejected' END,
+           n.reasons -> 0 ->> 'code',
+           CASE WHEN n.outcome = 'reject'
+                THEN jsonb_build_object('stage', 'accept', 'decision', 'rejected', 'reasons', n.reasons)
+                ELSE '{}' END
+      FROM new n
   ), responses AS (
     SELECT m.id, private.message_json(m::app.messages) AS response FROM messages m
   ), keys AS (
@@ -119,7 +152,7 @@ BEGIN
   SELECT ARRAY(
     SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
                i.problem_status, i.problem_code, i.problem_detail, i.problem_hint, i.outcome,
-               i.message_id, i.created_at, i.attempt_id, coalesce(r.response, i.response))::private.intake_item
+               i.message_id, i.created_at, i.attempt_id, coalesce(r.response, i.response), i.channel, i.vertical, i.category, i.reasons)::private.intake_item
       FROM unnest(v_items) i LEFT JOIN responses r ON r.id = i.message_id
      ORDER BY i.idx)
     INTO v_items;
@@ -128,11 +161,11 @@ BEGIN
      FROM unnest(v_items) i WHERE i.outcome = 'accept'
    HAVING count(*) > 0;
 
-  -- 6. A key's later items in the same batch: the earlier item's outcome.
+  -- 7. A key's later items in the same batch: the earlier item's outcome.
   RETURN (
     SELECT coalesce(jsonb_agg(
              CASE
-               WHEN o.outcome = 'accept' THEN jsonb_build_object('index', o.idx, 'status', 201, 'message', o.response)
+               WHEN o.outcome IN ('accept', 'reject') THEN jsonb_build_object('index', o.idx, 'status', 201, 'message', o.response)
                WHEN o.outcome = 'replay' THEN jsonb_build_object('index', o.idx, 'status', 200,
                                                                  'replayed', true, 'message', o.response)
                WHEN o.outcome = 'conflict' THEN jsonb_build_object('index', o.idx, 'status', 409, 'problem',
@@ -147,7 +180,7 @@ BEGIN
         SELECT i.idx,
                CASE WHEN i.outcome <> 'duplicate' THEN i.outcome
                     WHEN f.hash <> i.hash THEN 'conflict'
-                    WHEN f.outcome = 'accept' THEN 'replay'
+                    WHEN f.outcome IN ('accept', 'reject') THEN 'replay'
                     ELSE f.outcome END AS outcome,
                coalesce(f.response, i.response) AS response,
                i.problem_status, i.problem_code, i.problem_detail, i.problem_hint

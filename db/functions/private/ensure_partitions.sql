@@ -46,6 +46,7 @@ BEGIN
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = 'app' AND c.relkind = 'p' AND NOT t.tgisinternal
        AND t.tgtype & 1 = 0   -- statement-level
+       AND t.tgnewtable IS NULL AND t.tgoldtable IS NULL  -- transition tables: the parent only
   LOOP
     FOR v_part IN
       SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = v_trigger.tgrelid

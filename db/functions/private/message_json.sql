@@ -6,6 +6,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT jsonb_build_object(
     'id', p_message.id, 'channel', p_message.channel, 'status', p_message.status,
+    'reasons', p_message.reasons, 'vertical', p_message.vertical, 'category', p_message.category,
     'to', p_message.to_address, 'from', p_message.from_address, 'body', p_message.body,
     'provider', p_message.provider, 'provider_message_id', p_message.provider_message_id,
     'error_code', p_message.error_code, 'error_message', p_message.error_message,

@@ -51,11 +51,12 @@ COMMENT ON FUNCTION private.mint_api_key(uuid, text, text[], timestamptz, uuid) 
   'Creates an API key; returns its JSON with the token (shown once).';
 
 -- Every scope a key may hold: admin (platform keys only), and for tenant keys
--- messages:write (send), keys:write (manage keys), read (the read API and GET).
+-- messages:write (send), keys:write (manage keys), read (the read API and GET),
+-- compliance:write (consent events, suppression lists, erasures).
 CREATE OR REPLACE FUNCTION private.api_key_scopes()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'admin'] $$;
+AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'admin'] $$;
 COMMENT ON FUNCTION private.api_key_scopes() IS 'The scopes an API key may hold.';
 
 -- The public view of a key: never the token or its hash.

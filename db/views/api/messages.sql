@@ -14,7 +14,10 @@ SELECT m.id,
        m.error_message,
        m.updated_at,
        m.sent_at,
-       m.completed_at
+       m.completed_at,
+       m.reasons,
+       m.vertical,
+       m.category
   FROM app.messages m;
 
 COMMENT ON VIEW api.messages IS
@@ -23,6 +26,8 @@ COMMENT ON VIEW api.messages IS
 COMMENT ON COLUMN api.messages.status IS
   'queued -> sending -> sent -> delivered | undelivered | failed; rejected if Hermes did not send it; '
   'unknown if the carrier never sent a final receipt (72 h).';
+COMMENT ON COLUMN api.messages.reasons IS
+  'Why Hermes did not send it (status rejected): [{code: opted_out | suppressed | ..., ...}].';
 COMMENT ON COLUMN api.messages.error_code IS 'Why it failed, e.g. twilio:30003 (unreachable handset).';
 
 REVOKE ALL ON api.messages FROM PUBLIC;

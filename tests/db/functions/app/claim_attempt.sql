@@ -3,7 +3,7 @@
 -- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(57);
+SELECT plan(63);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -82,7 +82,8 @@ SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
 SELECT app.claim_attempt(:'a3') IS NOT NULL AS c3 \gset
 SELECT pg_temp.end_lease(:'a3') IS NULL AS e \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'t';
-SELECT is(app.claim_attempt(:'a2'), jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended', 'attempt_id', :'a2'::uuid),
+SELECT is(app.claim_attempt(:'a2'), jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended',
+  'reasons', '[{"code": "tenant_suspended"}]'::jsonb, 'attempt_id', :'a2'::uuid),
   'tenant suspended before the claim: skip tenant_suspended');
 SELECT results_eq(format('SELECT status, error_code, claim_count FROM app.message_attempts WHERE id = %L', :'a2'),
   $$VALUES ('rejected', 'tenant_suspended', 0)$$, 'the attempt is rejected, unclaimed');
@@ -225,6 +226,30 @@ SELECT results_eq(format('SELECT status, provider_message_id, claim_count FROM a
   $$VALUES ('handed_off', 'SM-inbox', 1)$$, 'the hand-off is recorded from the receipt; no second claim');
 SELECT is((SELECT count(*)::int FROM private.receipt_queue q JOIN app.receipts r ON r.id = q.receipt_id
              WHERE r.attempt_id = :'ai'), 1, 'the receipt itself still waits for the applier');
+
+-- The compliance re-check at hand-off ---------------------------------------------------
+-- An opt-out recorded after acceptance, before the claim: the claim rejects the message.
+SELECT (pg_temp.new_tenant('Late Opt-out Co') -> 'tenant' ->> 'id') AS tl \gset
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'tl', 'to be stopped')) AS al \gset
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'tl', 'batch neighbour')) AS an \gset
+SELECT pg_temp.attempt_of(pg_temp.new_message(:'tl', 'after an opt-in')) AS ao \gset
+SELECT pg_temp.opt(:'tl', 'opt_out', '+14155550123') ->> 'status' AS opted \gset
+SELECT app.claim_attempts(ARRAY[:'al', :'an']::uuid[]) AS cl \gset
+SELECT is((SELECT array_agg(d ->> 'action' ORDER BY d ->> 'attempt_id') FROM jsonb_array_elements(:'cl'::jsonb) d),
+  ARRAY['skip', 'skip'], 'both messages to the opted-out number are skipped');
+SELECT is((SELECT d -> 'reasons' -> 0 ->> 'code' FROM jsonb_array_elements(:'cl'::jsonb) d WHERE d ->> 'attempt_id' = :'al'),
+  'opted_out', 'with the reasons');
+SELECT results_eq(format($$SELECT a.status, a.error_code, a.claim_count, m.status, m.error_code, m.reasons -> 0 ->> 'code'
+                             FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'al'),
+  $$VALUES ('rejected', 'opted_out', 0, 'rejected', 'opted_out', 'opted_out')$$,
+  'attempt and message rejected, never claimed');
+SELECT results_eq(format($$SELECT details ->> 'stage', details -> 'reasons' -> 0 ->> 'code' FROM app.message_events
+                             WHERE attempt_id = %L AND event_type = 'rejected'$$, :'al'),
+  $$VALUES ('claim', 'opted_out')$$, 'a rejected event at stage claim');
+SELECT pg_temp.opt(:'tl', 'opt_in', '+14155550123', jsonb_build_object('occurred_at', now() + interval '1 second')) ->> 'status' AS optin \gset
+SELECT is(app.claim_attempt(:'ao') ->> 'action', 'send', 'after a newer opt-in the claim sends');
+SELECT ok(EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
+  'the claim holds the recipient''s address lock until it commits');
 
 SELECT * FROM finish();
 ROLLBACK;

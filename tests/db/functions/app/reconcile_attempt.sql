@@ -7,7 +7,7 @@
 -- reaches attempt and message through the receipt inbox (app.apply_receipts).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(59);
+SELECT plan(62);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -281,6 +281,24 @@ SELECT is(app.reconcile_attempt(:'ar', :r_claim, '[]'),
 SELECT is(pg_temp.attempt_status(:'ar'), 'handed_off', 'the attempt is handed off under the receipt''s id');
 SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mr'))) AND 'reconciled' = ANY(pg_temp.events_of(:'mr')),
   'a reconciled event, no resend event');
+
+-- An opt-out while the message waited for its retry: the provider has no record, and
+-- the resend is refused -- the message is rejected, nothing is sent.
+SELECT (pg_temp.new_tenant('Retry Stop Co') -> 'tenant' ->> 'id') AS tq \gset
+SELECT pg_temp.new_message(:'tq', 'waiting for a retry') AS mq \gset
+SELECT pg_temp.attempt_of(:'mq') AS aq \gset
+SELECT app.claim_attempt(:'aq') IS NOT NULL AS c1 \gset
+SELECT app.record_send_error(:'aq', 1, 'timeout', 'no answer', NULL) ->> 'action' AS retry \gset
+SELECT pg_temp.opt(:'tq', 'opt_out', '+14155550123') ->> 'status' AS opted \gset
+SELECT pg_temp.end_lease(:'aq');
+SELECT (app.claim_attempt(:'aq') ->> 'claim_no')::int AS q_claim \gset
+SELECT is(app.reconcile_attempt(:'aq', :q_claim, '[]') - 'reasons',
+  '{"action": "skip", "reason": "opted_out"}'::jsonb, 'not at the provider and opted out since: skip, no resend');
+SELECT results_eq(format($$SELECT a.status, m.status, m.error_code, m.reasons -> 0 ->> 'code'
+                             FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'aq'),
+  $$VALUES ('rejected', 'rejected', 'opted_out', 'opted_out')$$, 'attempt and message rejected');
+SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mq'))) AND 'rejected' = ANY(pg_temp.events_of(:'mq')),
+  'a rejected event, no resend event');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -4,7 +4,7 @@
 -- idempotency keys). Both go through private.accept_messages.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(105);
+SELECT plan(112);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Submit Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co', NULL) r \gset
@@ -49,7 +49,7 @@ SELECT is(pg_temp.refused(:'t', '"hi"'), 'HM422 invalid_request', 'a JSON string
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "hi", "priority": 1}'), 'HM422 unknown_field',
   'an unknown field: HM422 unknown_field');
 SELECT is(pg_temp.problem_hint(format($$SELECT private.submit_message(%L, NULL, '{"to": "+14155550123", "body": "hi", "x": 1}')$$, :'t')),
-  'A message takes "to", "body" and optionally "from".', 'unknown_field has a hint');
+  'A message takes "to", "body" and optionally "from", "channel", "vertical", "category".', 'unknown_field has a hint');
 SELECT is(pg_temp.refused(:'t', '{"body": "hi"}'), 'HM422 invalid_to', 'no "to": HM422 invalid_to');
 SELECT is(pg_temp.refused(:'t', '{"to": 14155550123, "body": "hi"}'), 'HM422 invalid_to', '"to" a number: invalid_to');
 SELECT is(pg_temp.refused(:'t', '{"to": null, "body": "hi"}'), 'HM422 invalid_to', '"to" null: invalid_to');
@@ -88,7 +88,7 @@ SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": ""}', 'key-of-in
 SELECT is((SELECT count(*)::int FROM app.messages), 0, 'no message was written by any refusal');
 
 -- Acceptance -------------------------------------------------------------------------
-SELECT (pg_temp.submit(:'t', '{"to": "+1 (415) 555-0123", "body": "Hello", "from": "+1 500-555-0007"}',
+SELECT (pg_temp.submit(:'t', '{"to": "+14155550123", "body": "Hello", "from": "+15005550007"}',
                        NULL, :'k') -> 'message' ->> 'id') AS m \gset
 SELECT is(pg_temp.delta(), '{"tenants": 0, "api_keys": 0, "messages": 1, "attempts": 1, "events": 1,
   "idempotency_keys": 0, "audit": 1, "jobs": 1, "job_log": 1, "receipts": 0, "receipt_queue": 0}'::jsonb,
@@ -215,9 +215,9 @@ SELECT is(pg_temp.batch_refused(gen_random_uuid(), '[{"to": "+14155550123", "bod
 
 -- Valid items are accepted, invalid ones answered with their problem.
 SELECT pg_temp.submit_batch(:'t', $$[
-    {"to": "+1 (415) 555-0123", "body": "batch one"},
+    {"to": "+14155550123", "body": "batch one"},
     {"to": "call me", "body": "x"},
-    {"to": "+14155550124", "body": "batch two", "from": "+1 500-555-0007"},
+    {"to": "+14155550124", "body": "batch two", "from": "+15005550007"},
     {"to": "+14155550123", "body": ""},
     "just a string",
     {"to": "+14155550123", "body": "hi", "priority": 1},
@@ -358,6 +358,37 @@ SELECT is(pg_temp.counts() - 'api_keys', :'before_tok'::jsonb - 'api_keys', 'the
 SELECT ok(NOT has_function_privilege('hermes_api', 'private.submit_message(uuid,uuid,jsonb,text)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_api', 'private.submit_messages(uuid,uuid,jsonb)', 'EXECUTE'),
   'the API cannot reach the tenant-id forms: it acts only for the key it presents');
+
+-- Eligibility at acceptance -----------------------------------------------------------
+-- An ineligible recipient: the message is stored as rejected with its reasons (201,
+-- readable, replayed under its key), with no attempt and no job.
+SELECT (pg_temp.new_tenant('Eligibility Co') -> 'tenant' ->> 'id') AS te \gset
+SELECT pg_temp.opt(:'te', 'opt_out', '+14155550100', '{"channel": "sms"}') IS NOT NULL AS o \gset
+SELECT pg_temp.counts() AS before_el \gset
+SELECT private.submit_message(:'te', NULL, '{"to": "+14155550100", "body": "hi"}', 'el-1') AS rej \gset
+SELECT results_eq(format($$SELECT (%L::jsonb) #>> '{message,status}', (%L::jsonb) #>> '{message,error_code}',
+                                  (%L::jsonb) #> '{message,reasons}' -> 0 ->> 'code', (%L::jsonb) #>> '{message,completed_at}' IS NOT NULL$$,
+                         :'rej', :'rej', :'rej', :'rej'),
+  $$VALUES ('rejected', 'opted_out', 'opted_out', true)$$,
+  'an opted-out recipient: the message answers status rejected, error_code and reasons opted_out, completed');
+SELECT is(pg_temp.counts() - 'audit' - 'idempotency_keys', (:'before_el'::jsonb - 'audit' - 'idempotency_keys')
+            || jsonb_build_object('messages', (:'before_el'::jsonb ->> 'messages')::int + 1,
+                                  'events', (:'before_el'::jsonb ->> 'events')::int + 1),
+  'one message and one event; no attempt, no job');
+SELECT results_eq(format($$SELECT event_type, status, error_code, details ->> 'stage', details -> 'reasons' -> 0 ->> 'code'
+                             FROM app.message_events WHERE message_id = %L$$, :'rej'::jsonb #>> '{message,id}'),
+  $$VALUES ('rejected', 'rejected', 'opted_out', 'accept', 'opted_out')$$, 'a rejected event with the stage and reasons');
+SELECT is(private.submit_message(:'te', NULL, '{"to": "+14155550100", "body": "hi"}', 'el-1') -> 'replayed', 'true'::jsonb,
+  'the same key replays the refusal');
+SELECT is(private.submit_message(:'te', NULL, '{"to": "+14155550100", "body": "hi", "channel": "sms", "category": "transactional"}')
+            #>> '{message,status}', 'rejected', 'an opt-out applies to transactional messages too');
+SELECT is(private.submit_message(:'te', NULL, '{"to": "+14155550101", "body": "hi"}') #>> '{message,status}', 'queued',
+  'another recipient is accepted');
+SELECT is((SELECT array_agg(x -> 'message' ->> 'status' ORDER BY (x ->> 'index')::int)
+             FROM jsonb_array_elements(private.submit_messages(:'te', NULL,
+               '[{"to": "+14155550101", "body": "a"}, {"to": "+14155550100", "body": "b"}, {"to": "+14155550102", "body": "c"}]')
+               -> 'results') x),
+  ARRAY['queued', 'rejected', 'queued'], 'a batch: each item decided on its own');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,29 +3,50 @@
 -- problem (status, code, detail, hint) and no fields at all; raises nothing.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(25);
+SELECT plan(29);
 
 -- One call as a row, fields then problem.
 CREATE FUNCTION pg_temp.v(p_request jsonb, p_default_from text DEFAULT '+15005550006')
 RETURNS TABLE (to_address text, from_address text, body text, status int, code text, detail text, hint text)
 LANGUAGE sql AS $$
-  SELECT * FROM private.validate_message(p_request, p_default_from)
+  SELECT to_address, from_address, body, problem_status, problem_code, problem_detail, problem_hint
+    FROM private.validate_message(p_request, p_default_from)
 $$;
 -- The code only, and whether any field leaked out alongside a problem.
 CREATE FUNCTION pg_temp.code(p_request jsonb, p_default_from text DEFAULT '+15005550006') RETURNS text
 LANGUAGE sql AS $$
   SELECT coalesce(status::text || ' ' || code, 'valid')
-         || CASE WHEN code IS NOT NULL AND num_nonnulls(to_address, from_address, body) > 0 THEN ' +fields' ELSE '' END
-    FROM pg_temp.v(p_request, p_default_from)
+         || CASE WHEN problem_code IS NOT NULL
+                      AND num_nonnulls(to_address, from_address, body, channel, vertical, category) > 0
+                 THEN ' +fields' ELSE '' END
+    FROM (SELECT v.*, v.problem_status AS status, v.problem_code AS code
+            FROM private.validate_message(p_request, p_default_from) v) x
 $$;
 
 -- Valid requests.
-SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+1 (415) 555-0123", "body": "Hello"}')$$,
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+14155550123", "body": "Hello"}')$$,
   $$VALUES ('+14155550123', '+15005550006', 'Hello', NULL::int, NULL::text, NULL::text, NULL::text)$$,
-  'valid: the recipient normalized, the default sender, the body; no problem');
-SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+44 (0)20 7946 0958", "body": " spaced ", "from": "+1 500-555-0007"}')$$,
+  'valid: the recipient, the default sender, the body; no problem');
+SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+442079460958", "body": " spaced ", "from": "+15005550007"}')$$,
   $$VALUES ('+442079460958', '+15005550007', ' spaced ', NULL::int, NULL::text, NULL::text, NULL::text)$$,
-  'a given "from" is normalized too; the body is kept as it is');
+  'a given "from" is used; the body is kept as it is');
+SELECT results_eq($$SELECT channel, vertical, category FROM private.validate_message('{"to": "+14155550123", "body": "x"}', '+15005550006')$$,
+  $$VALUES ('sms', NULL::text, 'marketing')$$, 'by default: channel sms, no vertical, category marketing');
+SELECT results_eq($$SELECT channel, vertical, category FROM private.validate_message(
+    '{"to": "+14155550123", "body": "x", "channel": "sms", "vertical": "solar", "category": "transactional"}', '+15005550006')$$,
+  $$VALUES ('sms', 'solar', 'transactional')$$, 'channel, vertical and category as given');
+-- SQL takes E.164 only: what people type is read by the API (phonenumbers) first.
+SELECT is(ARRAY[pg_temp.code('{"to": "+1 (415) 555-0123", "body": "x"}'), pg_temp.code('{"to": "tel:+14155550123", "body": "x"}'),
+                pg_temp.code('{"to": "(415) 555-0123", "body": "x"}'), pg_temp.code('{"to": "＋14155550123", "body": "x"}'),
+                pg_temp.code('{"to": "+14155550123", "body": "x", "from": "+1 500-555-0007"}')],
+  ARRAY['422 invalid_to', '422 invalid_to', '422 invalid_to', '422 invalid_to', '422 invalid_from'],
+  'formatted, national, tel: and full-width forms are refused: not E.164');
+SELECT is(ARRAY[pg_temp.code('{"to": "+14155550123", "body": "x", "channel": "email"}'),
+                pg_temp.code('{"to": "+14155550123", "body": "x", "channel": "fax"}'),
+                pg_temp.code('{"to": "+14155550123", "body": "x", "vertical": "Solar Panels"}'),
+                pg_temp.code('{"to": "+14155550123", "body": "x", "category": "promo"}')],
+  ARRAY['422 channel_not_supported', '422 invalid_channel', '422 invalid_vertical', '422 invalid_category'],
+  'channels other than sms, bad verticals and categories are refused');
 SELECT results_eq($$SELECT from_address, code FROM pg_temp.v('{"to": "+14155550123", "body": "x", "from": null}')$$,
   $$VALUES ('+15005550006', NULL::text)$$, '"from": null means the default sender');
 SELECT is(pg_temp.code(jsonb_build_object('to', '+14155550123', 'body', repeat('😀', 1600))), 'valid',
@@ -41,7 +62,7 @@ SELECT is(ARRAY[pg_temp.code('["+14155550123", "hi"]'), pg_temp.code('"hi"'), pg
   ARRAY['422 invalid_request', '422 invalid_request', '422 invalid_request', '422 invalid_request'],
   'an array, a string, a number, JSON null: invalid_request');
 SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"to": "+14155550123", "body": "hi", "priority": 1, "a": 2}')$$,
-  $$VALUES ('unknown_field', 'Unknown field(s): a, priority.', 'A message takes "to", "body" and optionally "from".')$$,
+  $$VALUES ('unknown_field', 'Unknown field(s): a, priority.', 'A message takes "to", "body" and optionally "from", "channel", "vertical", "category".')$$,
   'unknown fields: unknown_field naming them, sorted, with a hint');
 SELECT is(pg_temp.code('{"to": "nope", "idempotency_key": "k"}'), '422 unknown_field',
   'unknown fields are reported first (idempotency_key is not part of a message)');

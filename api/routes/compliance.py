@@ -1,0 +1,150 @@
+"""Consent events and suppression lists (scope compliance:write).
+
+What an event or a list entry may say, and what it changes, is decided in SQL
+(private.validate_consent, private.record_consents, private.record_suppressions);
+these routes read the addresses people type (api.addresses) and call one function.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+
+from api.addresses import Reader
+from api.deps import CommandsDep, Token
+from api.errors import Problem
+from api.jsonresponse import JSON
+
+router = APIRouter(prefix="/v1")
+
+SCOPE = "compliance:write"
+# Addresses one suppression request takes (SQL checks it too: HM413 too_many_entries).
+MAX_ENTRIES = 10_000
+# Header names recognised in a CSV upload (case-insensitive); else the first column.
+CSV_COLUMNS = ("address", "phone", "phone_number", "number", "mobile", "email", "email_address")
+
+
+class ConsentCreate(BaseModel):
+    """Shape only: SQL decides what is valid."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    address: str = Field(max_length=320)
+    kind: str = Field(max_length=32)
+    channel: str | None = Field(default=None, max_length=32)
+    scope: str | None = Field(default=None, max_length=32)
+    vertical: str | None = Field(default=None, max_length=64)
+    sender: str | None = Field(default=None, max_length=320)
+    source: str | None = Field(default=None, max_length=32)
+    evidence: dict[str, Any] | None = None
+    occurred_at: str | None = Field(default=None, max_length=64)
+
+
+@router.post("/consents", status_code=201)
+async def record_consent(body: ConsentCreate, token: Token, commands: CommandsDep) -> Response:
+    """Records one opt-in or opt-out (``{"address", "kind", "channel"?, "scope"?, ...}``)."""
+    event = body.model_dump(exclude_unset=True)
+    reader = Reader(commands, token, SCOPE)
+    event["address"] = await reader.address(body.address, "address")
+    if body.sender is not None:
+        event["sender"] = await reader.address(body.sender, "sender")
+    return JSON(await commands.record_consent(token, event), status_code=201)
+
+
+class SuppressionList(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    list_name: str = Field(alias="list", max_length=32)
+    addresses: list[Any] = Field(max_length=MAX_ENTRIES)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+async def _entries(request: Request) -> tuple[str, list[Any], str | None]:
+    """The list, entries and reason of a JSON body or of a CSV upload
+    (multipart/form-data: ``file``, ``list``, ``reason``?)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        list_name = form.get("list")
+        reason = form.get("reason")
+        if not isinstance(upload, UploadFile):
+            raise Problem(422, "missing_file", 'A CSV upload needs a "file" field.')
+        if not isinstance(list_name, str):
+            raise Problem(422, "missing_list", 'A CSV upload needs a "list" field.')
+        return list_name, await _csv_addresses(upload), reason if isinstance(reason, str) else None
+    try:
+        body = SuppressionList.model_validate_json(await request.body())
+    except ValueError as exc:
+        raise Problem(
+            422,
+            "invalid_request",
+            'Send {"list", "addresses": [...], "reason"?} as JSON, or a CSV file as multipart.',
+            str(exc)[:500],
+        ) from None
+    return body.list_name, body.addresses, body.reason
+
+
+async def _csv_addresses(upload: UploadFile) -> list[Any]:
+    """One address per row: the column named like an address (address, phone, email...)
+    if the first row is a header, else the first column. Blank rows are skipped; a BOM
+    and CRLF line ends are fine."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    text = []
+    while chunk := await upload.read(64 * 1024):
+        try:
+            text.append(decoder.decode(chunk))
+        except UnicodeDecodeError:
+            raise Problem(422, "invalid_csv", "The CSV file is not UTF-8.") from None
+    text.append(decoder.decode(b"", final=True))
+    reader = csv.reader(io.StringIO("".join(text), newline=""))
+    try:
+        rows = [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise Problem(422, "invalid_csv", f"The CSV file cannot be read: {exc}.") from None
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    column = next((header.index(c) for c in CSV_COLUMNS if c in header), None)
+    if column is not None:
+        rows = rows[1:]
+    else:
+        column = 0
+    if len(rows) > MAX_ENTRIES:
+        raise Problem(
+            413,
+            "too_many_entries",
+            f"At most {MAX_ENTRIES} addresses a request; this file has {len(rows)}.",
+            "Split the file.",
+        )
+    return [r[column].strip() if column < len(r) else "" for r in rows]
+
+
+async def _record(request: Request, token: str, commands: CommandsDep, action: str) -> Response:
+    list_name, entries, reason = await _entries(request)
+    reader = Reader(commands, token, SCOPE)
+    read: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, dict) and "address" in entry:
+            read.append({**entry, "address": await reader.lenient(entry["address"])})
+        else:
+            read.append(await reader.lenient(entry))
+    return JSON(await commands.record_suppressions(token, action, list_name, read, reason))
+
+
+@router.post("/suppressions", status_code=200)
+async def add_suppressions(request: Request, token: Token, commands: CommandsDep) -> Response:
+    """Adds up to 10,000 addresses to a list (do_not_contact, litigator, hard_bounce,
+    complaint): JSON ``{"list", "addresses": [...], "reason"?}`` or a CSV upload.
+    Answers ``{"list", "action", "recorded", "refused": [{index, code, detail}]}``."""
+    return await _record(request, token, commands, "add")
+
+
+@router.post("/suppressions/remove", status_code=200)
+async def remove_suppressions(request: Request, token: Token, commands: CommandsDep) -> Response:
+    """Takes addresses off a list (same body as POST /v1/suppressions)."""
+    return await _record(request, token, commands, "remove")

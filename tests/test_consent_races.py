@@ -1,0 +1,197 @@
+"""The cardinal rule under races, with real concurrent sessions (tests/races.py): an
+opt-out that commits before a claim always wins, and one racing it is serialized with
+it by the address lock -- whichever commits first provably came first.
+
+Each test runs many trials and counts violations (it must find none); the counts are
+printed so that a run shows how hard the rule was tried (pytest -s).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+TRIALS = 60
+
+
+@pytest.fixture
+def tenant(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute(
+        "SELECT private.create_tenant(NULL, 'Consent Race', 'test', '+15005550006')"
+    ).fetchone()
+    assert row is not None
+    return str(row[0]["tenant"]["id"])
+
+
+def _pending_attempt(conn: psycopg.Connection[Any], tenant: str, to: str) -> str:
+    row = conn.execute(
+        "SELECT private.submit_message(%s, NULL, %s) -> 'message' ->> 'id'",
+        (tenant, Jsonb({"to": to, "body": "race"})),
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    attempt = conn.execute(
+        "SELECT id FROM app.message_attempts WHERE message_id = %s", (row[0],)
+    ).fetchone()
+    assert attempt is not None, "the message was not accepted"
+    return str(attempt[0])
+
+
+def _opt_out(conn: psycopg.Connection[Any], tenant: str, to: str) -> None:
+    row = conn.execute(
+        "SELECT private.record_consents(%s, NULL, %s) -> 0 ->> 'status'",
+        (tenant, Jsonb([{"address": to, "kind": "opt_out", "channel": "sms"}])),
+    ).fetchone()
+    assert row == ("201",)
+
+
+def _opt_out_against_claim(
+    db_dsn: str, tenant: str, to: str, attempt: str, trial: int
+) -> dict[str, Any]:
+    """One trial: an opt-out of ``to`` and a claim of ``attempt`` in two sessions released
+    together, each after a small delay that varies with the trial (so that either may
+    go first). Returns when the opt-out committed, when the claim started and its action."""
+    barrier = threading.Barrier(2)
+    marks: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def opt_out() -> None:
+        try:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                barrier.wait(timeout=10)
+                time.sleep((trial % 8) * 0.002)
+                _opt_out(c, tenant, to)
+                marks["opt_out_committed"] = time.monotonic()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def claim() -> None:
+        try:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                barrier.wait(timeout=10)
+                time.sleep(((trial + 3) % 4) * 0.001)
+                marks["claim_started"] = time.monotonic()
+                row = c.execute("SELECT app.claim_attempt(%s) ->> 'action'", (attempt,)).fetchone()
+                marks["claim"] = row[0] if row else None
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opt_out), threading.Thread(target=claim)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return marks
+
+
+def test_an_opt_out_racing_a_claim_is_serialized_with_it(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Per trial: a fresh recipient with a pending attempt; one session records its
+    opt-out while another claims the attempt, released together. A claim that started
+    after the opt-out had committed must not send; and when a claim sends, the opt-out
+    must have been recorded after the claim committed (it waited for the address lock)."""
+    violations: list[str] = []
+    sent = refused = 0
+    for trial in range(TRIALS):
+        to = f"+1415556{trial:04d}"
+        attempt = _pending_attempt(conn, tenant, to)
+        marks = _opt_out_against_claim(db_dsn, tenant, to, attempt, trial)
+
+        action = marks["claim"]
+        assert action in ("send", "skip"), action
+        if action == "send":
+            sent += 1
+            if marks["claim_started"] > marks["opt_out_committed"]:
+                violations.append(f"trial {trial}: claim started after the opt-out committed, sent")
+            row = conn.execute(
+                """SELECT (SELECT min(recorded_at) FROM app.consent_events WHERE address = %s)
+                          > (SELECT created_at FROM app.message_events
+                              WHERE attempt_id = %s AND event_type = 'claimed')""",
+                (to, attempt),
+            ).fetchone()
+            if row != (True,):
+                violations.append(
+                    f"trial {trial}: sent, but the opt-out was recorded before the claim"
+                )
+        else:
+            refused += 1
+            row = conn.execute(
+                "SELECT m.status, m.error_code FROM app.messages m JOIN app.message_attempts a"
+                " ON a.message_id = m.id WHERE a.id = %s",
+                (attempt,),
+            ).fetchone()
+            if row != ("rejected", "opted_out"):
+                violations.append(f"trial {trial}: skipped but the message is {row}")
+        # Either way, nothing may be sent from now on.
+        row = conn.execute(
+            "SELECT eligible FROM private.check_send_eligibility(%s, 'sms', %s)", (tenant, to)
+        ).fetchone()
+        assert row == (False,)
+    print(
+        f"opt-out vs claim: {TRIALS} trials, {sent} sent before the opt-out, "
+        f"{refused} refused, {len(violations)} violations"
+    )
+    assert violations == []
+    assert sent + refused == TRIALS
+
+
+def test_an_opt_out_while_a_claim_holds_the_lock_waits_for_it(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Deterministic: a claim transaction that has locked the address makes the opt-out
+    wait until it commits; a claim begun after the opt-out committed refuses."""
+    to = "+14155557000"
+    first = _pending_attempt(conn, tenant, to)
+    second = _pending_attempt(conn, tenant, to)
+    done = threading.Event()
+    with psycopg.connect(db_dsn) as claimer:  # not autocommit: holds its locks
+        row = claimer.execute("SELECT app.claim_attempt(%s) ->> 'action'", (first,)).fetchone()
+        assert row == ("send",)
+
+        def opt_out() -> None:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                _opt_out(c, tenant, to)
+            done.set()
+
+        t = threading.Thread(target=opt_out)
+        t.start()
+        assert not done.wait(0.5), "the opt-out did not wait for the claim's address lock"
+        claimer.commit()
+        t.join(timeout=10)
+        assert done.is_set()
+    row = conn.execute("SELECT app.claim_attempt(%s) ->> 'action'", (second,)).fetchone()
+    assert row == ("skip",)
+
+
+def test_a_claim_while_an_opt_out_holds_the_lock_waits_and_then_refuses(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Deterministic, the other way round: an opt-out recorded but not yet committed
+    holds the address lock; a claim waits for it, and once the opt-out commits the
+    claim sees it (its check reads a snapshot taken after the lock) and refuses."""
+    to = "+14155557001"
+    attempt = _pending_attempt(conn, tenant, to)
+    result: dict[str, Any] = {}
+    with psycopg.connect(db_dsn) as recorder:  # not autocommit: holds the lock
+        _opt_out(recorder, tenant, to)
+
+        def claim() -> None:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                row = c.execute("SELECT app.claim_attempt(%s)", (attempt,)).fetchone()
+                result["decision"] = row[0] if row else None
+
+        t = threading.Thread(target=claim)
+        t.start()
+        t.join(timeout=0.5)
+        assert t.is_alive(), "the claim did not wait for the opt-out's address lock"
+        recorder.commit()
+        t.join(timeout=10)
+    decision = result["decision"]
+    assert decision["action"] == "skip" and decision["reason"] == "opted_out", decision

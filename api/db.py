@@ -114,3 +114,38 @@ class Commands:
                 (token, action, list_name, Jsonb(entries), reason),
             ),
         )
+
+    async def get_tenant_policy(self, token: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], await self._call("SELECT app.get_tenant_policy(%s) AS r", (token,))
+        )
+
+    async def set_tenant_policy(self, token: str, policy: dict[str, Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.set_tenant_policy(%s, %s) AS r", (token, Jsonb(policy))),
+        )
+
+    async def record_inbound(
+        self,
+        provider: str,
+        tenant_id: str,
+        provider_message_id: str,
+        from_: str,
+        to: str,
+        body: str,
+        params: dict[str, str],
+    ) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.record_inbound(%s, %s, %s, %s, %s, %s, %s) AS r",
+                (provider, tenant_id, provider_message_id, from_, to, body, Jsonb(params)),
+            ),
+        )
+
+    async def erase_addresses(self, token: str, addresses: list[Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.erase_addresses(%s, %s) AS r", (token, Jsonb(addresses))),
+        )

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from api import errors
 from api.body_limit import BodyLimit
 from api.db import Commands
-from api.routes import compliance, messages, tenants, webhooks
+from api.routes import compliance, inbound, messages, tenants, webhooks
 from api.settings import Settings
 
 log = logging.getLogger("hermes.api")
@@ -69,5 +69,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.include_router(tenants.router)
     app.include_router(messages.router)
     app.include_router(compliance.router)
+    app.include_router(inbound.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
     return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands)

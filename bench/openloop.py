@@ -294,13 +294,23 @@ def specs_for(cfg: StackConfig, api_processes: int) -> list[ServiceSpec]:
     return specs
 
 
+# The bench tenant sends transactional messages (no quiet hours: a run must not depend
+# on the hour) and has no content dedup (the load repeats bodies); consent and
+# suppression are still checked at acceptance and at every claim.
+BENCH_POLICY = '{"default_category": "transactional", "content_dedup_seconds": 0}'
+
+
 def create_tenant(owner: str) -> str:
     with psycopg.connect(owner, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT private.create_tenant(NULL, 'Bench', 'test', '+15005550006')->'api_key'->>'token'"
+            "SELECT private.create_tenant(NULL, 'Bench', 'test', '+15005550006')"
         ).fetchone()
-    assert row is not None
-    return str(row[0])
+        assert row is not None
+        conn.execute(
+            "SELECT private.set_tenant_policy(%s, NULL, %s::jsonb)",
+            (row[0]["tenant"]["id"], BENCH_POLICY),
+        )
+    return str(row[0]["api_key"]["token"])
 
 
 class BatchEndpointMissing(RuntimeError):

@@ -46,7 +46,7 @@ from pgqueuer.ports.repository import EntrypointExecutionParameter
 from pgqueuer.queries import Queries
 from pgqueuer.types import QueueEntrypoint, QueueManagerId
 
-from bench.openloop import git_commit
+from bench.openloop import BENCH_POLICY, git_commit
 from bench.procstat import CLK_TCK, all_procs, descendants, read_proc
 from hermes.cluster import LocalCluster
 from hermes.migrate import migrate
@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             ).fetchone()
             assert row is not None
             created = row[0]
+            conn.execute(
+                "SELECT private.set_tenant_policy(%s, NULL, %s::jsonb)",
+                (created["tenant"]["id"], BENCH_POLICY),
+            )
             token = created["api_key"]["token"]
             n, b = args.messages, args.batch
             # a first round warms caches and plans; the second is measured

@@ -35,6 +35,14 @@ def status_callback_url(public_url: str, provider: str, attempt_id: str) -> str:
     return public_url.rstrip("/") + path
 
 
+# Where a tenant points its numbers' incoming-message webhook (Twilio: "A message comes in").
+INBOUND_PATH = "/v1/webhooks/{provider}/inbound/{tenant_id}"
+
+
+def inbound_url(public_url: str, provider: str, tenant_id: str) -> str:
+    return public_url.rstrip("/") + INBOUND_PATH.format(provider=provider, tenant_id=tenant_id)
+
+
 async def call(pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...]) -> Any:
     """Runs one statement that returns a single row with column ``r``; returns ``r``."""
     async with pool.connection() as conn:

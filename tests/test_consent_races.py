@@ -16,6 +16,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.conftest import TEST_POLICY
+
 TRIALS = 60
 
 
@@ -25,7 +27,9 @@ def tenant(conn: psycopg.Connection[Any]) -> str:
         "SELECT private.create_tenant(NULL, 'Consent Race', 'test', '+15005550006')"
     ).fetchone()
     assert row is not None
-    return str(row[0]["tenant"]["id"])
+    tenant_id = str(row[0]["tenant"]["id"])
+    conn.execute("SELECT private.set_tenant_policy(%s, NULL, %s)", (tenant_id, Jsonb(TEST_POLICY)))
+    return tenant_id
 
 
 def _pending_attempt(conn: psycopg.Connection[Any], tenant: str, to: str) -> str:

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.conftest import TEST_POLICY
 from tests.races import race
 
 N = 8
@@ -21,7 +22,9 @@ def tenant(conn: psycopg.Connection[Any]) -> str:
         "SELECT private.create_tenant(NULL, 'Race', 'test', '+15005550006')"
     ).fetchone()
     assert row is not None
-    return str(row[0]["tenant"]["id"])
+    tenant_id = str(row[0]["tenant"]["id"])
+    conn.execute("SELECT private.set_tenant_policy(%s, NULL, %s)", (tenant_id, Jsonb(TEST_POLICY)))
+    return tenant_id
 
 
 def _submit(conn: psycopg.Connection[Any], tenant: str, key: str | None = None) -> dict[str, Any]:

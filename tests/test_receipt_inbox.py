@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from tests.conftest import Cluster
+from tests.conftest import TEST_POLICY, Cluster
 from tests.races import race_timed
 
 Conn = psycopg.Connection[Any]
@@ -54,7 +54,9 @@ def _one(conn: Conn, sql: str, params: Sequence[Any] = ()) -> Any:
 
 def _create_tenant(conn: Conn) -> str:
     result = _one(conn, "SELECT private.create_tenant(NULL, 'Inbox', 'test', '+15005550006')")
-    return str(result["tenant"]["id"])
+    tenant_id = str(result["tenant"]["id"])
+    _one(conn, "SELECT private.set_tenant_policy(%s, NULL, %s)", (tenant_id, Jsonb(TEST_POLICY)))
+    return tenant_id
 
 
 @dataclass(frozen=True)

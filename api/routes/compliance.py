@@ -148,3 +148,44 @@ async def add_suppressions(request: Request, token: Token, commands: CommandsDep
 async def remove_suppressions(request: Request, token: Token, commands: CommandsDep) -> Response:
     """Takes addresses off a list (same body as POST /v1/suppressions)."""
     return await _record(request, token, commands, "remove")
+
+
+class PolicyUpdate(BaseModel):
+    """Shape only: SQL validates (private.set_tenant_policy)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    quiet_start: str | None = Field(default=None, max_length=8)
+    quiet_end: str | None = Field(default=None, max_length=8)
+    cooldown_same_seconds: int | None = None
+    cooldown_cross_seconds: int | None = None
+    content_dedup_seconds: int | None = None
+    default_category: str | None = Field(default=None, max_length=32)
+
+
+@router.get("/policy")
+async def get_policy(token: Token, commands: CommandsDep) -> Response:
+    """The tenant's compliance policy, with the defaults where it set nothing (read)."""
+    return JSON(await commands.get_tenant_policy(token))
+
+
+@router.put("/policy")
+async def set_policy(body: PolicyUpdate, token: Token, commands: CommandsDep) -> Response:
+    """Sets part of the policy: the quiet window (narrows the legal one, never widens
+    it), cooldowns, the content-dedup window, the default category."""
+    return JSON(await commands.set_tenant_policy(token, body.model_dump(exclude_unset=True)))
+
+
+class Erasure(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    addresses: list[Any] = Field(min_length=1, max_length=100)
+
+
+@router.post("/erasures", status_code=200)
+async def erase(body: Erasure, token: Token, commands: CommandsDep) -> Response:
+    """Forgets a person's addresses (GDPR / CCPA erasure): their personal data is removed
+    from messages, ledgers, receipts and inbound messages; a one-way hash of each address
+    stays on an erasure tombstone so that they are never messaged again. Answers
+    ``{"erased", "refused": [{index, code, detail}], "counts"}``."""
+    reader = Reader(commands, token, SCOPE)
+    addresses = [await reader.lenient(a) for a in body.addresses]
+    return JSON(await commands.erase_addresses(token, addresses))

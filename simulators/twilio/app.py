@@ -733,6 +733,10 @@ class Simulator:
                 if get:
                     return self.fetch(match[1], match[2], authorization, path)
                 return _method_not_allowed()
+        if path == "/_sim/inbound":
+            if method != "POST":
+                return _method_not_allowed()
+            return self._sim_inbound(body)
         route = self._routes.get(path)
         if route is None:
             return _not_found(path)
@@ -974,6 +978,46 @@ class Simulator:
 
     def _sim_stats(self, _query: str) -> Reply:
         return _json(dataclasses.asdict(self.stats))
+
+    def _sim_inbound(self, body: bytes) -> Reply:
+        """``POST /_sim/inbound`` ``{"from", "to", "body", "url"}``: a person texts one of
+        the account's numbers. Like Twilio, the simulator POSTs the incoming-message
+        webhook to ``url`` (form-encoded, ``X-Twilio-Signature`` over the URL and params),
+        once, in the background; answers 202 with the new message's sid."""
+        try:
+            req = orjson.loads(body or b"{}")
+            sender, to, text, url = req["from"], req["to"], req.get("body", ""), req["url"]
+            if not all(isinstance(v, str) for v in (sender, to, text, url)):
+                raise TypeError("from, to, body and url must be strings")
+            target = Target.parse(url)
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json({"error": f"bad inbound request: {exc}"}, 400)
+        sid = "SM" + uuid.uuid4().hex
+        params = [
+            ("ToCountry", "US"), ("ToState", ""), ("SmsMessageSid", sid), ("NumMedia", "0"),
+            ("ToCity", ""), ("FromZip", ""), ("SmsSid", sid), ("FromState", ""),
+            ("SmsStatus", "received"), ("FromCity", ""), ("Body", text), ("FromCountry", "US"),
+            ("To", to), ("ToZip", ""), ("NumSegments", str(num_segments(text))),
+            ("MessageSid", sid), ("AccountSid", self.config.account_sid), ("From", sender),
+            ("ApiVersion", "2010-04-01"),
+        ]  # fmt: skip
+        signature = compute_signature(self.config.auth_token, url, params).encode("ascii")
+        headers = (
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"User-Agent: TwilioProxy/1.1\r\n"
+            b"X-Twilio-Signature: %s\r\n"
+        ) % signature
+        payload = form_encode(params).encode("utf-8")
+
+        async def deliver() -> None:
+            try:
+                code = await self.http.post(target, headers, payload)
+                log.info("INBOUND %s %s -> %s : HTTP %s", sid, sender, url, code)
+            except Exception as exc:  # logged, like a failed callback
+                log.warning("INBOUND %s -> %s failed: %s", sid, url, exc)
+
+        self.spawn(deliver(), f"inbound-{sid}")
+        return _json({"sid": sid, "status": "received"}, 202, note=f"inbound {sid} to {url}")
 
     def _sim_reset(self, _query: str) -> Reply:
         cleared = self.reset()

@@ -15,7 +15,8 @@ SELECT has_schema('pgqueuer', 'schema pgqueuer exists');
 SELECT tables_are('app',
   ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
         'idempotency_keys', 'receipts', 'consent_events', 'consent_state', 'suppression_events',
-        'suppressions']::name[]
+        'suppressions', 'tenant_policies', 'vertical_policies', 'contact_history', 'recent_contents',
+        'conversations', 'inbound_messages', 'inbound_dedup', 'erasures']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -23,16 +24,16 @@ SELECT is(
   ARRAY(SELECT c.relname::text FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
          JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'app' AND p.partstrat = 'r' ORDER BY 1),
-  ARRAY['audit_log', 'consent_events', 'message_attempts', 'message_events', 'messages', 'receipts',
-        'suppression_events'],
+  ARRAY['audit_log', 'consent_events', 'inbound_messages', 'message_attempts', 'message_events', 'messages',
+        'receipts', 'suppression_events'],
   'the ledgers and the message store are range-partitioned');
 SELECT is_empty($$
   SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')
-     AND c.relname !~ '^(audit_log|consent_events|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
+     AND c.relname !~ '^(audit_log|consent_events|inbound_messages|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events', 'message_decisions', 'consent_events', 'consent_state',
-                              'suppressions'], 'schema api has the read views');
+                              'suppressions', 'inbound_messages', 'conversations'], 'schema api has the read views');
 
 -- Views: security_invoker everywhere in api ------------------------------------
 SELECT isnt_empty($$
@@ -82,7 +83,8 @@ SELECT functions_are('app', ARRAY[
   'apply_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
-  'record_consent', 'record_suppressions', 'tenant_defaults',
+  'record_consent', 'record_suppressions', 'tenant_defaults', 'get_tenant_policy', 'set_tenant_policy',
+  'record_inbound', 'erase_addresses',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
@@ -96,7 +98,8 @@ SELECT functions_are('private', ARRAY[
   'address_key', 'address_hash', 'lock_addresses', 'tg_consent_state', 'consent_state_from_ledger',
   'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
   'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',
-  'check_send_eligibility'],
+  'check_send_eligibility', 'provider_error_is_opt_out', 'tenant_policy_json', 'set_tenant_policy',
+  'detect_keyword', 'erase_addresses'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -146,6 +149,10 @@ $$, $$ VALUES
   ('hermes_api', 'app.submit_messages(text,jsonb)'),
   ('hermes_api', 'app.record_consent(text,jsonb)'),
   ('hermes_api', 'app.tenant_defaults(text,text)'),
+  ('hermes_api', 'app.get_tenant_policy(text)'),
+  ('hermes_api', 'app.set_tenant_policy(text,jsonb)'),
+  ('hermes_api', 'app.record_inbound(text,uuid,text,text,text,text,jsonb)'),
+  ('hermes_api', 'app.erase_addresses(text,jsonb)'),
   ('hermes_api', 'app.record_suppressions(text,text,text,jsonb,text)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),
@@ -249,7 +256,11 @@ $$, $$ VALUES
   ('hermes_integrator', 'api.consent_events', 'SELECT'), ('hermes_anon', 'api.consent_events', 'SELECT'),
   ('hermes_integrator', 'api.consent_state', 'SELECT'), ('hermes_anon', 'api.consent_state', 'SELECT'),
   ('hermes_integrator', 'api.suppressions', 'SELECT'), ('hermes_anon', 'api.suppressions', 'SELECT'),
-  ('hermes_integrator', 'api.message_decisions', 'SELECT'), ('hermes_anon', 'api.message_decisions', 'SELECT')
+  ('hermes_integrator', 'api.message_decisions', 'SELECT'), ('hermes_anon', 'api.message_decisions', 'SELECT'),
+  ('hermes_integrator', 'app.conversations', 'SELECT'), ('hermes_anon', 'app.conversations', 'SELECT'),
+  ('hermes_integrator', 'app.inbound_messages', 'SELECT'), ('hermes_anon', 'app.inbound_messages', 'SELECT'),
+  ('hermes_integrator', 'api.conversations', 'SELECT'), ('hermes_anon', 'api.conversations', 'SELECT'),
+  ('hermes_integrator', 'api.inbound_messages', 'SELECT'), ('hermes_anon', 'api.inbound_messages', 'SELECT')
 $$, 'the only table grants are SELECT on the read API''s views and their tables to the PostgREST roles');
 SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')

@@ -13,9 +13,10 @@ import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from hermes.services import StackConfig, Supervisor, free_port, stack_specs
-from tests.conftest import Cluster
+from tests.conftest import TEST_POLICY, Cluster
 
 
 @dataclass
@@ -44,6 +45,13 @@ class Stack:
             r = c.post("/v1/tenants", json={"name": name, "default_sms_from": "+15005550006"})
         assert r.status_code == 201, r.text
         body: dict[str, Any] = r.json()
+        # Transactional by default and no content dedup: the send-path tests must not
+        # depend on the hour they run at, nor on their bodies being unique. The
+        # compliance tests set the policy they test.
+        self.sql(
+            "SELECT private.set_tenant_policy(%s, NULL, %s)",
+            (body["tenant"]["id"], Jsonb(TEST_POLICY)),
+        )
         return body
 
     def carrier_ledger(self) -> list[dict[str, Any]]:

@@ -4,12 +4,15 @@ ever reaching the carrier for an ineligible recipient."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from hermes.sqlcall import inbound_url
 from tests.system.conftest import Stack
 
 
@@ -186,3 +189,81 @@ def _mint(stack: Stack, tenant: dict[str, Any], scopes: list[str]) -> str:
         )
     assert r.status_code == 201, r.text
     return str(r.json()["token"])
+
+
+def test_a_stop_through_the_carrier_opts_the_number_out(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    """A person replies STOP (the simulator delivers it like Twilio: signed webhook to the
+    tenant's inbound URL): the number is opted out, exactly one confirmation goes to
+    them, and a later send is rejected with a reason readable through PostgREST."""
+    token = _token(tenant)
+    person, ours = "+14155550140", "+15005550006"
+    url = inbound_url(stack.cfg.callbacks_url, "twilio", tenant["tenant"]["id"])
+    r = httpx.post(
+        f"{stack.cfg.sim_url}/_sim/inbound",
+        json={"from": person, "to": ours, "body": " Stop! ", "url": url},
+    )
+    assert r.status_code == 202, r.text
+
+    inbound = _wait(lambda: _read(stack, token, "/inbound_messages", **{"from": f"eq.{person}"}))
+    assert [(i["keyword"], i["action"]) for i in inbound] == [("STOP", "opt_out")]
+    state = _read(stack, token, "/consent_state", address=f"eq.{person}")
+    assert [(s["channel"], s["status"]) for s in state] == [("sms", "opted_out")]
+    events = _read(stack, token, "/consent_events", address=f"eq.{person}")
+    assert [(e["source"], e["evidence"]["keyword"]) for e in events] == [("keyword", "STOP")]
+    reply = stack.wait_message(
+        token, inbound[0]["reply_message_id"], {"delivered", "undelivered", "failed"}
+    )
+    assert reply["status"] == "delivered" and reply["category"] == "compliance"
+    assert [m["body"] for m in stack.carrier_ledger() if m["to"] == person] == [reply["body"]]
+
+    with stack.api(token) as c:
+        later = c.post(
+            "/v1/messages", json={"to": "(415) 555-0140", "body": f"offer {uuid.uuid4()}"}
+        ).json()
+    assert later["status"] == "rejected" and later["reasons"][0]["code"] == "opted_out"
+    rows = _read(stack, token, "/messages", id=f"eq.{later['id']}")
+    assert rows[0]["reasons"][0]["code"] == "opted_out"
+    assert len([m for m in stack.carrier_ledger() if m["to"] == person]) == 1
+
+    # A forged inbound STOP (no valid signature) is refused and changes nothing.
+    forged = httpx.post(
+        url,
+        data={"MessageSid": "SMforged", "From": "+14155550141", "To": ours, "Body": "STOP"},
+        headers={"X-Twilio-Signature": "bm9wZQ=="},
+    )
+    assert forged.status_code == 403 and forged.json()["code"] == "invalid_signature"
+    assert _read(stack, token, "/consent_events", address="eq.+14155550141") == []
+
+
+def _wait(read: Callable[[], list[dict[str, Any]]], timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = read()
+        if rows:
+            return rows
+        time.sleep(0.1)
+    raise AssertionError("nothing arrived")
+
+
+def test_an_erased_person_is_forgotten_and_never_messaged_again(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = _token(tenant)
+    person = "+14155550150"
+    body = f"hello Grace {uuid.uuid4()}"
+    with stack.api(token) as c:
+        sent = c.post("/v1/messages", json={"to": person, "body": body}).json()
+        stack.wait_message(token, sent["id"], {"delivered", "undelivered", "failed"})
+        r = c.post("/v1/erasures", json={"addresses": ["(415) 555-0150"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["erased"] == 1 and r.json()["counts"]["messages"] == 1
+        later = c.post("/v1/messages", json={"to": person, "body": "are you there?"}).json()
+    rows = _read(stack, token, "/messages", id=f"eq.{sent['id']}")
+    assert (rows[0]["to"], rows[0]["body"]) == ("[erased]", "[erased]")
+    assert _read(stack, token, "/messages", to=f"eq.{person}", status="neq.rejected") == []
+    assert later["status"] == "rejected"
+    assert {"code": "suppressed", "list": "erasure", "scope": "tenant"} in later["reasons"]
+    tombstones = _read(stack, token, "/suppressions", list="eq.erasure")
+    assert [t["address"] for t in tombstones] == [None]

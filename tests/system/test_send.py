@@ -125,6 +125,11 @@ def test_provider_refusal_fails_without_retry(
         (r.json()["id"],),
     )
     assert rows[0]["n"] == 1
+    if error_code == "twilio:21610":
+        # The carrier says the recipient opted out: Hermes records it and sends no more.
+        again = send(stack, token, {"to": to, "body": f"again {uuid.uuid4()}"})
+        assert again.status_code == 201 and again.json()["status"] == "rejected", again.text
+        assert again.json()["reasons"][0]["code"] == "opted_out"
 
 
 def test_many_messages_two_workers_each_sent_once(stack: Stack, tenant: dict[str, Any]) -> None:

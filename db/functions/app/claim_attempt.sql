@@ -10,6 +10,8 @@
 --   defer      it was claimed less than the claim lease ago (private.settings
 --              claim_lease): that worker may still be talking to the provider. A new
 --              job is scheduled for when the lease ends; this one has nothing to do.
+--              Or (reason quiet_hours) the recipient's quiet hours: the message is
+--              'scheduled' and a job is due at next_allowed_at.
 -- claim_no (claim_count after this claim) fences workers: only the latest claim may
 -- reconcile. The compliance re-check at hand-off happens here for every pending
 -- attempt, under the recipients' address locks (private.lock_addresses, the lock an
@@ -49,7 +51,7 @@ BEGIN
   -- with a snapshot taken after the locks) check their eligibility.
   SELECT array_agg(x.id ORDER BY x.n),
          array_agg(ROW(x.n, x.tenant_id, m.channel, m.to_address, m.from_address, m.vertical,
-                       m.category)::private.send_candidate ORDER BY x.n)
+                       m.category, m.id)::private.send_candidate ORDER BY x.n)
     INTO v_pending_ids, v_candidates
     FROM (SELECT a.id, a.message_id, a.message_created_at, a.tenant_id,
                  row_number() OVER (ORDER BY a.id)::int AS n
@@ -59,7 +61,11 @@ BEGIN
              AND a.status = 'pending') x
     JOIN app.messages m ON m.id = x.message_id AND m.created_at = x.message_created_at;
   PERFORM private.lock_addresses(ARRAY(SELECT private.address_hash(c.to_address) FROM unnest(v_candidates) c));
-  SELECT coalesce(jsonb_object_agg(v_pending_ids[e.idx], e.reasons) FILTER (WHERE NOT e.eligible), '{}')
+  -- {attempt id: {reasons, next_allowed_at}} of the ones that may not go now: rejected,
+  -- or deferred when only quiet hours stand in the way (next_allowed_at set).
+  SELECT coalesce(jsonb_object_agg(v_pending_ids[e.idx],
+                    jsonb_build_object('reasons', e.reasons, 'next_allowed_at', e.next_allowed_at))
+                    FILTER (WHERE NOT e.eligible), '{}')
     INTO v_ineligible
     FROM private.send_eligibility(coalesce(v_candidates, '{}'), now()) e;
 
@@ -72,10 +78,13 @@ BEGIN
                 WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
                 WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
                 WHEN a.status = 'pending' AND t.status <> 'active' THEN 'reject'
+                WHEN a.status = 'pending' AND v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'] IS NOT NULL
+                  THEN 'wait'
                 WHEN a.status = 'pending' AND v_ineligible ? a.id::text THEN 'reject'
                 ELSE 'claim' END AS decision,
            CASE WHEN t.status <> 'active' THEN '[{"code": "tenant_suspended"}]'::jsonb
-                ELSE v_ineligible -> a.id::text END AS reasons
+                ELSE v_ineligible #> ARRAY[a.id::text, 'reasons'] END AS reasons,
+           (v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'])::timestamptz AS next_allowed_at
       FROM wanted w
       LEFT JOIN app.message_attempts a ON a.id = w.id AND a.message_created_at = w.created
       LEFT JOIN app.tenants t ON t.id = a.tenant_id
@@ -86,6 +95,22 @@ BEGIN
     SELECT d.message_created_at, d.message_id, d.tenant_id, d.id, 'reclaim_deferred',
            jsonb_build_object('wait_seconds', extract(epoch FROM d.wait), 'claim_no', d.claim_count)
       FROM deferred d
+  ), waiting AS (
+    -- Quiet hours: the attempt stays pending, its message is scheduled, and a job is
+    -- due when the window opens (enqueued below); checked again then.
+    UPDATE app.messages m
+       SET status = 'scheduled', scheduled_at = c.next_allowed_at, reasons = c.reasons, updated_at = now()
+      FROM classified c
+     WHERE c.decision = 'wait' AND m.id = c.message_id AND m.created_at = c.message_created_at
+    RETURNING m.id
+  ), wait_events AS (
+    INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
+                                    status, error_code, details)
+    SELECT c.message_created_at, c.message_id, c.tenant_id, c.id, 'deferred', 'scheduled',
+           c.reasons -> 0 ->> 'code',
+           jsonb_build_object('stage', 'claim', 'decision', 'deferred', 'reasons', c.reasons,
+                              'next_allowed_at', c.next_allowed_at)
+      FROM classified c WHERE c.decision = 'wait'
   ), rejected AS (
     UPDATE app.message_attempts a
        SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', updated_at = now()
@@ -118,10 +143,24 @@ BEGIN
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at
   ), claimed_messages AS (
     UPDATE app.messages m
-       SET status = 'sending', updated_at = now()
+       SET status = 'sending', reasons = NULL, updated_at = now()
       FROM claimed c
      WHERE m.id = c.message_id AND m.created_at = c.message_created_at
        AND private.message_status_rank(m.status) < private.message_status_rank('sending')
+  ), contacts AS (
+    -- The claim records the contact, in its own transaction, under the address lock:
+    -- the cooldown store a later claim to the same recipient reads.
+    INSERT INTO app.contact_history AS h (tenant_id, address_hash, vertical, last_contact_at, last_message_id,
+                                          from_address)
+    SELECT DISTINCT ON (k.tenant_id, private.address_hash(m.to_address), m.vertical)
+           k.tenant_id, private.address_hash(m.to_address), m.vertical, now(), m.id, m.from_address
+      FROM claimed k
+      JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
+     WHERE k.claim_count = 1 AND m.category = 'marketing' AND m.vertical IS NOT NULL
+     ORDER BY k.tenant_id, private.address_hash(m.to_address), m.vertical, k.id
+    ON CONFLICT (tenant_id, address_hash, vertical) DO UPDATE
+      SET last_contact_at = excluded.last_contact_at, last_message_id = excluded.last_message_id,
+          from_address = excluded.from_address, source = 'send'
   ), claimed_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
                                     status, details)
@@ -142,6 +181,8 @@ BEGIN
                'wait_seconds', extract(epoch FROM c.last_claimed_at + v_lease - now()))
              WHEN 'reject' THEN jsonb_build_object('action', 'skip', 'reason', c.reasons -> 0 ->> 'code',
                                                    'reasons', c.reasons, 'attempt_id', c.id)
+             WHEN 'wait' THEN jsonb_build_object('action', 'defer', 'reason', 'quiet_hours', 'attempt_id', c.id,
+                                                 'next_allowed_at', c.next_allowed_at)
              ELSE jsonb_build_object('action', 'skip', 'attempt_id', c.id,
                                      'reason', coalesce('attempt_' || c.status, 'attempt_not_found'))
            END ORDER BY c.id), '[]')
@@ -150,10 +191,11 @@ BEGIN
     LEFT JOIN claimed k ON k.id = c.id
     LEFT JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
   ;
-  -- Deferred claims get a job for when the lease ends.
+  -- Deferred claims get a job for when the lease ends, or the quiet hours do.
   PERFORM private.enqueue_jobs('send_sms',
             array_agg(jsonb_build_object('attempt_id', d ->> 'attempt_id')),
-            array_agg(now() + (d ->> 'wait_seconds')::float8 * interval '1 second'))
+            array_agg(coalesce((d ->> 'next_allowed_at')::timestamptz,
+                               now() + (d ->> 'wait_seconds')::float8 * interval '1 second')))
      FROM jsonb_array_elements(v_decisions) d
     WHERE d ->> 'action' = 'defer'
    HAVING count(*) > 0;

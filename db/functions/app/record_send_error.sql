@@ -9,6 +9,8 @@
 --     before any resend; a retry job is scheduled with exponential backoff (1 s ..
 --     5 min, at least p_retry_after), up to 6 claims. After that the message fails as
 --     provider_unavailable.
+--   A refusal that means "the recipient opted out" (private.provider_error_is_opt_out,
+--     Twilio 21610) also records an opt-out consent event (source provider_error).
 -- Returns {action: failed|retry_scheduled|skip, ...}.
 CREATE OR REPLACE FUNCTION app.record_send_error(
   p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
@@ -49,6 +51,17 @@ BEGIN
      WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
     PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'failed',
                                     v_attempt.provider, NULL, v_code, left(p_error_message, 500));
+    -- The provider says the recipient opted out (Twilio 21610: they replied STOP to this
+    -- sender): that is consent, recorded like any opt-out, so that nothing else is
+    -- attempted to them on this channel.
+    IF private.provider_error_is_opt_out(v_attempt.provider, p_error_code) THEN
+      PERFORM private.record_consents(v_attempt.tenant_id, NULL, jsonb_build_array(jsonb_build_object(
+        'address', m.to_address, 'kind', 'opt_out', 'channel', v_attempt.channel, 'source', 'provider_error',
+        'evidence', jsonb_build_object('provider', v_attempt.provider, 'error_code', p_error_code,
+                                       'attempt_id', v_attempt.id, 'message', left(p_error_message, 200)))))
+         FROM app.messages m
+        WHERE m.id = v_attempt.message_id AND m.created_at = v_attempt.message_created_at;
+    END IF;
     RETURN jsonb_build_object('action', 'failed', 'error_code', v_code);
   END IF;
 

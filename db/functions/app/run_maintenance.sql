@@ -1,7 +1,7 @@
 -- Periodic upkeep, run by the workers' pgqueuer schedule "maintenance" (and, for
 -- partitions, by migrate):
 --   * monthly partitions ahead (private.ensure_partitions);
---   * idempotency keys older than 7 days pruned;
+--   * idempotency keys older than 7 days pruned, and content-dedup rows (app.recent_contents);
 --   * the sweep, Hermes's one retry policy for jobs that fail unexpectedly: an attempt
 --     still pending or claimed, untouched for requeue_after (private.settings, 2
 --     minutes; longer than the claim lease), with no queued or picked send job, lost its
@@ -35,6 +35,8 @@ BEGIN
   PERFORM app.apply_receipts(10000);
   DELETE FROM app.idempotency_keys WHERE created_at < now() - interval '7 days';
   GET DIAGNOSTICS v_pruned = ROW_COUNT;
+  -- The content-dedup store only needs the longest window (7 days at most).
+  DELETE FROM app.recent_contents WHERE last_at < now() - interval '7 days';
 
   -- The attempts that have a send job: read off the queue once per sweep (each payload
   -- parsed once, into a hashed set), not by parsing every queued payload again for each

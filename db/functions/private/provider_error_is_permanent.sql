@@ -16,3 +16,14 @@ AS $$
 $$;
 COMMENT ON FUNCTION private.provider_error_is_permanent(text, int) IS
   'True when a provider error means the message can never be sent as it is (no retry).';
+
+-- Whether a provider's refusal means the recipient opted out of this sender: Twilio
+-- 21610 ("Attempt to send to unsubscribed recipient": they replied STOP).
+CREATE OR REPLACE FUNCTION private.provider_error_is_opt_out(p_provider text, p_error_code text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(p_provider = 'twilio' AND p_error_code = '21610', false)
+$$;
+COMMENT ON FUNCTION private.provider_error_is_opt_out(text, text) IS
+  'True when a provider error means the recipient opted out (recorded as an opt-out consent event).';

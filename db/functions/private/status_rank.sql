@@ -8,6 +8,7 @@ RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
   SELECT CASE p_status
+    WHEN 'scheduled' THEN 0
     WHEN 'queued' THEN 0
     WHEN 'sending' THEN 10
     WHEN 'sent' THEN 20

@@ -2,12 +2,12 @@
 -- intake: p_request is one message ({"to", "body", "from"?, "channel"?, "vertical"?,
 -- "category"?}; the batch's per-item "idempotency_key" is not part of it). Returns the
 -- recipient, sender, body, channel (sms: the only one so far), vertical and category
--- (marketing by default), or a problem: HTTP status, machine-readable code, detail and
+-- (NULL when not given: the tenant's default applies), or a problem: HTTP status, machine-readable code, detail and
 -- hint. Raises nothing, so a batch can report each invalid item and accept the others.
 -- Numbers must be E.164 here: the API reads what people type (national forms with the
 -- tenant's default country, tel: URIs, full-width digits) with phonenumbers first.
 CREATE OR REPLACE FUNCTION private.validate_message(
-  p_request jsonb, p_default_from text,
+  p_request jsonb, p_default_from text, p_internal boolean DEFAULT false,
   OUT to_address text, OUT from_address text, OUT body text,
   OUT channel text, OUT vertical text, OUT category text,
   OUT problem_status int, OUT problem_code text, OUT problem_detail text, OUT problem_hint text)
@@ -49,8 +49,10 @@ BEGIN
     channel := NULL; vertical := NULL;
     RETURN;
   END IF;
-  category := coalesce(p_request ->> 'category', 'marketing');
-  IF category NOT IN ('marketing', 'transactional') THEN
+  category := p_request ->> 'category';   -- NULL: the tenant's default (private.accept_messages)
+  -- 'compliance' (keyword replies, exempt from consent) is Hermes's own: never a caller's.
+  IF category IS NOT NULL AND category NOT IN ('marketing', 'transactional')
+     AND NOT (p_internal AND category = 'compliance') THEN
     problem_code := 'invalid_category';
     problem_detail := '"category" must be marketing (the default) or transactional.';
     channel := NULL; vertical := NULL; category := NULL;
@@ -107,5 +109,5 @@ BEGIN
   problem_status := NULL;
 END
 $$;
-COMMENT ON FUNCTION private.validate_message(jsonb, text) IS
+COMMENT ON FUNCTION private.validate_message(jsonb, text, boolean) IS
   'Validates and normalizes one message request; returns the fields or a problem (status, code, detail, hint).';

@@ -131,7 +131,7 @@ SELECT is((SELECT count(*) FROM pgqueuer.pgqueuer) - :jobs_before, 7::bigint,
 -- the code did.) Every audit row here comes from the submits and the tenant's setup:
 -- claims, deferrals, send errors and re-claims write none, under any action.
 SELECT is_empty($$SELECT action FROM app.audit_log
-                   WHERE action NOT IN ('tenant.create', 'api_key.create', 'message.submit')$$,
+                   WHERE action NOT IN ('tenant.create', 'api_key.create', 'policy.set', 'message.submit')$$,
   'claims are not audited as commands (their trail is message_events)');
 
 -- app.claim_attempts: a batch of pending attempts, all sent.

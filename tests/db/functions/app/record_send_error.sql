@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(41);
+SELECT plan(44);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -173,12 +173,18 @@ SELECT is(app.claim_attempt(:'a5') ->> 'claim_no', '2', 'a re-claim after a tran
 SELECT is(app.record_send_error(:'a5', 2, '21610', 'Attempt to send to unsubscribed recipient', 400),
   '{"action": "failed", "error_code": "twilio:21610"}'::jsonb, 'then HTTP 400 on claim 2: failed, twilio:21610');
 SELECT is(pg_temp.message_status(:'m5'), 'failed', 'the message failed');
+-- 21610 means the recipient opted out of this sender: recorded as consent.
+SELECT results_eq($$SELECT address, kind, channel, scope, source, evidence ->> 'error_code' FROM app.consent_events$$,
+  $$VALUES ('+14155550123', 'opt_out', 'sms', 'tenant', 'provider_error', '21610')$$,
+  'Twilio 21610 records an opt-out (source provider_error) for the recipient');
+SELECT is((SELECT evidence ->> 'attempt_id' FROM app.consent_events), :'a5', 'naming the attempt');
+SELECT is(pg_temp.verdict(:'t', '+14155550123'), 'opted_out', 'so nothing more goes to them');
 
 -- The error message is capped.
-SELECT pg_temp.new_message(:'t') AS m4 \gset
+SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c \gset
-SELECT app.record_send_error(:'a4', 1, '21610', repeat('x', 2000), 400) IS NOT NULL AS e \gset
+SELECT app.record_send_error(:'a4', 1, '21211', repeat('x', 2000), 400) IS NOT NULL AS e \gset
 SELECT is((SELECT length(error_message) FROM app.messages WHERE id = :'m4'), 500, 'error messages are cut to 500 characters');
 SELECT is((SELECT length(details ->> 'message') FROM app.message_events WHERE message_id = :'m4' AND event_type = 'send_error'),
   500, 'in the event too');

@@ -97,9 +97,9 @@ SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', pg_temp.accept(js
   'an empty, a 256-character and a non-string key: invalid_idempotency_key; an invalid request with a key: its problem');
 SELECT is(pg_temp.counts(), :'before'::jsonb, 'none of them writes anything, not even the key');
 
-SELECT ok((SELECT NOT prosecdef FROM pg_proc WHERE oid = 'private.accept_messages(uuid,text,uuid,jsonb)'::regprocedure)
-          AND NOT has_function_privilege('hermes_api', 'private.accept_messages(uuid,text,uuid,jsonb)', 'EXECUTE')
-          AND NOT has_function_privilege('hermes_worker', 'private.accept_messages(uuid,text,uuid,jsonb)', 'EXECUTE'),
+SELECT ok((SELECT NOT prosecdef FROM pg_proc WHERE oid = 'private.accept_messages(uuid,text,uuid,jsonb,boolean)'::regprocedure)
+          AND NOT has_function_privilege('hermes_api', 'private.accept_messages(uuid,text,uuid,jsonb,boolean)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'private.accept_messages(uuid,text,uuid,jsonb,boolean)', 'EXECUTE'),
   'not SECURITY DEFINER, and no client role may call it');
 
 SELECT * FROM finish();

@@ -15,7 +15,7 @@ SELECT is((SELECT private.message_json(m) FROM app.messages m WHERE m.id = :'mes
   (SELECT jsonb_build_object('id', m.id, 'channel', 'sms', 'status', 'queued', 'to', '+14155550123',
             'from', '+15005550006', 'body', 'json body', 'provider', NULL, 'provider_message_id', NULL,
             'error_code', NULL, 'error_message', NULL, 'created_at', m.created_at, 'updated_at', m.updated_at,
-            'sent_at', NULL, 'completed_at', NULL, 'reasons', NULL, 'vertical', NULL, 'category', 'marketing')
+            'sent_at', NULL, 'completed_at', NULL, 'reasons', NULL, 'vertical', NULL, 'category', 'transactional')
      FROM app.messages m WHERE m.id = :'message_id'),
   'the values are the row''s');
 SELECT is((SELECT (private.message_json(m) ->> 'created_at')::timestamptz FROM app.messages m WHERE m.id = :'message_id'),

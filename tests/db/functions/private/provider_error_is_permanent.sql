@@ -2,7 +2,7 @@
 -- from the HTTP status it answered. Twilio: 400, 413 and 422 only.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(19);
+SELECT plan(20);
 
 SELECT is(private.provider_error_is_permanent('twilio', 400), true, 'twilio 400 (e.g. 21211 invalid To): permanent');
 SELECT is(private.provider_error_is_permanent('twilio', 413), true, 'twilio 413 (request too large): permanent');
@@ -33,6 +33,10 @@ SELECT is((SELECT provolatile::text || ':' || prosecdef::text FROM pg_proc
 SELECT ok(NOT has_function_privilege('hermes_worker', 'private.provider_error_is_permanent(text,integer)', 'EXECUTE')
           AND NOT has_function_privilege('hermes_api', 'private.provider_error_is_permanent(text,integer)', 'EXECUTE'),
   'no client role may call it directly');
+
+SELECT is(ARRAY[private.provider_error_is_opt_out('twilio', '21610'), private.provider_error_is_opt_out('twilio', '21211'),
+                private.provider_error_is_opt_out('twilio', NULL), private.provider_error_is_opt_out('vonage', '21610')],
+  ARRAY[true, false, false, false], 'opt-out errors: Twilio 21610 only');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -13,7 +13,7 @@ CREATE FUNCTION pg_temp.at(p_iso text, p_extra jsonb DEFAULT '{}') RETURNS jsonb
 
 SELECT is(pg_temp.verdict(:'t', '+14155550100'), 'eligible', 'no consent event, no suppression: eligible');
 SELECT results_eq($$SELECT eligible, reasons, next_allowed_at FROM private.check_send_eligibility(
-                      (SELECT id FROM app.tenants WHERE name = 'Rules Co'), 'sms', '+14155550100')$$,
+                      (SELECT id FROM app.tenants WHERE name = 'Rules Co'), 'sms', '+14155550100', NULL, NULL, 'transactional')$$,
   $$VALUES (true, '[]'::jsonb, NULL::timestamptz)$$, 'eligible: no reasons, no next time');
 
 -- Tenant scope, channel.
@@ -91,9 +91,9 @@ SELECT is(pg_temp.verdict(:'t', '+14155550109'), 'opted_out,suppressed', 'every 
 
 -- Set-based: a batch answers per candidate, in order.
 SELECT results_eq(format($$SELECT idx, eligible, jsonb_array_length(reasons) FROM private.send_eligibility(ARRAY[
-    ROW(7, %L, 'sms', '+14155550101', '+15005550006', NULL, 'marketing'),
-    ROW(3, %L, 'sms', '+14155550100', '+15005550006', NULL, 'marketing'),
-    ROW(5, %L, 'sms', '+14155550109', '+15005550006', NULL, 'marketing')]::private.send_candidate[], now())$$,
+    ROW(7, %L, 'sms', '+14155550101', '+15005550006', NULL, 'transactional', NULL),
+    ROW(3, %L, 'sms', '+14155550100', '+15005550006', NULL, 'transactional', NULL),
+    ROW(5, %L, 'sms', '+14155550109', '+15005550006', NULL, 'transactional', NULL)]::private.send_candidate[], now())$$,
     :'t', :'t', :'t'),
   $$VALUES (3, true, 0), (5, false, 2), (7, false, 1)$$, 'a batch: one answer per candidate, by index');
 SELECT is((SELECT count(*)::int FROM private.send_eligibility('{}', now())), 0, 'an empty batch: no answer');

@@ -31,7 +31,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.v('{"to": "+442079460958", "body": " s
   $$VALUES ('+442079460958', '+15005550007', ' spaced ', NULL::int, NULL::text, NULL::text, NULL::text)$$,
   'a given "from" is used; the body is kept as it is');
 SELECT results_eq($$SELECT channel, vertical, category FROM private.validate_message('{"to": "+14155550123", "body": "x"}', '+15005550006')$$,
-  $$VALUES ('sms', NULL::text, 'marketing')$$, 'by default: channel sms, no vertical, category marketing');
+  $$VALUES ('sms', NULL::text, NULL::text)$$, 'by default: channel sms, no vertical, no category (the tenant''s default applies)');
 SELECT results_eq($$SELECT channel, vertical, category FROM private.validate_message(
     '{"to": "+14155550123", "body": "x", "channel": "sms", "vertical": "solar", "category": "transactional"}', '+15005550006')$$,
   $$VALUES ('sms', 'solar', 'transactional')$$, 'channel, vertical and category as given');
@@ -104,10 +104,10 @@ SELECT is(pg_temp.code('{"to": "bad", "body": ""}'), '422 invalid_to', 'the firs
 SELECT lives_ok($$SELECT * FROM (VALUES ('null'::jsonb), ('"x"'), ('{"to": 1}'), ('{"to": "+14155550123", "body": ""}')) r(j),
                                 LATERAL private.validate_message(r.j, NULL)$$, 'raises nothing, whatever the input');
 SELECT is((SELECT provolatile::text || ':' || prosecdef::text FROM pg_proc
-            WHERE oid = 'private.validate_message(jsonb,text)'::regprocedure), 'i:false',
+            WHERE oid = 'private.validate_message(jsonb,text,boolean)'::regprocedure), 'i:false',
   'IMMUTABLE (a function of its arguments only), not SECURITY DEFINER');
-SELECT ok(NOT has_function_privilege('hermes_api', 'private.validate_message(jsonb,text)', 'EXECUTE')
-          AND NOT has_function_privilege('hermes_worker', 'private.validate_message(jsonb,text)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('hermes_api', 'private.validate_message(jsonb,text,boolean)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'private.validate_message(jsonb,text,boolean)', 'EXECUTE'),
   'no client role may call it directly');
 
 SELECT * FROM finish();

@@ -1,0 +1,119 @@
+-- Erases people's addresses for a tenant (GDPR art. 17 / CCPA), set-based, in one
+-- transaction, under the addresses' locks (so no claim hands them off meanwhile):
+--   * an 'erasure' tombstone per address (app.suppression_events, no address, only
+--     the peppered hash): they are never messaged again by this tenant;
+--   * their messages lose recipient and body ('[erased]'), their replayable
+--     idempotency answers too; their receipts' payloads and error texts are redacted;
+--   * the consent and suppression ledgers keep their rows (the history stays provable)
+--     without the address or evidence; the caches lose the address;
+--   * inbound messages from them lose sender, body and params; their conversations go;
+--   * app.erasures records each erasure with the counts, without the address.
+-- The ledgers' redactions pass their append-only triggers because this transaction
+-- sets hermes.erasing and changes only the columns each trigger names.
+-- p_addresses: a JSON array of E.164 numbers or emails. Returns
+-- {"erased": n, "refused": [{index, code, detail}], "counts": {...}}.
+CREATE OR REPLACE FUNCTION private.erase_addresses(p_tenant_id uuid, p_api_key_id uuid, p_addresses jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_keys    text[];
+  v_hashes  bytea[];
+  v_refused jsonb;
+  v_counts  jsonb := '{}';
+  v_n       bigint;
+BEGIN
+  IF p_addresses IS NULL OR jsonb_typeof(p_addresses) <> 'array' OR jsonb_array_length(p_addresses) = 0 THEN
+    PERFORM private.raise_problem(422, 'invalid_addresses', 'Give "addresses": a non-empty JSON array.');
+  END IF;
+  IF jsonb_array_length(p_addresses) > 100 THEN
+    PERFORM private.raise_problem(413, 'too_many_addresses', 'At most 100 addresses an erasure request.',
+      'Split the request.');
+  END IF;
+  SELECT array_agg(DISTINCT k.key) FILTER (WHERE k.key IS NOT NULL),
+         coalesce(jsonb_agg(jsonb_build_object('index', k.n - 1, 'code', 'invalid_address',
+                    'detail', format('Not an E.164 phone number or an email address: %s.', coalesce(left(k.raw, 40), 'null'))))
+                  FILTER (WHERE k.key IS NULL), '[]')
+    INTO v_keys, v_refused
+    FROM (SELECT e.n, e.item #>> '{}' AS raw,
+                 CASE WHEN jsonb_typeof(e.item) = 'string' THEN private.address_key(e.item #>> '{}') END AS key
+            FROM jsonb_array_elements(p_addresses) WITH ORDINALITY e(item, n)) k;
+  IF v_keys IS NULL THEN
+    RETURN jsonb_build_object('erased', 0, 'refused', v_refused, 'counts', v_counts);
+  END IF;
+  v_hashes := ARRAY(SELECT private.address_hash(k) FROM unnest(v_keys) k);
+  PERFORM private.lock_addresses(v_hashes);
+  PERFORM set_config('hermes.erasing', 'on', true);
+
+  -- The tombstones first: from here on no message may go to them.
+  INSERT INTO app.suppression_events (tenant_id, address, address_hash, list, action, source, api_key_id)
+  SELECT p_tenant_id, NULL, h, 'erasure', 'add', 'erasure', p_api_key_id FROM unnest(v_hashes) h;
+
+  -- Their messages still waiting (queued, scheduled) will never go: rejected now.
+  WITH erased AS (
+    UPDATE app.messages m
+       SET to_address = '[erased]', body = '[erased]', updated_at = now(),
+           status = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'rejected' ELSE m.status END,
+           error_code = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'erased' ELSE m.error_code END,
+           error_message = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'The recipient was erased.' END,
+           reasons = CASE WHEN m.status IN ('queued', 'scheduled')
+                          THEN '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]'::jsonb
+                          ELSE m.reasons END,
+           completed_at = CASE WHEN m.status IN ('queued', 'scheduled') THEN now() ELSE m.completed_at END
+     WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (v_keys)
+    RETURNING m.id, m.created_at, m.idempotency_key
+  ), attempts AS (
+    UPDATE app.message_attempts a
+       SET status = 'rejected', error_code = 'erased', updated_at = now()
+      FROM erased e
+     WHERE a.message_id = e.id AND a.message_created_at = e.created_at AND a.status = 'pending'
+    RETURNING 1
+  ), keys AS (
+    UPDATE app.idempotency_keys k
+       SET response = k.response || '{"to": "[erased]", "body": "[erased]"}'
+      FROM erased e
+     WHERE k.tenant_id = p_tenant_id AND k.key = e.idempotency_key AND k.message_id = e.id
+    RETURNING 1
+  ), receipts AS (
+    UPDATE app.receipts r
+       SET payload = '{"redacted": "erasure"}', error_message = NULL
+      FROM erased e JOIN app.message_attempts a ON a.message_id = e.id AND a.message_created_at = e.created_at
+     WHERE r.attempt_id = a.id AND r.message_created_at = a.message_created_at
+    RETURNING 1
+  )
+  SELECT jsonb_build_object('messages', (SELECT count(*) FROM erased), 'attempts_rejected', (SELECT count(*) FROM attempts),
+                            'idempotency_keys', (SELECT count(*) FROM keys),
+                            'receipts', (SELECT count(*) FROM receipts))
+    INTO v_counts;
+
+  UPDATE app.consent_events SET address = NULL, evidence = '{"redacted": "erasure"}'
+   WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes) AND address IS NOT NULL;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_counts := v_counts || jsonb_build_object('consent_events', v_n);
+  UPDATE app.consent_state SET address = NULL
+   WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  UPDATE app.suppression_events SET address = NULL, reason = NULL, evidence = '{"redacted": "erasure"}'
+   WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes) AND address IS NOT NULL;
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_counts := v_counts || jsonb_build_object('suppression_events', v_n);
+  UPDATE app.suppressions SET address = NULL, reason = NULL
+   WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  UPDATE app.inbound_messages SET from_address = NULL, body = NULL, params = '{"redacted": "erasure"}'
+   WHERE tenant_id = p_tenant_id AND from_address = ANY (v_keys);
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_counts := v_counts || jsonb_build_object('inbound_messages', v_n);
+  DELETE FROM app.conversations WHERE tenant_id = p_tenant_id AND contact_address = ANY (v_keys);
+  GET DIAGNOSTICS v_n = ROW_COUNT;
+  v_counts := v_counts || jsonb_build_object('conversations', v_n);
+  PERFORM set_config('hermes.erasing', 'off', true);
+
+  INSERT INTO app.erasures (tenant_id, address_hash, api_key_id, counts)
+  SELECT p_tenant_id, h, p_api_key_id, v_counts FROM unnest(v_hashes) h;
+  PERFORM private.audit(p_tenant_id, p_api_key_id, 'erasure', NULL,
+                        jsonb_build_object('addresses', cardinality(v_hashes), 'counts', v_counts));
+  RETURN jsonb_build_object('erased', cardinality(v_hashes), 'refused', v_refused, 'counts', v_counts);
+END
+$$;
+COMMENT ON FUNCTION private.erase_addresses(uuid, uuid, jsonb) IS
+  'Erases addresses for a tenant: personal data redacted everywhere, a hashed tombstone keeps them unmessaged.';

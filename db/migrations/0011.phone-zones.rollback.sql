@@ -1,0 +1,1 @@
+DROP TABLE private.phone_prefix_regions, private.phone_prefix_zones;

@@ -1,0 +1,59 @@
+-- private.erase_addresses / app.erase_addresses: a person's addresses forgotten by a
+-- tenant -- personal data redacted everywhere, the ledgers' rows kept without it, a
+-- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
+BEGIN;
+\ir ../../helpers.psql
+SELECT plan(19);
+
+SELECT pg_temp.new_tenant('Forget Co') AS r \gset
+SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
+SELECT (pg_temp.new_tenant('Other Co') -> 'tenant' ->> 'id') AS u \gset
+-- Their history: a delivered message with a receipt, a queued one, consent, a list, an inbound STOP.
+SELECT pg_temp.handed_off(:'t', 'SM-forget', 'delivered', 'hello Ada') AS a1 \gset
+SELECT app.apply_receipts() IS NOT NULL AS applied \gset
+SELECT private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "still queued"}', 'key-ada') #>> '{message,id}' AS m2 \gset
+SELECT private.record_suppressions(:'t', NULL, 'add', 'complaint', '["+14155550123"]', 'she called') IS NOT NULL AS s \gset
+SELECT app.record_inbound('twilio', :'t', 'SMin-ada', '+14155550123', '+15005550006', 'STOP') IS NOT NULL AS i \gset
+SELECT private.submit_message(:'u', NULL, '{"to": "+14155550123", "body": "other tenant"}') #>> '{message,id}' AS mu \gset
+
+SELECT app.erase_addresses(:'token', '["+14155550123", "nope"]') AS e \gset
+SELECT is((:'e'::jsonb) -> 'erased', '1'::jsonb, 'one address erased');
+SELECT is((:'e'::jsonb) -> 'refused' -> 0 ->> 'code', 'invalid_address', 'what is not an address is refused');
+SELECT is((SELECT count(*)::int FROM app.messages WHERE tenant_id = :'t' AND (to_address = '+14155550123' OR body LIKE '%Ada%' OR body = 'still queued')),
+  0, 'no message of the tenant names them or keeps a body');
+SELECT results_eq(format($$SELECT status, error_code FROM app.messages WHERE id = %L$$, :'m2'),
+  $$VALUES ('rejected', 'erased')$$, 'a message still waiting is rejected: it will never go');
+SELECT is(pg_temp.attempt_status(pg_temp.attempt_of(:'m2')), 'rejected', 'its attempt too');
+SELECT is((SELECT count(*)::int FROM app.idempotency_keys WHERE tenant_id = :'t' AND response::text LIKE '%14155550123%'),
+  0, 'replayable answers are redacted');
+SELECT is((SELECT count(*)::int FROM app.receipts WHERE tenant_id = :'t' AND payload::text LIKE '%14155550123%'), 0,
+  'receipt payloads are redacted');
+SELECT is((SELECT count(*)::int FROM app.consent_events WHERE tenant_id = :'t' AND (address IS NOT NULL OR evidence::text LIKE '%STOP%')),
+  0, 'consent events keep no address or evidence');
+SELECT is((SELECT count(*)::int FROM app.consent_events WHERE tenant_id = :'t'), 1, 'but the event itself is kept');
+SELECT is((SELECT count(*)::int FROM app.suppression_events WHERE tenant_id = :'t' AND (address IS NOT NULL OR reason IS NOT NULL)),
+  0, 'suppression events keep no address or reason');
+SELECT is((SELECT count(*)::int FROM app.inbound_messages WHERE tenant_id = :'t' AND (from_address IS NOT NULL OR body IS NOT NULL)),
+  0, 'inbound messages keep no sender or body');
+SELECT is((SELECT count(*)::int FROM app.conversations WHERE tenant_id = :'t'), 0, 'their conversation is gone');
+SELECT is((SELECT count(*)::int FROM app.consent_state WHERE tenant_id = :'t' AND address IS NOT NULL)
+          + (SELECT count(*)::int FROM app.suppressions WHERE tenant_id = :'t' AND address IS NOT NULL), 0,
+  'the caches keep no address');
+SELECT results_eq(format($$SELECT list, address, address_hash = private.address_hash('+14155550123')
+                             FROM app.suppressions WHERE tenant_id = %L AND list = 'erasure'$$, :'t'),
+  $$VALUES ('erasure', NULL::text, true)$$, 'a tombstone: the list erasure, only the hash');
+SELECT ok(private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "welcome back?"}') #> '{message,reasons}'
+            @> '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]',
+  'a later message to them is refused (suppressed, list erasure)');
+SELECT is((SELECT to_address FROM app.messages WHERE id = :'mu'), '+14155550123', 'another tenant''s data is untouched');
+SELECT results_eq(format($$SELECT counts ->> 'messages', counts ->> 'consent_events' FROM app.erasures WHERE tenant_id = %L$$, :'t'),
+  $$VALUES ('3', '1')$$, 'app.erasures records the erasure with its counts (two messages and the STOP reply)');
+-- Outside an erasure the ledgers stay append-only, and an erasure may only redact.
+SELECT throws_ok($$UPDATE app.consent_events SET address = '+1999'$$, 'HM405', NULL, 'UPDATE outside an erasure: HM405');
+SELECT set_config('hermes.erasing', 'on', true) IS NOT NULL AS on_ \gset
+SELECT throws_ok($$UPDATE app.consent_events SET kind = 'opt_in'$$, 'HM405', NULL,
+  'even while erasing, changing a column that is not redactable: HM405');
+SELECT set_config('hermes.erasing', 'off', true) IS NOT NULL AS off_ \gset
+
+SELECT * FROM finish();
+ROLLBACK;

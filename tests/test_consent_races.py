@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -199,3 +200,132 @@ def test_a_claim_while_an_opt_out_holds_the_lock_waits_and_then_refuses(
         t.join(timeout=10)
     decision = result["decision"]
     assert decision["action"] == "skip" and decision["reason"] == "opted_out", decision
+
+
+def _daytime_prefix() -> str:
+    """A number prefix whose time zone is in the middle of its day now (quiet hours
+    defer marketing at night): San Francisco, New York, London, Tokyo or Sydney."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    for prefix, zone in (
+        ("+1415556", "America/Los_Angeles"), ("+1212556", "America/New_York"),
+        ("+4420794", "Europe/London"), ("+8131234", "Asia/Tokyo"), ("+6121234", "Australia/Sydney"),
+    ):  # fmt: skip
+        if 10 <= datetime.now(ZoneInfo(zone)).hour <= 18:
+            return prefix
+    raise AssertionError("no daytime zone")  # one of them always is
+
+
+def _outreach_attempt(conn: psycopg.Connection[Any], tenant: str, to: str, n: int) -> str:
+    row = conn.execute(
+        "SELECT private.submit_message(%s, NULL, %s) #>> '{message,id}'",
+        (
+            tenant,
+            Jsonb({"to": to, "body": f"offer {n}", "category": "marketing", "vertical": "solar"}),
+        ),
+    ).fetchone()
+    assert row is not None
+    attempt = conn.execute(
+        "SELECT id FROM app.message_attempts WHERE message_id = %s", (row[0],)
+    ).fetchone()
+    assert attempt is not None, "the message was not accepted"
+    return str(attempt[0])
+
+
+def _claimer(attempts: list[str]) -> Callable[[psycopg.Connection[Any], int], Any]:
+    def claim(c: psycopg.Connection[Any], i: int) -> Any:
+        row = c.execute("SELECT app.claim_attempt(%s)", (attempts[i],)).fetchone()
+        assert row is not None
+        return row[0]
+
+    return claim
+
+
+def test_workers_claiming_one_recipient_in_a_cooldown_hand_off_at_most_one(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """2 to 8 workers each claim another message to the same recipient (outreach in one
+    vertical, accepted before any contact) at the same moment: the address lock and the
+    contact the first claim records let exactly one through; the others are refused
+    with reason cooldown. 5 trials per worker count."""
+    from tests.races import race
+
+    prefix = _daytime_prefix()
+    violations: list[str] = []
+    trials = 0
+    for workers in range(2, 9):
+        for trial in range(5):
+            to = f"{prefix}{workers}{trial:03d}"
+            attempts = [_outreach_attempt(conn, tenant, to, i) for i in range(workers)]
+            decisions = race(db_dsn, workers, _claimer(attempts))
+            trials += 1
+            sent = [d for d in decisions if d["action"] == "send"]
+            refused = [d for d in decisions if d.get("reason") == "cooldown"]
+            if len(sent) != 1 or len(refused) != workers - 1:
+                violations.append(
+                    f"{workers} workers, trial {trial}: {[d.get('reason') or d['action'] for d in decisions]}"
+                )
+    print(f"cooldown claims: {trials} trials of 2-8 workers, {len(violations)} violations")
+    assert violations == []
+
+
+def test_an_opt_out_while_a_message_waits_for_its_retry_or_its_quiet_hours_wins(
+    conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """A message whose first hand-off failed (retry scheduled) and one deferred by quiet
+    hours: an opt-out arrives meanwhile; when their time comes, neither goes."""
+    to = "+14155557002"
+    retrying = _pending_attempt(conn, tenant, to)
+    claim = conn.execute("SELECT app.claim_attempt(%s)", (retrying,)).fetchone()
+    assert claim is not None and claim[0]["action"] == "send"
+    row = conn.execute(
+        "SELECT app.record_send_error(%s, 1, 'timeout', 'no answer', NULL) ->> 'action'",
+        (retrying,),
+    ).fetchone()
+    assert row == ("retry_scheduled",)
+    # A message deferred by the tenant's narrow window (one minute that has just passed).
+    conn.execute(
+        "SELECT private.set_tenant_policy(%s, NULL, %s)",
+        (tenant, Jsonb({"quiet_start": "08:00", "quiet_end": "08:01"})),
+    )
+    row = conn.execute(
+        "SELECT private.submit_message(%s, NULL, %s) #> '{message}'",
+        (tenant, Jsonb({"to": to, "body": "later", "category": "marketing"})),
+    ).fetchone()
+    assert row is not None and row[0]["status"] == "scheduled", row
+    deferred = str(
+        conn.execute(
+            "SELECT id FROM app.message_attempts WHERE message_id = %s", (row[0]["id"],)
+        ).fetchone()[0]  # type: ignore[index]
+    )
+    _opt_out(conn, tenant, to)
+    # Their time comes: the lease ran out, the window is open.
+    conn.execute(
+        "UPDATE app.message_attempts SET last_claimed_at = now() - interval '1 hour' WHERE id = %s",
+        (retrying,),
+    )
+    conn.execute(
+        "SELECT private.set_tenant_policy(%s, NULL, %s)",
+        (
+            tenant,
+            Jsonb(
+                {"quiet_start": "00:00", "quiet_end": "23:59", "default_category": "transactional"}
+            ),
+        ),
+    )
+    conn.execute(
+        "UPDATE app.messages SET category = 'transactional' WHERE id = %s", (row[0]["id"],)
+    )
+    again = conn.execute("SELECT app.claim_attempt(%s)", (retrying,)).fetchone()
+    assert again is not None and again[0]["action"] == "reconcile"
+    # The provider has no record of it: the resend is refused.
+    decision = conn.execute(
+        "SELECT app.reconcile_attempt(%s, %s, '[]')", (retrying, again[0]["claim_no"])
+    ).fetchone()
+    assert decision is not None and decision[0]["action"] == "skip", decision
+    assert decision[0]["reason"] == "opted_out"
+    late = conn.execute("SELECT app.claim_attempt(%s)", (deferred,)).fetchone()
+    assert late is not None and late[0]["action"] == "skip" and late[0]["reason"] == "opted_out", (
+        late
+    )

@@ -128,14 +128,21 @@ BEGIN
        AND (q.isodow IS NULL OR q.isodow = extract(isodow FROM d.day))
      GROUP BY d.idx, d.zone, d.day, d.quiet_start, d.quiet_end
     HAVING greatest(d.quiet_start, max(q.start_local)) < least(d.quiet_end, min(q.end_local))
-  ), opening AS (
-    -- The earliest instant from now on inside a window in every zone of the number.
-    SELECT s.idx, min(s.t) AS t
-      FROM (SELECT w.idx, greatest(lower(w.win), p_now) AS t FROM windows w WHERE upper(w.win) > p_now) s
-     WHERE NOT EXISTS (
-       SELECT 1 FROM (SELECT DISTINCT d.idx, d.zone FROM zone_days d WHERE d.idx = s.idx) z
-        WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.idx = s.idx AND w.zone = z.zone AND w.win @> s.t))
-     GROUP BY s.idx
+  ), zone_count AS (
+    SELECT d.idx, count(DISTINCT d.zone) AS zones FROM zone_days d GROUP BY d.idx
+  ), opening AS MATERIALIZED (   -- computed once for the batch (inlined, it ran per candidate)
+    -- The earliest instant from now on inside a window in every zone of the number: of
+    -- the candidate instants (now, or a window's start), those that as many zones'
+    -- windows contain as the number has zones. Joined on idx: each candidate's few
+    -- windows only, whatever the batch size.
+    SELECT o.idx, min(o.t) AS t
+      FROM (SELECT s.idx, s.t
+              FROM (SELECT w.idx, greatest(lower(w.win), p_now) AS t FROM windows w WHERE upper(w.win) > p_now) s
+              JOIN windows w2 ON w2.idx = s.idx AND w2.win @> s.t
+              JOIN zone_count zc ON zc.idx = s.idx
+             GROUP BY s.idx, s.t, zc.zones
+            HAVING count(DISTINCT w2.zone) = zc.zones) o
+     GROUP BY o.idx
   ), quiet AS (
     SELECT g.idx, o.t AS next_at,
            jsonb_strip_nulls(jsonb_build_object(

@@ -6,3 +6,4 @@ ALTER TABLE app.messages DROP COLUMN scheduled_at;
 ALTER TABLE app.messages DROP CONSTRAINT messages_status_check;
 ALTER TABLE app.messages ADD CONSTRAINT messages_status_check CHECK (status IN (
   'queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'rejected', 'unknown'));
+DELETE FROM private.settings WHERE key = 'quiet_hour_rules';

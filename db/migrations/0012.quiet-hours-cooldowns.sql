@@ -44,6 +44,8 @@ INSERT INTO private.quiet_hour_rules (country, region, isodow, start_local, end_
   ('US', 'MD', NULL, '08:00', '20:00', 'Maryland Stop the Spam Calls Act (2023)'),
   ('US', 'TX', NULL, '09:00', '21:00', 'Tex. Bus. & Com. Code 301.051 (Monday-Saturday)'),
   ('US', 'TX', 7, '12:00', '21:00', 'Tex. Bus. & Com. Code 301.051 (Sunday)');
+-- The rules' version, recorded with every decision: bump it with each change.
+INSERT INTO private.settings (key, value) VALUES ('quiet_hour_rules', '2026-12-02');
 
 CREATE TABLE app.tenant_policies (
   tenant_id            uuid PRIMARY KEY REFERENCES app.tenants (id) ON DELETE CASCADE,

@@ -99,7 +99,7 @@ SELECT functions_are('private', ARRAY[
   'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
   'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',
   'check_send_eligibility', 'provider_error_is_opt_out', 'tenant_policy_json', 'set_tenant_policy',
-  'detect_keyword', 'erase_addresses'],
+  'detect_keyword', 'erase_addresses', 'rules_in_force'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -73,6 +73,7 @@ def test_an_opt_out_refuses_every_formatting_of_the_number(
     decisions = _read(stack, token, "/message_decisions", message_id=f"eq.{msg['id']}")
     assert [(d["stage"], d["decision"]) for d in decisions] == [("accept", "rejected")]
     assert decisions[0]["reasons"][0]["code"] == "opted_out"
+    assert decisions[0]["rules"]["eligibility"] == 1 and decisions[0]["rules"]["quiet_hour_rules"]
     events = _read(stack, token, "/consent_events", address="eq.+14155550100")
     assert [(e["kind"], e["channel"], e["source"]) for e in events] == [("opt_out", "sms", "api")]
     state = _read(stack, token, "/consent_state", address="eq.+14155550100")

@@ -84,10 +84,12 @@ BEGIN
                 ELSE 'claim' END AS decision,
            CASE WHEN t.status <> 'active' THEN '[{"code": "tenant_suspended"}]'::jsonb
                 ELSE v_ineligible #> ARRAY[a.id::text, 'reasons'] END AS reasons,
-           (v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'])::timestamptz AS next_allowed_at
+           (v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'])::timestamptz AS next_allowed_at,
+           private.rules_in_force(tp.version) AS rules
       FROM wanted w
       LEFT JOIN app.message_attempts a ON a.id = w.id AND a.message_created_at = w.created
       LEFT JOIN app.tenants t ON t.id = a.tenant_id
+      LEFT JOIN app.tenant_policies tp ON tp.tenant_id = a.tenant_id
   ), deferred AS (
     SELECT c.*, c.last_claimed_at + v_lease - now() AS wait FROM classified c WHERE c.decision = 'defer'
   ), defer_events AS (
@@ -109,14 +111,14 @@ BEGIN
     SELECT c.message_created_at, c.message_id, c.tenant_id, c.id, 'deferred', 'scheduled',
            c.reasons -> 0 ->> 'code',
            jsonb_build_object('stage', 'claim', 'decision', 'deferred', 'reasons', c.reasons,
-                              'next_allowed_at', c.next_allowed_at)
+                              'next_allowed_at', c.next_allowed_at, 'rules', c.rules)
       FROM classified c WHERE c.decision = 'wait'
   ), rejected AS (
     UPDATE app.message_attempts a
        SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', updated_at = now()
       FROM classified c
      WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
-    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, c.reasons
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, c.reasons, c.rules
   ), rejected_messages AS (
     UPDATE app.messages m
        SET status = 'rejected', error_code = r.reasons -> 0 ->> 'code', reasons = r.reasons,
@@ -132,7 +134,7 @@ BEGIN
                                     status, error_code, details)
     SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected', 'rejected',
            r.reasons -> 0 ->> 'code',
-           jsonb_build_object('stage', 'claim', 'decision', 'rejected', 'reasons', r.reasons)
+           jsonb_build_object('stage', 'claim', 'decision', 'rejected', 'reasons', r.reasons, 'rules', r.rules)
       FROM rejected r
   ), claimed AS (
     UPDATE app.message_attempts a
@@ -166,8 +168,10 @@ BEGIN
                                     status, details)
     SELECT c.message_created_at, c.message_id, c.tenant_id, c.id,
            CASE WHEN c.claim_count = 1 THEN 'claimed' ELSE 'reclaimed' END, 'sending',
-           jsonb_build_object('claim_no', c.claim_count)
-      FROM claimed c
+           -- a first claim is an eligibility decision: it records the rules it was made under
+           CASE WHEN c.claim_count = 1 THEN jsonb_build_object('claim_no', c.claim_count, 'rules', k.rules)
+                ELSE jsonb_build_object('claim_no', c.claim_count) END
+      FROM claimed c JOIN classified k ON k.id = c.id
   )
   SELECT coalesce(jsonb_agg(
            CASE c.decision

@@ -22,6 +22,7 @@ DECLARE
   v_count int;
   v_default_category text;
   v_dedup_window interval;
+  v_rules jsonb;
 BEGIN
   -- 1. Shape, key and validation of every item.
   SELECT coalesce(array_agg(ROW(
@@ -88,8 +89,9 @@ BEGIN
   --    like any other (readable later, replayed under its key), no attempt, no job;
   --    only outside quiet hours -> 'schedule': stored as 'scheduled', its job due at
   --    the next allowed time. (The claim checks again under the address lock.)
-  SELECT coalesce(p.default_category, 'marketing'), coalesce(p.content_dedup_window, interval '10 minutes')
-    INTO v_default_category, v_dedup_window
+  SELECT coalesce(p.default_category, 'marketing'), coalesce(p.content_dedup_window, interval '10 minutes'),
+         private.rules_in_force(p.version)
+    INTO v_default_category, v_dedup_window, v_rules
     FROM (SELECT 1) one LEFT JOIN app.tenant_policies p ON p.tenant_id = p_tenant_id;
   IF EXISTS (SELECT 1 FROM unnest(v_items) i WHERE i.outcome = 'accept') THEN
     v_items := ARRAY(
@@ -188,8 +190,8 @@ BEGIN
            CASE WHEN n.outcome <> 'accept'
                 THEN jsonb_strip_nulls(jsonb_build_object(
                        'stage', 'accept', 'decision', CASE WHEN n.outcome = 'reject' THEN 'rejected' ELSE 'deferred' END,
-                       'reasons', n.reasons, 'next_allowed_at', n.reasons -> 0 -> 'next_allowed_at'))
-                ELSE '{}' END
+                       'reasons', n.reasons, 'next_allowed_at', n.reasons -> 0 -> 'next_allowed_at', 'rules', v_rules))
+                ELSE jsonb_build_object('rules', v_rules) END
       FROM new n
   ), responses AS (
     SELECT m.id, private.message_json(m::app.messages) AS response FROM messages m

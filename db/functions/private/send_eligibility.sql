@@ -187,3 +187,17 @@ AS $$
 $$;
 COMMENT ON FUNCTION private.check_send_eligibility(uuid, text, text, text, text, text, timestamptz) IS
   'Whether one send is eligible now: eligible, reasons [{code, ...}], next_allowed_at when deferred.';
+
+-- The versions of the rules a decision was made under, recorded with it (and shown by
+-- api.message_decisions): this rule set's own version, the tenant's policy version (0:
+-- the defaults) and the legal quiet-hour rules' (private.settings quiet_hour_rules).
+CREATE OR REPLACE FUNCTION private.rules_in_force(p_policy_version int)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT jsonb_build_object(
+    'eligibility', 1, 'policy', coalesce(p_policy_version, 0),
+    'quiet_hour_rules', (SELECT s.value FROM private.settings s WHERE s.key = 'quiet_hour_rules'))
+$$;
+COMMENT ON FUNCTION private.rules_in_force(int) IS
+  'The rule versions a decision records: {eligibility, policy, quiet_hour_rules}.';

@@ -3,7 +3,7 @@
 -- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(63);
+SELECT plan(64);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -19,9 +19,12 @@ SELECT is((:'c1'::jsonb), jsonb_build_object(
 SELECT results_eq(format('SELECT status, claim_count, claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
   $$VALUES ('claimed', 1, now())$$, 'the attempt is claimed once');
 SELECT is(pg_temp.message_status(:'m1'), 'sending', 'the message is sending');
-SELECT results_eq(format($$SELECT event_type, status, details FROM app.message_events
+SELECT results_eq(format($$SELECT event_type, status, details - 'rules' FROM app.message_events
                            WHERE message_id = %L AND event_type <> 'accepted'$$, :'m1'),
   $$VALUES ('claimed', 'sending', '{"claim_no": 1}'::jsonb)$$, 'a claimed event with claim_no 1');
+SELECT is((SELECT details -> 'rules' FROM app.message_events WHERE event_type = 'claimed' ORDER BY id LIMIT 1),
+  '{"eligibility": 1, "policy": 1, "quiet_hour_rules": "2026-12-02"}'::jsonb,
+  'the first claim records the rule versions it decided under (the tenant''s policy version 1)');
 
 -- A second claim inside the claim lease: the first worker may still be calling the
 -- provider, so the claim is deferred to the end of the lease.
@@ -156,7 +159,7 @@ SELECT results_eq(format($$SELECT a.status, a.claim_count, a.claimed_at, m.statu
                            JOIN app.messages m ON m.id = a.message_id WHERE a.id IN (%L, %L, %L)$$, :'b1', :'b2', :'b3'),
   $$VALUES ('claimed', 1, now(), 'sending'), ('claimed', 1, now(), 'sending'), ('claimed', 1, now(), 'sending')$$,
   'the three attempts are claimed once, their messages sending');
-SELECT set_eq(format($$SELECT attempt_id, event_type, status, details FROM app.message_events
+SELECT set_eq(format($$SELECT attempt_id, event_type, status, details - 'rules' FROM app.message_events
                         WHERE attempt_id IN (%L, %L, %L) AND event_type <> 'accepted'$$, :'b1', :'b2', :'b3'),
   format($$VALUES (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb), (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb),
                   (%L::uuid, 'claimed', 'sending', '{"claim_no": 1}'::jsonb)$$, :'b1', :'b2', :'b3'),

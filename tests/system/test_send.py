@@ -345,10 +345,12 @@ def test_the_worker_uses_the_provider_the_attempt_names(
     # Twilio regardless: the error goes to SQL (record_send_error), which retries it.
     body = f"routed elsewhere {uuid.uuid4()}"
     with psycopg.connect(stack.owner_dsn, row_factory=dict_row) as conn:  # one transaction
-        message = conn.execute(
+        row = conn.execute(
             "SELECT private.submit_message(%s, NULL, %s, NULL) AS m",
             (tenant["tenant"]["id"], Jsonb({"to": "+14155550123", "body": body})),
-        ).fetchone()["m"]["message"]
+        ).fetchone()
+        assert row is not None
+        message = row["m"]["message"]
         conn.execute(
             "UPDATE app.message_attempts SET provider = 'vonage' WHERE message_id = %s",
             (message["id"],),

@@ -149,3 +149,11 @@ class Commands:
             dict[str, Any],
             await self._call("SELECT app.erase_addresses(%s, %s) AS r", (token, Jsonb(addresses))),
         )
+
+    async def submit_gathered(
+        self, token: str, items: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            await self._call("SELECT app.submit_gathered(%s, %s) AS r", (token, Jsonb(items))),
+        )

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from api.db import Commands
 from api.errors import Problem
+from api.submit import Submits
 
 
 async def get_commands(request: Request) -> Commands:
@@ -17,6 +18,14 @@ async def get_commands(request: Request) -> Commands:
 
 
 CommandsDep = Annotated[Commands, Depends(get_commands)]
+
+
+async def get_submits(request: Request) -> Submits:
+    submits: Submits = request.app.state.submits
+    return submits
+
+
+SubmitsDep = Annotated[Submits, Depends(get_submits)]
 
 
 async def bearer_token(request: Request) -> str:

@@ -21,6 +21,7 @@ from api.body_limit import BodyLimit
 from api.db import Commands
 from api.routes import compliance, inbound, messages, tenants, webhooks
 from api.settings import Settings
+from api.submit import Submits
 
 log = logging.getLogger("hermes.api")
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         )
         await pool.open(wait=True, timeout=30)
         app.state.commands = Commands(pool)
+        app.state.submits = Submits(app.state.commands, linger=settings.gather_linger_seconds)
         try:
             yield
         finally:

@@ -16,6 +16,8 @@ class Settings:
     max_batch_body_bytes: int = 16 * 1024 * 1024
     pool_min: int = 2
     pool_max: int = 10
+    # Single POSTs of one key gathered into one transaction for this long (0: each alone).
+    gather_linger_seconds: float = 0.002
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -30,4 +32,5 @@ class Settings:
             ),
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),
+            gather_linger_seconds=float(os.environ.get("HERMES_API_GATHER_LINGER", "0.002")),
         )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.addresses import Reader
-from api.deps import CommandsDep, Token
+from api.deps import CommandsDep, SubmitsDep, Token
 from api.errors import Problem
 from api.jsonresponse import JSON
 
@@ -41,6 +41,7 @@ async def send_message(
     body: MessageCreate,
     token: Token,
     commands: CommandsDep,
+    submits: SubmitsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     request = body.model_dump(by_alias=True, exclude_unset=True)
@@ -48,7 +49,8 @@ async def send_message(
     request["to"] = await reader.address(body.to, "to")
     if body.from_ is not None:
         request["from"] = await reader.address(body.from_, "from")
-    result = await commands.submit_message(token, request, idempotency_key)
+    # Gathered with other single POSTs of this key into one transaction (api/submit.py).
+    result = await submits.submit(token, request, idempotency_key)
     # The JSON the database built, serialized once (no response-model pass).
     headers = {"Idempotent-Replayed": "true"} if result["replayed"] else None
     return JSON(result["message"], status_code=201, headers=headers)

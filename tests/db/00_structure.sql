@@ -84,7 +84,7 @@ SELECT functions_are('app', ARRAY[
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'record_consent', 'record_suppressions', 'tenant_defaults', 'get_tenant_policy', 'set_tenant_policy',
-  'record_inbound', 'erase_addresses',
+  'record_inbound', 'erase_addresses', 'submit_gathered',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
@@ -153,6 +153,7 @@ $$, $$ VALUES
   ('hermes_api', 'app.set_tenant_policy(text,jsonb)'),
   ('hermes_api', 'app.record_inbound(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.erase_addresses(text,jsonb)'),
+  ('hermes_api', 'app.submit_gathered(text,jsonb)'),
   ('hermes_api', 'app.record_suppressions(text,text,text,jsonb,text)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),

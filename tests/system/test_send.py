@@ -372,3 +372,44 @@ def test_the_worker_uses_the_provider_the_attempt_names(
         (message["id"],),
     )
     assert attempt["status"] == "claimed"  # a retry is scheduled; SQL decides when it fails
+
+
+def test_concurrent_single_posts_each_get_their_own_answer(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    """The API gathers concurrent single POSTs of a key into one transaction
+    (api/submit.py): each caller still gets its own message or its own problem, keys
+    replay, and every accepted message is delivered and audited on its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = tenant["api_key"]["token"]
+    tag = uuid.uuid4().hex[:8]
+    payloads: list[tuple[dict[str, Any], str | None]] = [
+        ({"to": "+14155550123", "body": f"g{tag} {i}"}, None) for i in range(24)
+    ]
+    payloads += [({"to": "+14155550123", "body": "   "}, None)]  # its own 422
+    payloads += [({"to": "+14155550124", "body": f"g{tag} keyed"}, f"k{tag}")] * 2  # one key twice
+
+    def post(item: tuple[dict[str, Any], str | None]) -> httpx.Response:
+        payload, key = item
+        return send(stack, token, payload, **({"Idempotency-Key": key} if key else {}))
+
+    with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
+        answers = list(pool.map(post, payloads))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [201] * 26 + [422], statuses
+    replays = [r.headers.get("Idempotent-Replayed") for r in answers[25:]]
+    assert sorted(replays, key=str) == [None, "true"], replays
+    assert answers[24].json()["code"] == "empty_body"
+    keyed = {r.json()["id"] for r in answers[25:]}
+    assert len(keyed) == 1, "the same key twice made one message"
+    ids = {r.json()["id"] for r in answers if r.status_code in (200, 201)}
+    assert len(ids) == 25
+    for message_id in ids:
+        done = stack.wait_message(token, message_id, {"delivered", "undelivered", "failed"})
+        assert done["status"] == "delivered"
+    rows = stack.sql(
+        "SELECT count(*) AS n FROM app.audit_log WHERE action = 'message.submit' AND target_id = ANY(%s)",
+        (list(ids),),
+    )
+    assert rows[0]["n"] == 25

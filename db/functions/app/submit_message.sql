@@ -118,3 +118,35 @@ $$;
 COMMENT ON FUNCTION app.submit_messages(text, jsonb) IS
   'Accepts up to 1,000 SMS for the key''s tenant (messages:write); see private.submit_messages.';
 GRANT EXECUTE ON FUNCTION app.submit_messages(text, jsonb) TO hermes_api;
+
+-- POST /v1/messages, gathered: the command API gathers the single POSTs of one key that
+-- arrive within a few milliseconds and submits them in one call -- one transaction, one
+-- round trip, one pgqueuer NOTIFY for all of them. p_items = [{"request", "key"}, ...]
+-- (at most 1,000). Each item is answered as app.submit_message would answer it alone --
+-- {index, status 201|200, message, replayed?} or {index, status, problem}, returned,
+-- not raised -- and each accepted one is audited as its own 'message.submit'.
+CREATE OR REPLACE FUNCTION app.submit_gathered(p_token text, p_items jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_who     private.principal := private.authorize(p_token, 'messages:write');
+  v_tenant  app.tenants := private.active_tenant(v_who.tenant_id);
+  v_results jsonb;
+BEGIN
+  IF jsonb_typeof(p_items) IS DISTINCT FROM 'array' OR jsonb_array_length(p_items) NOT BETWEEN 1 AND 1000 THEN
+    PERFORM private.raise_problem(422, 'invalid_request', 'p_items must be an array of 1 to 1000 items.');
+  END IF;
+  v_results := private.accept_messages(v_who.tenant_id, v_tenant.default_sms_from, v_who.api_key_id, p_items);
+  INSERT INTO app.audit_log (tenant_id, api_key_id, action, target_id, details)
+  SELECT v_who.tenant_id, v_who.api_key_id, 'message.submit', r #>> '{message,id}',
+         jsonb_build_object('idempotency_key', p_items -> (r ->> 'index')::int -> 'key')
+    FROM jsonb_array_elements(v_results) r
+   WHERE (r ->> 'status')::int = 201;
+  RETURN v_results;
+END
+$$;
+COMMENT ON FUNCTION app.submit_gathered(text, jsonb) IS
+  'Single POSTs of one key gathered into one call: each item answered and audited as app.submit_message would.';
+GRANT EXECUTE ON FUNCTION app.submit_gathered(text, jsonb) TO hermes_api;

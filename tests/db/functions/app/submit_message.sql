@@ -4,7 +4,7 @@
 -- idempotency keys). Both go through private.accept_messages.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(112);
+SELECT plan(117);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Submit Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co', NULL) r \gset
@@ -389,6 +389,25 @@ SELECT is((SELECT array_agg(x -> 'message' ->> 'status' ORDER BY (x ->> 'index')
                '[{"to": "+14155550101", "body": "a"}, {"to": "+14155550100", "body": "b"}, {"to": "+14155550102", "body": "c"}]')
                -> 'results') x),
   ARRAY['queued', 'rejected', 'queued'], 'a batch: each item decided on its own');
+
+-- Gathered single POSTs (app.submit_gathered): one call, each item answered and audited
+-- as app.submit_message would answer it alone.
+SELECT pg_temp.new_tenant('Gather Co') AS g \gset
+SELECT (:'g'::jsonb) -> 'tenant' ->> 'id' AS tg, (:'g'::jsonb) -> 'api_key' ->> 'token' AS tg_tok \gset
+SELECT max(id) AS last_audit_g FROM app.audit_log \gset
+SELECT app.submit_gathered(:'tg_tok', '[{"request": {"to": "+14155550123", "body": "one"}, "key": "g-1"},
+                                       {"request": {"to": "+14155550123", "body": ""}, "key": null},
+                                       {"request": {"to": "+14155550124", "body": "two"}, "key": null},
+                                       {"request": {"to": "+14155550123", "body": "one"}, "key": "g-1"}]') AS gr \gset
+SELECT is((SELECT array_agg((x ->> 'status')::int ORDER BY (x ->> 'index')::int) FROM jsonb_array_elements(:'gr'::jsonb) x),
+  ARRAY[201, 422, 201, 200], 'each item answered on its own: accepted, its problem, accepted, replayed (same key)');
+SELECT is((:'gr'::jsonb) -> 1 -> 'problem' ->> 'code', 'empty_body', 'the bad item carries its problem (returned, not raised)');
+SELECT is((SELECT array_agg(action || ':' || coalesce(details ->> 'idempotency_key', '-') ORDER BY id) FROM app.audit_log
+            WHERE id > :last_audit_g),
+  ARRAY['message.submit:g-1', 'message.submit:-'], 'one message.submit audit row per accepted item, with its key');
+SELECT is((SELECT count(*)::int FROM app.messages WHERE tenant_id = :'tg'), 2, 'two messages');
+SELECT is(pg_temp.problem(format($$SELECT app.submit_gathered(%L, '[{"request": {"to": "+14155550123", "body": "x"}}]')$$,
+                                 :'tok_reader')), 'HM403 insufficient_scope', 'the key needs messages:write');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -18,6 +18,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.conftest import TEST_POLICY
+from tests.races import race
 
 TRIALS = 60
 
@@ -58,40 +59,23 @@ def _opt_out_against_claim(
     db_dsn: str, tenant: str, to: str, attempt: str, trial: int
 ) -> dict[str, Any]:
     """One trial: an opt-out of ``to`` and a claim of ``attempt`` in two sessions released
-    together, each after a small delay that varies with the trial (so that either may
-    go first). Returns when the opt-out committed, when the claim started and its action."""
-    barrier = threading.Barrier(2)
+    together (tests/races.py), each after a small delay that varies with the trial (so
+    that either may go first). Returns when the opt-out committed, when the claim started
+    and its action."""
     marks: dict[str, Any] = {}
-    errors: list[BaseException] = []
 
-    def opt_out() -> None:
-        try:
-            with psycopg.connect(db_dsn, autocommit=True) as c:
-                barrier.wait(timeout=10)
-                time.sleep((trial % 8) * 0.002)
-                _opt_out(c, tenant, to)
-                marks["opt_out_committed"] = time.monotonic()
-        except BaseException as exc:
-            errors.append(exc)
+    def step(c: psycopg.Connection[Any], i: int) -> None:
+        if i == 0:
+            time.sleep((trial % 8) * 0.002)
+            _opt_out(c, tenant, to)
+            marks["opt_out_committed"] = time.monotonic()
+        else:
+            time.sleep(((trial + 3) % 4) * 0.001)
+            marks["claim_started"] = time.monotonic()
+            row = c.execute("SELECT app.claim_attempt(%s) ->> 'action'", (attempt,)).fetchone()
+            marks["claim"] = row[0] if row else None
 
-    def claim() -> None:
-        try:
-            with psycopg.connect(db_dsn, autocommit=True) as c:
-                barrier.wait(timeout=10)
-                time.sleep(((trial + 3) % 4) * 0.001)
-                marks["claim_started"] = time.monotonic()
-                row = c.execute("SELECT app.claim_attempt(%s) ->> 'action'", (attempt,)).fetchone()
-                marks["claim"] = row[0] if row else None
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=opt_out), threading.Thread(target=claim)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    if errors:
-        raise errors[0]
+    race(db_dsn, 2, step)
     return marks
 
 
@@ -249,8 +233,6 @@ def test_workers_claiming_one_recipient_in_a_cooldown_hand_off_at_most_one(
     vertical, accepted before any contact) at the same moment: the address lock and the
     contact the first claim records let exactly one through; the others are refused
     with reason cooldown. 5 trials per worker count."""
-    from tests.races import race
-
     prefix = _daytime_prefix()
     violations: list[str] = []
     trials = 0

@@ -10,14 +10,13 @@ replies go out through Hermes's own send path, recorded like any message.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
-from twilio.request_validator import RequestValidator
 
 from api.deps import CommandsDep
 from api.errors import Problem
+from api.routes.webhooks import verified_twilio_params
 from hermes.sqlcall import inbound_url
 
 router = APIRouter(prefix="/v1")
@@ -28,17 +27,13 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 @router.post("/webhooks/twilio/inbound/{tenant_id}")
 async def twilio_inbound(tenant_id: UUID, request: Request, commands: CommandsDep) -> Response:
     settings = request.app.state.settings
-    body = await request.body()
-    params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    url = inbound_url(settings.public_url, "twilio", str(tenant_id))
-    if request.url.query:
-        url += "?" + request.url.query
-    signature = request.headers.get("x-twilio-signature", "")
-    if not settings.twilio_auth_token or not RequestValidator(settings.twilio_auth_token).validate(
-        url, params, signature
-    ):
-        raise Problem(403, "invalid_signature", "The X-Twilio-Signature does not match.")
-    params = {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
+    params = verified_twilio_params(
+        settings,
+        inbound_url(settings.public_url, "twilio", str(tenant_id)),
+        request.url.query,
+        await request.body(),
+        request.headers.get("x-twilio-signature", ""),
+    )
     sid = params.get("MessageSid") or params.get("SmsSid")
     if not sid or not params.get("From") or not params.get("To"):
         raise Problem(422, "invalid_inbound", "MessageSid, From and To are required.")

@@ -64,25 +64,32 @@ class ReceiptBatcher:
             return exc
 
 
-def twilio_receipt(
-    settings: Settings, attempt_id: str, query: str, body: bytes, signature: str
-) -> dict[str, Any]:
-    """``POST /v1/webhooks/twilio/status/{attempt_id}``: one Twilio status callback
-    (form-encoded), verified and turned into the receipt to append. Raises
-    :class:`Problem` (403 invalid_signature, 422 invalid_receipt)."""
+def verified_twilio_params(
+    settings: Settings, url: str, query: str, body: bytes, signature: str
+) -> dict[str, str]:
+    """The form params of a Twilio webhook to ``url`` (the URL Twilio was given: our
+    public base URL, not whatever host or scheme a proxy in between presents to us),
+    once its ``X-Twilio-Signature`` is checked with the SDK's ``RequestValidator``;
+    403 invalid_signature otherwise. NULs are dropped after the check (which covers
+    what was sent): the params are stored as text and jsonb, which hold none."""
     params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    # Twilio signs the URL it was given: our public base URL, not whatever host or
-    # scheme a proxy in between presents to us.
-    url = status_callback_url(settings.public_url, "twilio", attempt_id)
     if query:
         url += "?" + query
     if not settings.twilio_auth_token or not RequestValidator(settings.twilio_auth_token).validate(
         url, params, signature
     ):
         raise Problem(403, "invalid_signature", "The X-Twilio-Signature does not match.")
-    # Stored as text and jsonb, which hold no NUL: drop them (after the signature check,
-    # which covers what was sent).
-    params = {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
+    return {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
+
+
+def twilio_receipt(
+    settings: Settings, attempt_id: str, query: str, body: bytes, signature: str
+) -> dict[str, Any]:
+    """``POST /v1/webhooks/twilio/status/{attempt_id}``: one Twilio status callback
+    (form-encoded), verified and turned into the receipt to append. Raises
+    :class:`Problem` (403 invalid_signature, 422 invalid_receipt)."""
+    url = status_callback_url(settings.public_url, "twilio", attempt_id)
+    params = verified_twilio_params(settings, url, query, body, signature)
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:

@@ -64,6 +64,15 @@ class ReceiptBatcher:
             return exc
 
 
+class _FormParams(dict[str, str]):
+    """A form as the SDK's validator reads a MultiDict (``getall``): given a plain dict,
+    ``RequestValidator.get_values`` raises and catches two AttributeErrors per parameter
+    before it falls back, 12 % of the receiver's CPU under load (py-spy)."""
+
+    def getall(self, name: str) -> list[str]:
+        return [self[name]]
+
+
 def verified_twilio_params(
     settings: Settings, url: str, query: str, body: bytes, signature: str
 ) -> dict[str, str]:
@@ -72,7 +81,7 @@ def verified_twilio_params(
     once its ``X-Twilio-Signature`` is checked with the SDK's ``RequestValidator``;
     403 invalid_signature otherwise. NULs are dropped after the check (which covers
     what was sent): the params are stored as text and jsonb, which hold none."""
-    params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    params = _FormParams(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     if query:
         url += "?" + query
     if not settings.twilio_auth_token or not RequestValidator(settings.twilio_auth_token).validate(

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from hermes.cluster import machine_settings
 from hermes.migrate import PASSWORD_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,13 @@ def test_commands_name_real_entry_points() -> None:
             module, func = target.split(":")
             source = (ROOT / Path(*module.split("."))).with_suffix(".py").read_text()
             assert re.search(rf"^def {func}\(", source, re.M), f"{name}: {target}"
+        elif cmd[0] == "postgres":
+            # Server settings: only ones `make run`'s cluster sets too, with its values.
+            assert cmd[1::2] == ["-c"] * (len(cmd) // 2), f"{name}: {cmd}"
+            wanted = machine_settings()
+            for setting in cmd[2::2]:
+                key, value = setting.split("=", 1)
+                assert wanted.get(key) == value, f"{name}: {setting} vs {wanted.get(key)}"
         else:
             raise AssertionError(f"{name}: unexpected command {cmd}")
 

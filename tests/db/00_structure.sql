@@ -16,7 +16,11 @@ SELECT tables_are('app',
   ARRAY['tenants', 'api_keys', 'audit_log', 'messages', 'message_attempts', 'message_events',
         'idempotency_keys', 'receipts', 'consent_events', 'consent_state', 'suppression_events',
         'suppressions', 'tenant_policies', 'vertical_policies', 'contact_history', 'recent_contents',
-        'conversations', 'inbound_messages', 'inbound_dedup', 'erasures']::name[]
+        'conversations', 'inbound_messages', 'inbound_dedup', 'erasures',
+        -- the identity graph and its imports
+        'imports', 'file_rows', 'import_extractions', 'import_errors', 'properties', 'identities',
+        'phone_numbers', 'email_addresses', 'identity_phones', 'identity_emails',
+        'identity_properties', 'verticals', 'leads', 'external_refs']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -99,7 +103,8 @@ SELECT functions_are('private', ARRAY[
   'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
   'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',
   'check_send_eligibility', 'provider_error_is_opt_out', 'tenant_policy_json', 'set_tenant_policy',
-  'detect_keyword', 'erase_addresses', 'rules_in_force'],
+  'detect_keyword', 'erase_addresses', 'rules_in_force',
+  'property_hash', 'identity_hash', 'merge_import'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -65,6 +65,7 @@ DECLARE
   v_source  text;
   v_matched bigint;
   v_unmatched bigint;
+  v_created bigint;
   v_rejected bigint;
 BEGIN
   SELECT * INTO v_import FROM app.imports WHERE id = p_import_id FOR UPDATE;
@@ -72,6 +73,9 @@ BEGIN
     PERFORM private.raise_problem(404, 'import_not_found', 'No such import.');
   END IF;
   v_source := 'import:' || v_import.kind;
+  -- One merge per tenant at a time: two imports of one tenant would otherwise race to
+  -- map one external id or lock the same identities in different orders.
+  PERFORM pg_advisory_xact_lock(hashtextextended('hermes.merge_import:' || v_import.tenant_id::text, 0));
 
   CREATE TEMP TABLE IF NOT EXISTS pg_temp.merge_rows (
     row_number bigint PRIMARY KEY, tenant_id uuid, first_name text, last_name text,
@@ -85,20 +89,30 @@ BEGIN
   -- RESOLVE: the keys of every pending row.
   INSERT INTO pg_temp.merge_rows
   SELECT x.row_number, x.tenant_id, x.first_name, x.last_name, btrim(x.name_norm),
-         ARRAY(SELECT DISTINCT p FROM unnest(x.phones) p WHERE p ~ '^\+[1-9][0-9]{6,14}$'),
-         ARRAY(SELECT DISTINCT e FROM unnest(x.emails) e WHERE e = lower(btrim(e)) AND e LIKE '%_@_%'),
+         v.phones, v.emails,
          x.line1, x.city, x.region, x.postal_code, coalesce(x.country, 'US'), h.property_hash,
-         private.identity_hash(x.name_norm, h.property_hash, x.phones, x.emails),
+         private.identity_hash(x.name_norm, h.property_hash, v.phones, v.emails),
          nullif(btrim(x.external_system), ''), nullif(btrim(x.external_id), ''),
          nullif(lower(btrim(x.vertical)), ''), x.confidence, x.observed_at, x.rejected,
          NULL, NULL
     FROM app.import_extractions x
    CROSS JOIN LATERAL (SELECT private.property_hash(x.line1, x.city, x.region, x.postal_code,
                                                     coalesce(x.country, 'US')) AS property_hash) h
-   WHERE x.import_id = p_import_id AND NOT x.merged;
-  UPDATE pg_temp.merge_rows SET rejected = 'no_identity_key'
-   WHERE rejected IS NULL AND identity_hash IS NULL;
+   -- Only valid values count, for the key as for the links.
+   CROSS JOIN LATERAL (
+     SELECT ARRAY(SELECT DISTINCT p FROM unnest(x.phones) p WHERE p ~ '^\+[1-9][0-9]{6,14}$') AS phones,
+            ARRAY(SELECT DISTINCT e FROM unnest(x.emails) e
+                   WHERE e = lower(btrim(e)) AND e LIKE '%_@_%') AS emails) v
+   WHERE x.import_id = p_import_id AND x.tenant_id = v_import.tenant_id AND NOT x.merged;
   ANALYZE pg_temp.merge_rows;
+
+  -- Match: external id first (a row with no key of its own may still name a known person).
+  UPDATE pg_temp.merge_rows r SET identity_id = e.identity_id
+    FROM app.external_refs e
+   WHERE r.rejected IS NULL
+     AND e.tenant_id = r.tenant_id AND e.system = r.external_system AND e.external_id = r.external_id;
+  UPDATE pg_temp.merge_rows SET rejected = 'no_identity_key'
+   WHERE rejected IS NULL AND identity_hash IS NULL AND identity_id IS NULL;
 
   INSERT INTO app.import_errors (import_id, row_number, tenant_id, reason)
   SELECT p_import_id, r.row_number, r.tenant_id, r.rejected
@@ -106,10 +120,7 @@ BEGIN
   ON CONFLICT (import_id, row_number) DO NOTHING;
   DELETE FROM pg_temp.merge_rows WHERE rejected IS NOT NULL;
 
-  -- Match: external id first, then identity_hash.
-  UPDATE pg_temp.merge_rows r SET identity_id = e.identity_id
-    FROM app.external_refs e
-   WHERE e.tenant_id = r.tenant_id AND e.system = r.external_system AND e.external_id = r.external_id;
+  -- Then identity_hash.
   UPDATE pg_temp.merge_rows r SET identity_id = i.id
     FROM app.identities i
    WHERE r.identity_id IS NULL AND i.tenant_id = r.tenant_id AND i.identity_hash = r.identity_hash;
@@ -119,7 +130,17 @@ BEGIN
             FROM pg_temp.merge_rows WHERE identity_id IS NOT NULL
            ORDER BY identity_hash, row_number) m
    WHERE r.identity_id IS NULL AND r.identity_hash = m.identity_hash;
-  SELECT count(DISTINCT identity_id) INTO v_matched FROM pg_temp.merge_rows WHERE identity_id IS NOT NULL;
+  -- Rows that share a new external id are one person: the key of its first row.
+  UPDATE pg_temp.merge_rows r SET identity_hash = f.identity_hash
+    FROM (SELECT DISTINCT ON (external_system, external_id) external_system, external_id, identity_hash
+            FROM pg_temp.merge_rows
+           WHERE identity_id IS NULL AND external_id IS NOT NULL AND external_system IS NOT NULL
+           ORDER BY external_system, external_id, row_number) f
+   WHERE r.identity_id IS NULL AND r.external_system = f.external_system AND r.external_id = f.external_id;
+  -- Matched: identities that existed before this import.
+  SELECT count(DISTINCT r.identity_id) INTO v_matched
+    FROM pg_temp.merge_rows r JOIN app.identities i ON i.id = r.identity_id
+   WHERE i.created_import_id <> p_import_id;
 
   IF v_import.kind = 'enrichment' THEN
     SELECT count(*) INTO v_unmatched FROM pg_temp.merge_rows WHERE identity_id IS NULL;
@@ -148,6 +169,7 @@ BEGIN
     FROM pg_temp.merge_rows r WHERE r.identity_id IS NULL
    ORDER BY r.identity_hash, r.confidence DESC, r.observed_at DESC, r.row_number DESC
   ON CONFLICT (tenant_id, identity_hash) DO NOTHING;
+  GET DIAGNOSTICS v_created = ROW_COUNT;
   -- (Also the rows whose identity a concurrent import created first.)
   UPDATE pg_temp.merge_rows r SET identity_id = i.id
     FROM app.identities i
@@ -218,8 +240,7 @@ BEGIN
   UPDATE app.imports
      SET rows_rejected = v_rejected,
          rows_unmatched = rows_unmatched + v_unmatched,
-         identities_created = (SELECT count(*) FROM app.identities i
-                                WHERE i.tenant_id = v_import.tenant_id AND i.created_import_id = p_import_id),
+         identities_created = identities_created + v_created,
          identities_matched = identities_matched + v_matched
    WHERE id = p_import_id
   RETURNING * INTO v_import;

@@ -4,7 +4,7 @@
 -- provenance kept, bad rows recorded, phones fan out.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(25);
+SELECT plan(30);
 
 SELECT (pg_temp.new_tenant('Graph Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT (pg_temp.new_tenant('Other Co') -> 'tenant' ->> 'id') AS u \gset
@@ -103,7 +103,8 @@ SELECT is(pg_temp.graph(:'t'), :'g1'::jsonb, '... and changes nothing');
 -- Enrichment never creates; it adds to people it finds (by external id, or by key).
 SELECT pg_temp.import(:'t', 'enrichment', $$[
   {"first_name": "Eve", "last_name": "Newcomer", "phones": ["+14155550199"], "line1": "5 Oak Ave", "city": "Miami", "region": "FL", "postal_code": "33101"},
-  {"first_name": "Someone", "last_name": "Else", "external_system": "crm", "external_id": "A1", "emails": ["ada.l@example.org"]}
+  {"first_name": "Someone", "last_name": "Else", "external_system": "crm", "external_id": "A1", "emails": ["ada.l@example.org"]},
+  {"external_system": "crm", "external_id": "A1", "phones": ["+14155550111"]}
 ]$$) AS i3 \gset
 SELECT is((SELECT count(*)::int FROM app.identities WHERE tenant_id = :'t'), 3, 'enrichment creates no identity');
 SELECT results_eq(format($$SELECT rows_unmatched, identities_created, identities_matched FROM app.imports WHERE id = %s$$, :i3),
@@ -113,6 +114,28 @@ SELECT is((SELECT array_agg(e.address ORDER BY e.address) FROM app.identity_emai
   ARRAY['ada.l@example.org', 'ada@example.com'], 'an external id matches before the name: the email joins Ada');
 SELECT is((SELECT source FROM app.identity_emails x JOIN app.email_addresses e ON e.id = x.email_id WHERE e.address = 'ada.l@example.org'),
   'import:enrichment', 'provenance: the link says which import kind added it');
+SELECT is((SELECT count(*)::int FROM app.identity_phones x JOIN app.phone_numbers n ON n.id = x.phone_id
+            JOIN app.external_refs r ON r.identity_id = x.identity_id WHERE r.external_id = 'A1' AND n.e164 = '+14155550111'),
+  1, 'a row with no name but a known external id enriches that person');
+
+-- Only valid values make a key; rows sharing a new external id are one person.
+SELECT pg_temp.import(:'t', 'universe', $$[
+  {"first_name": "Gus", "last_name": "Garbage", "phones": ["(415) 555-0100", ""]},
+  {"first_name": "Hal", "last_name": "Twice", "line1": "3 Pine Dr", "city": "Denver", "region": "CO", "postal_code": "80201", "external_system": "crm", "external_id": "H9"},
+  {"first_name": "Hal", "last_name": "Twice", "line1": "4 Cedar Dr", "city": "Denver", "region": "CO", "postal_code": "80202", "external_system": "crm", "external_id": "H9"}
+]$$) AS i7 \gset
+SELECT results_eq(format($$SELECT row_number, reason FROM app.import_errors WHERE import_id = %s$$, :i7),
+  $$VALUES (1::bigint, 'no_identity_key')$$, 'phones that are not E.164 are no key: the row is rejected');
+SELECT is((SELECT count(*)::int FROM app.identities WHERE name_norm = 'hal twice'), 1,
+  'two rows with one new external id are one person, whatever their addresses');
+SELECT is((SELECT count(*)::int FROM app.identity_properties x JOIN app.identities i ON i.id = x.identity_id
+            WHERE i.name_norm = 'hal twice'), 2, '... with both properties');
+SELECT pg_temp.graph(:'t') AS g2 \gset
+SELECT pg_temp.import(:'t', 'universe', $$[
+  {"first_name": "Hal", "last_name": "Twice", "line1": "3 Pine Dr", "city": "Denver", "region": "CO", "postal_code": "80201", "external_system": "crm", "external_id": "H9"},
+  {"first_name": "Hal", "last_name": "Twice", "line1": "4 Cedar Dr", "city": "Denver", "region": "CO", "postal_code": "80202", "external_system": "crm", "external_id": "H9"}
+]$$) AS i8 \gset
+SELECT is(pg_temp.graph(:'t'), :'g2'::jsonb, 'and importing them again changes nothing');
 
 -- Precedence of scalars: (confidence, recency).
 SELECT pg_temp.import(:'t', 'universe', $$[{"first_name": "Bobby", "last_name": "Byron", "name_norm": "bob byron", "phones": ["+14155550104"], "confidence": 0.4}]$$,

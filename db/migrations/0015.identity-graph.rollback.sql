@@ -1,3 +1,4 @@
+DROP VIEW IF EXISTS api.imports, api.import_errors;
 DROP FUNCTION IF EXISTS private.merge_import(bigint);
 DROP FUNCTION IF EXISTS private.property_hash(text, text, text, text, text);
 DROP FUNCTION IF EXISTS private.identity_hash(text, bytea, text[], text[]);

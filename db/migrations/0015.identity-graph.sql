@@ -229,3 +229,5 @@ BEGIN
   END LOOP;
 END
 $$;
+-- The read API shows imports and their errors (api.imports, api.import_errors).
+GRANT SELECT ON app.imports, app.import_errors TO hermes_integrator, hermes_anon;

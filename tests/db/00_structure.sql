@@ -37,7 +37,8 @@ SELECT is_empty($$
      AND c.relname !~ '^(audit_log|consent_events|inbound_messages|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events', 'message_decisions', 'consent_events', 'consent_state',
-                              'suppressions', 'inbound_messages', 'conversations'], 'schema api has the read views');
+                              'suppressions', 'inbound_messages', 'conversations', 'imports', 'import_errors'],
+                 'schema api has the read views');
 
 -- Views: security_invoker everywhere in api ------------------------------------
 SELECT isnt_empty($$
@@ -266,7 +267,11 @@ $$, $$ VALUES
   ('hermes_integrator', 'app.conversations', 'SELECT'), ('hermes_anon', 'app.conversations', 'SELECT'),
   ('hermes_integrator', 'app.inbound_messages', 'SELECT'), ('hermes_anon', 'app.inbound_messages', 'SELECT'),
   ('hermes_integrator', 'api.conversations', 'SELECT'), ('hermes_anon', 'api.conversations', 'SELECT'),
-  ('hermes_integrator', 'api.inbound_messages', 'SELECT'), ('hermes_anon', 'api.inbound_messages', 'SELECT')
+  ('hermes_integrator', 'api.inbound_messages', 'SELECT'), ('hermes_anon', 'api.inbound_messages', 'SELECT'),
+  ('hermes_integrator', 'app.imports', 'SELECT'), ('hermes_anon', 'app.imports', 'SELECT'),
+  ('hermes_integrator', 'app.import_errors', 'SELECT'), ('hermes_anon', 'app.import_errors', 'SELECT'),
+  ('hermes_integrator', 'api.imports', 'SELECT'), ('hermes_anon', 'api.imports', 'SELECT'),
+  ('hermes_integrator', 'api.import_errors', 'SELECT'), ('hermes_anon', 'api.import_errors', 'SELECT')
 $$, 'the only table grants are SELECT on the read API''s views and their tables to the PostgREST roles');
 SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')

@@ -4,7 +4,7 @@
 -- provenance kept, bad rows recorded, phones fan out.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(30);
+SELECT plan(33);
 
 SELECT (pg_temp.new_tenant('Graph Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT (pg_temp.new_tenant('Other Co') -> 'tenant' ->> 'id') AS u \gset
@@ -150,6 +150,16 @@ SELECT pg_temp.import(:'t', 'universe', $$[{"first_name": "Rob", "last_name": "B
 SELECT is((SELECT first_name FROM app.identities WHERE name_norm = 'bob byron'), 'Robert', 'an as confident, older value does not');
 SELECT is((SELECT created_import_id FROM app.identities WHERE name_norm = 'bob byron'), :i1::bigint,
   'provenance: the identity still names the import that created it');
+
+-- The read API: a tenant's integrator sees its imports and errors, no one else's.
+SELECT pg_temp.import(:'u', 'universe', $$[{"first_name": "Ursula", "rejected": "bad_phone"}]$$) AS iu \gset
+SET LOCAL ROLE hermes_integrator;
+SELECT set_config('hermes.tenant_id', :'t', true) IS NOT NULL AS set_t \gset
+SELECT results_eq(format($$SELECT rows_total, rows_rejected, identities_created FROM api.imports WHERE id = %s$$, :i1),
+  $$VALUES (6::bigint, 2::bigint, 3::bigint)$$, 'api.imports shows the counts');
+SELECT is((SELECT count(*)::int FROM api.import_errors WHERE import_id = :iu), 0, 'not another tenant''s errors');
+SELECT is((SELECT count(*)::int FROM api.imports WHERE id = :iu), 0, 'nor its imports');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

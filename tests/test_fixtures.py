@@ -10,9 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-
 from fixtures.contacts import Dirt, Generator, main
+from hermes.addresses import normalize_phone
 
 
 def _generate(rows: int, **kw: object) -> tuple[str, list[dict[str, Any]]]:
@@ -52,11 +51,11 @@ def test_truth_matches_the_rows() -> None:
             continue
         if "bad_phone" in t["dirt"] or "ragged_row" in t["dirt"]:
             continue
-        # Every good phone of a row parses to a valid US number.
+        # Every good phone of a row is valid for the normalizer the API and the import
+        # share (an extension aside, which it refuses).
         for raw in row[2:5]:
             if raw:
-                n = phonenumbers.parse(raw.split(" x")[0], "US")
-                assert phonenumbers.is_possible_number(n), raw
+                assert normalize_phone(raw.split(" x")[0], "US").startswith("+1"), raw
 
 
 def test_namesakes_are_distinct_people_movers_the_same() -> None:

@@ -90,7 +90,9 @@ SELECT functions_are('app', ARRAY[
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'record_consent', 'record_suppressions', 'tenant_defaults', 'get_tenant_policy', 'set_tenant_policy',
   'record_inbound', 'erase_addresses', 'submit_gathered',
-  'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages'],
+  'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages',
+  'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
+  'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -105,7 +107,8 @@ SELECT functions_are('private', ARRAY[
   'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',
   'check_send_eligibility', 'provider_error_is_opt_out', 'tenant_policy_json', 'set_tenant_policy',
   'detect_keyword', 'erase_addresses', 'rules_in_force',
-  'property_hash', 'identity_hash', 'merge_import'],
+  'property_hash', 'identity_hash', 'merge_import',
+  'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -174,6 +177,15 @@ $$, $$ VALUES
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
   ('hermes_worker', 'app.run_maintenance()'),
   ('hermes_worker', 'app.check_worker_settings(interval)'),
+  ('hermes_api', 'app.begin_import(text,jsonb)'),
+  ('hermes_api', 'app.finish_landing(text,bigint,bigint)'),
+  ('hermes_api', 'app.get_import(text,bigint)'),
+  ('hermes_api', 'app.reparse_import(text,bigint,text)'),
+  ('hermes_worker', 'app.import_parse_plan(bigint,bigint,bigint)'),
+  ('hermes_worker', 'app.import_file_rows(bigint,bigint,bigint)'),
+  ('hermes_worker', 'app.begin_extractions()'),
+  ('hermes_worker', 'app.record_extractions(bigint,text)'),
+  ('hermes_worker', 'app.run_import_merge(bigint)'),
   ('hermes_integrator', 'private.check_request()'),
   ('hermes_anon', 'private.check_request()'),
   ('hermes_authenticator', 'private.postgrest_pre_config()')

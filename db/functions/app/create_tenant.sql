@@ -1,4 +1,5 @@
--- Creates a tenant and its first API key (messages:write, keys:write, read, compliance:write). The
+-- Creates a tenant and its first API key (messages:write, keys:write, read, compliance:write,
+-- imports:write). The
 -- implementation: app.create_tenant (a platform key with the admin scope) calls it;
 -- the owner calls it directly to bootstrap (p_actor_key_id NULL: no key exists yet).
 CREATE OR REPLACE FUNCTION private.create_tenant(
@@ -31,7 +32,7 @@ BEGIN
   INSERT INTO app.tenants (name, environment, default_sms_from)
   VALUES (btrim(p_name), p_environment::app.environment, v_from)
   RETURNING * INTO v_tenant;
-  v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read', 'compliance:write']);
+  v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write']);
 
   PERFORM private.audit(NULL, p_actor_key_id, 'tenant.create', v_tenant.id::text,
                         jsonb_build_object('name', v_tenant.name, 'environment', v_tenant.environment));

@@ -3,7 +3,9 @@
 -- migrate runner calls this every time; so do the tests for each cloned database.
 --   * no temporary objects for PUBLIC: a pg_temp function, type or table could shadow
 --     a name inside a security-definer function (which also pin search_path to
---     pg_catalog, pg_temp);
+--     pg_catalog, pg_temp); hermes_owner alone keeps TEMP: the security-definer
+--     functions stage rows in ON COMMIT DROP tables (the merge, the import's COPY
+--     staging), and only they act as it;
 --   * no PostgREST settings stored on its role (older deployments kept the JWT secret
 --     there, readable by every role); PostgREST now asks private.postgrest_pre_config.
 CREATE OR REPLACE FUNCTION private.configure_database()
@@ -13,6 +15,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO hermes_owner', current_database());
   EXECUTE format('ALTER ROLE hermes_authenticator IN DATABASE %I RESET ALL', current_database());
 END
 $$;

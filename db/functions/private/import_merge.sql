@@ -82,7 +82,7 @@ BEGIN
     name_norm text, phones text[], emails text[], line1 text, city text, region text,
     postal_code text, country text, property_hash bytea, identity_hash bytea,
     external_system text, external_id text, vertical text, confidence real,
-    observed_at timestamptz, rejected text, identity_id uuid, property_id bigint
+    observed_at timestamptz, rejected text, rejected_detail text, identity_id uuid, property_id bigint
   ) ON COMMIT DROP;
   TRUNCATE pg_temp.merge_rows;
 
@@ -94,7 +94,7 @@ BEGIN
          private.identity_hash(x.name_norm, h.property_hash, v.phones, v.emails),
          nullif(btrim(x.external_system), ''), nullif(btrim(x.external_id), ''),
          nullif(lower(btrim(x.vertical)), ''), x.confidence, x.observed_at, x.rejected,
-         NULL, NULL
+         x.rejected_detail, NULL, NULL
     FROM app.import_extractions x
    CROSS JOIN LATERAL (SELECT private.property_hash(x.line1, x.city, x.region, x.postal_code,
                                                     coalesce(x.country, 'US')) AS property_hash) h
@@ -114,8 +114,8 @@ BEGIN
   UPDATE pg_temp.merge_rows SET rejected = 'no_identity_key'
    WHERE rejected IS NULL AND identity_hash IS NULL AND identity_id IS NULL;
 
-  INSERT INTO app.import_errors (import_id, row_number, tenant_id, reason)
-  SELECT p_import_id, r.row_number, r.tenant_id, r.rejected
+  INSERT INTO app.import_errors (import_id, row_number, tenant_id, reason, detail)
+  SELECT p_import_id, r.row_number, r.tenant_id, r.rejected, r.rejected_detail
     FROM pg_temp.merge_rows r WHERE r.rejected IS NOT NULL
   ON CONFLICT (import_id, row_number) DO NOTHING;
   DELETE FROM pg_temp.merge_rows WHERE rejected IS NOT NULL;
@@ -175,13 +175,15 @@ BEGIN
     FROM app.identities i
    WHERE r.identity_id IS NULL AND i.tenant_id = r.tenant_id AND i.identity_hash = r.identity_hash;
 
-  -- Scalars: the best row per identity replaces the stored name if it outranks it.
+  -- Scalars: the best row per identity that has a name replaces the stored name if it
+  -- outranks it (a row without one -- an enrichment by external id -- says nothing).
   UPDATE app.identities i
      SET first_name = b.first_name, last_name = b.last_name, name_confidence = b.confidence,
          name_observed_at = b.observed_at, name_import_id = p_import_id,
          name_row_number = b.row_number, updated_at = now()
     FROM (SELECT DISTINCT ON (r.identity_id) r.*
             FROM pg_temp.merge_rows r
+           WHERE r.first_name IS NOT NULL OR r.last_name IS NOT NULL
            ORDER BY r.identity_id, r.confidence DESC, r.observed_at DESC, r.row_number DESC) b
    WHERE i.id = b.identity_id
      AND (b.confidence, b.observed_at) > (i.name_confidence, i.name_observed_at)

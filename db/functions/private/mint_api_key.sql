@@ -52,11 +52,12 @@ COMMENT ON FUNCTION private.mint_api_key(uuid, text, text[], timestamptz, uuid) 
 
 -- Every scope a key may hold: admin (platform keys only), and for tenant keys
 -- messages:write (send), keys:write (manage keys), read (the read API and GET),
--- compliance:write (consent events, suppression lists, erasures).
+-- compliance:write (consent events, suppression lists, erasures), imports:write
+-- (contact imports and their re-parses).
 CREATE OR REPLACE FUNCTION private.api_key_scopes()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'admin'] $$;
+AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write', 'admin'] $$;
 COMMENT ON FUNCTION private.api_key_scopes() IS 'The scopes an API key may hold.';
 
 -- The public view of a key: never the token or its hash.

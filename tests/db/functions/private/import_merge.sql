@@ -4,7 +4,7 @@
 -- provenance kept, bad rows recorded, phones fan out.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(33);
+SELECT plan(34);
 
 SELECT (pg_temp.new_tenant('Graph Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT (pg_temp.new_tenant('Other Co') -> 'tenant' ->> 'id') AS u \gset
@@ -141,6 +141,14 @@ SELECT results_eq($$SELECT first_name, name_import_id FROM app.identities WHERE 
 SELECT pg_temp.import(:'t', 'universe', $$[{"first_name": "Rob", "last_name": "Byron", "name_norm": "bob byron", "phones": ["+14155550104"], "confidence": 1}]$$,
                       now() - interval '1 day') AS i6 \gset
 SELECT is((SELECT first_name FROM app.identities WHERE name_norm = 'bob byron'), 'Robert', 'an as confident, older value does not');
+SELECT pg_temp.import(:'t', 'enrichment', $$[{"external_system": "crm", "external_id": "H9", "emails": ["hal@example.com"], "name_norm": ""}]$$,
+                      now() + interval '3 days') AS i9 \gset
+SELECT results_eq($$SELECT i.first_name, e.address FROM app.identities i
+                      JOIN app.identity_emails ie ON ie.identity_id = i.id
+                      JOIN app.email_addresses e ON e.id = ie.email_id
+                     WHERE ie.import_id = $$ || :i9,
+  $$VALUES ('Hal', 'hal@example.com')$$,
+  'a newer row without a name (an enrichment by external id) adds its email and leaves the name alone');
 SELECT is((SELECT created_import_id FROM app.identities WHERE name_norm = 'bob byron'), :i1::bigint,
   'provenance: the identity still names the import that created it');
 

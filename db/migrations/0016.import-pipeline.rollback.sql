@@ -1,0 +1,12 @@
+UPDATE app.api_keys SET scopes = array_remove(scopes, 'imports:write') WHERE 'imports:write' = ANY (scopes);
+ALTER TABLE app.api_keys DROP CONSTRAINT api_keys_scopes_check;
+ALTER TABLE app.api_keys ADD CONSTRAINT api_keys_scopes_check CHECK (
+  cardinality(scopes) > 0
+  AND scopes <@ ARRAY['admin', 'messages:write', 'keys:write', 'read', 'compliance:write']);
+COMMENT ON COLUMN app.api_keys.scopes IS 'admin (platform), messages:write, keys:write, read, compliance:write.';
+ALTER TABLE app.import_extractions DROP COLUMN rejected_detail;
+ALTER TABLE app.file_rows DROP COLUMN error;
+COMMENT ON TABLE app.file_rows IS 'LAND: each source row verbatim, as {header: value}.';
+ALTER TABLE app.imports
+  DROP COLUMN header, DROP COLUMN encoding, DROP COLUMN observed_at,
+  DROP COLUMN source_import_id, DROP COLUMN rows_parsed, DROP COLUMN updated_at;

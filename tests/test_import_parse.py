@@ -1,0 +1,176 @@
+"""The import's pure parts: the CSV reader's per-record errors, header recognition and
+mappings, the parser's values and rejections, the postal normalizer, and the
+North American fast path of hermes.addresses.normalize_phone (against phonenumbers'
+own parse, property-tested)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hermes.addresses import InvalidPhone, NeedsRegion, normalize_phone
+from hermes.imports import csvfile, postal
+from hermes.imports.parse import Context, MappingError, parse_row, resolve_columns
+
+HEADER = ["First Name", "Last Name", "Phone 1", "Mobile", "E-mail", "Street Address", "City",
+          "State", "ZIP Code", "External ID", "Vertical", "notes"]  # fmt: skip
+
+
+def _ctx(version: str = "hermes-1", mapping: dict[str, Any] | None = None) -> Context:
+    return Context(resolve_columns(HEADER, mapping), "US", "2026-01-01T00:00:00+00:00", version)
+
+
+def _row(**over: str) -> list[str]:
+    row = dict(zip(HEADER, ["Zoë", "O'Brien", "(415) 626-0101", "+1 415.626.0102",
+                            " MAILTO:Zoe@Example.COM ", "12 north Main Street, Apt. 4",
+                            "san  francisco", "Calif.", "94107-1234", "CRM-1", "Solar", ""],
+                   strict=True))  # fmt: skip
+    row.update({k.replace("_", " "): v for k, v in over.items()})
+    return list(row.values())
+
+
+def test_common_headers_are_recognised() -> None:
+    cols = resolve_columns(HEADER, None).as_json(HEADER)
+    assert cols == {
+        "first_name": "First Name", "last_name": "Last Name", "line1": "Street Address",
+        "city": "City", "region": "State", "postal_code": "ZIP Code",
+        "external_id": "External ID", "vertical": "Vertical",
+        "phones": ["Phone 1", "Mobile"], "emails": ["E-mail"], "external_system": "import",
+    }  # fmt: skip
+
+
+def test_a_mapping_overrides_recognition_and_is_checked() -> None:
+    cols = resolve_columns(
+        HEADER, {"phones": ["Mobile"], "name": "notes", "external_system": "crm"}
+    )
+    assert cols.phones == (3,) and cols.single["full_name"] == 11 and cols.external_system == "crm"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"shoe": "City"}, "unknown_field"),
+        ({"phones": ["Fax"]}, "unknown_column"),
+        ({"city": 3}, "invalid_mapping"),
+        ({"external_system": ""}, "invalid_mapping"),
+    ]
+    for mapping, code in cases:
+        with pytest.raises(MappingError) as err:
+            resolve_columns(HEADER, mapping)
+        assert err.value.code == code
+    with pytest.raises(MappingError) as err:
+        resolve_columns(["notes", "misc"], None)
+    assert err.value.code == "no_recognised_columns"
+
+
+def test_a_row_is_normalized() -> None:
+    x = parse_row(7, _row(), None, _ctx())
+    assert x == (
+        7, "Zoë", "O'Brien", "zoë o'brien", ["+14156260101", "+14156260102"], ["zoe@example.com"],
+        "12 N MAIN ST APT 4", "SAN FRANCISCO", "CA", "94107", "US", "import", "CRM-1", "Solar",
+        1.0, "2026-01-01T00:00:00+00:00", None, None,
+    )  # fmt: skip
+
+
+def test_bad_values_are_dropped_and_noted_bad_rows_rejected() -> None:
+    x = parse_row(1, _row(Mobile="call me", **{"E-mail": "bob@"}), None, _ctx())
+    assert x[4] == ["+14156260101"] and x[5] == []
+    assert x[16] is None and "phone 'call me' dropped" in x[17] and "email 'bob@' dropped" in x[17]
+    # The same number twice is one phone.
+    assert parse_row(1, _row(Mobile="415 626 0101"), None, _ctx())[4] == ["+14156260101"]
+    assert parse_row(2, [""] * len(HEADER), None, _ctx())[16] == "blank_row"
+    ragged = parse_row(3, _row()[:5], None, _ctx())
+    assert ragged[16:] == ("ragged_row", "5 fields; the header has 12")
+    landed = parse_row(4, [], "field_too_large: line 9: field larger than field limit", _ctx())
+    assert landed[16] == "field_too_large" and "line 9" in landed[17]
+
+
+def test_parser_versions_differ_only_where_documented() -> None:
+    row = _row(Mobile="415-626-0102 x12")
+    assert parse_row(1, row, None, _ctx("hermes-1"))[4] == ["+14156260101"]
+    assert parse_row(1, row, None, _ctx("hermes-2"))[4] == ["+14156260101", "+14156260102"]
+    assert parse_row(1, _row(), None, _ctx("hermes-1")) == parse_row(
+        1, _row(), None, _ctx("hermes-2")
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (("1 Main Street", "Boston", "Mass.", "2116"), ("1 MAIN ST", "BOSTON", "MA", "02116")),
+        (("1 MAIN ST.", "boston", "massachusetts", "02116-0001"), ("1 MAIN ST", "BOSTON", "MA", "02116")),
+        (("77 Court Street", "Newark", "N.J.", "07102"), ("77 COURT ST", "NEWARK", "NJ", "07102")),
+        (("5 Oak Ave #12", "Austin", "Tex.", "78701"), ("5 OAK AVE # 12", "AUSTIN", "TX", "78701")),
+        (("9 West Elm Road, Unit B", "Denver", "CO", "80202"), ("9 W ELM RD UNIT B", "DENVER", "CO", "80202")),
+    ],
+)  # fmt: skip
+def test_postal_spellings_become_one_address(
+    raw: tuple[str, str, str, str], expected: tuple[str, str, str, str]
+) -> None:
+    assert postal.normalize_postal(*raw) == (*expected, "US")
+
+
+def test_the_reader_survives_every_kind_of_broken_record() -> None:
+    data = (
+        b"\xef\xbb\xbfa,b\r\n"
+        b"1,2\r\n"
+        b'"multi\r\nline",3\r\n'
+        b"caf\xe9,4\r\n"
+        b"x" + b"y" * (csvfile.MAX_FIELD_BYTES + 10) + b",5\r\n"
+        b"nul\x00,6\r\n"
+        b"\r\n"
+        b"7,8\n"
+    )
+    rows = csvfile.records(io.BytesIO(data))
+    assert csvfile.split_header(rows) == ["a", "b"]
+    got = list(rows)
+    assert got[0] == (["1", "2"], None)
+    assert got[1] == (["multi\r\nline", "3"], None)
+    assert got[2][0] == ["caf\ufffd", "4"] and str(got[2][1]).startswith("invalid_encoding")
+    assert got[3][0] == [] and str(got[3][1]).startswith("field_too_large")
+    assert got[4] == (["nul", "6"], "nul_byte: a field holds a NUL byte")
+    assert got[5] == ([], None)  # an empty line: PARSE rejects it as blank
+    assert got[6] == (["7", "8"], None)
+    assert [r for r, _ in csvfile.records(io.BytesIO(b"a\r\ncaf\xe9\r\n"), "latin-1")] == [
+        ["a"], ["café"]]  # fmt: skip
+    with pytest.raises(ValueError):
+        csvfile.records(io.BytesIO(b""), "ebcdic")
+    with pytest.raises(csvfile.NoHeader):
+        csvfile.split_header(csvfile.records(io.BytesIO(b"\r\n\r\n")))
+
+
+def _reference(raw: str, region: str | None) -> str | None:
+    """phonenumbers alone, without Hermes's fast path."""
+    text = raw.strip()
+    has_cc = text.startswith("+")
+    try:
+        n = phonenumbers.parse(text, None if has_cc else region)
+    except phonenumbers.NumberParseException:
+        return None
+    if n.extension or not phonenumbers.is_valid_number(n):
+        return None
+    return phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+
+
+_digits = st.text(alphabet="0123456789", min_size=9, max_size=12)
+_written = st.builds(
+    lambda d, sep, plus, paren: (
+        ("+" if plus else "")
+        + (f"({d[:3]}) {d[3:]}" if paren else sep.join([d[:3], d[3:6], d[6:]]))
+    ),
+    _digits,
+    st.sampled_from(["", "-", ".", " ", " - "]),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_written, st.sampled_from(["US", "CA", "GB", "DE"]))
+def test_the_north_american_fast_path_agrees_with_phonenumbers(raw: str, region: str) -> None:
+    try:
+        ours: str | None = normalize_phone(raw, region)
+    except (InvalidPhone, NeedsRegion):
+        ours = None
+    assert ours == _reference(raw, region), raw

@@ -157,3 +157,17 @@ class Commands:
             list[dict[str, Any]],
             await self._call("SELECT app.submit_gathered(%s, %s) AS r", (token, Jsonb(items))),
         )
+
+    async def get_import(self, token: str, import_id: int) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.get_import(%s, %s) AS r", (token, import_id)),
+        )
+
+    async def reparse_import(self, token: str, import_id: int, version: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.reparse_import(%s, %s, %s) AS r", (token, import_id, version)
+            ),
+        )

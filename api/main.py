@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from api import errors
 from api.body_limit import BodyLimit
 from api.db import Commands
-from api.routes import compliance, inbound, messages, tenants, webhooks
+from api.routes import compliance, imports, inbound, messages, tenants, webhooks
 from api.settings import Settings
 from api.submit import Submits
 
@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
 
     def body_limit(path: str) -> int:
+        if path == "/v1/imports":
+            return settings.max_import_body_bytes
         if path in ("/v1/messages/batch", "/v1/suppressions", "/v1/suppressions/remove"):
             return settings.max_batch_body_bytes
         return settings.max_body_bytes
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.include_router(tenants.router)
     app.include_router(messages.router)
     app.include_router(compliance.router)
+    app.include_router(imports.router)
     app.include_router(inbound.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
     return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands)

@@ -14,6 +14,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # POST /v1/messages/batch: 1,000 messages of up to 1,600 characters each, escaped.
     max_batch_body_bytes: int = 16 * 1024 * 1024
+    # POST /v1/imports: a contact file (streamed to disk and COPY, never held in memory).
+    max_import_body_bytes: int = 4 * 1024**3
     pool_min: int = 2
     pool_max: int = 10
     # Single POSTs of one key gathered into one transaction for this long (0: each alone).
@@ -29,6 +31,9 @@ class Settings:
             max_body_bytes=int(os.environ.get("HERMES_API_MAX_BODY_BYTES", str(64 * 1024))),
             max_batch_body_bytes=int(
                 os.environ.get("HERMES_API_MAX_BATCH_BODY_BYTES", str(16 * 1024 * 1024))
+            ),
+            max_import_body_bytes=int(
+                os.environ.get("HERMES_API_MAX_IMPORT_BODY_BYTES", str(4 * 1024**3))
             ),
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),

@@ -50,6 +50,9 @@ class StackConfig:
     worker_env: dict[str, str] = field(default_factory=dict)
     sim_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    # Import workers (PARSE and MERGE jobs), each a process of its own.
+    import_workers: int = 1
+    import_env: dict[str, str] = field(default_factory=dict)
     # uvicorn processes of the command API: one per core by default.
     api_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     api_env: dict[str, str] = field(default_factory=dict)
@@ -156,6 +159,12 @@ def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
 
 
+def import_worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
+    env = _base_env() | {"HERMES_WORKER_DATABASE_URL": cfg.dsn("hermes_worker")}
+    env |= cfg.import_env
+    return ServiceSpec(f"import-worker{index}", [sys.executable, "-m", "workers", "imports"], env)
+
+
 def simulator_spec(cfg: StackConfig) -> ServiceSpec:
     env = _base_env() | {
         "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
@@ -172,6 +181,7 @@ def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
     if cfg.receiver_port is not None:
         specs.append(receiver_spec(cfg))
     specs += [worker_spec(cfg, i + 1) for i in range(cfg.workers)]
+    specs += [import_worker_spec(cfg, i + 1) for i in range(cfg.import_workers)]
     return specs
 
 

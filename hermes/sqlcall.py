@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
@@ -46,8 +47,13 @@ def inbound_url(public_url: str, provider: str, tenant_id: str) -> str:
 async def call(pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...]) -> Any:
     """Runs one statement that returns a single row with column ``r``; returns ``r``."""
     async with pool.connection() as conn:
-        cur = await conn.cursor(row_factory=dict_row).execute(sql.encode(), params)
-        row = await cur.fetchone()
+        return await call_on(conn, sql, params)
+
+
+async def call_on(conn: AsyncConnection[Any], sql: str, params: tuple[Any, ...]) -> Any:
+    """:func:`call` on a connection the caller holds (a transaction of several calls)."""
+    cur = await conn.cursor(row_factory=dict_row).execute(sql.encode(), params)
+    row = await cur.fetchone()
     if row is None:
         raise RuntimeError(f"no row from {sql}")
     return row["r"]

@@ -1,6 +1,6 @@
-"""Worker process: ``python -m workers``.
+"""Worker processes: ``python -m workers`` (sending) and ``python -m workers imports``.
 
-One pgqueuer QueueManager (LISTEN/NOTIFY plus a poll) runs the entrypoints, and its
+The send worker: one pgqueuer QueueManager (LISTEN/NOTIFY plus a poll) runs the entrypoints, and its
 SchedulerManager runs the maintenance schedule. Started through pgqueuer's Python API
 (pgqueuer 1.6's ``pgq run`` CLI breaks with typer 0.29).
 """
@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from datetime import timedelta
 
 import psycopg
@@ -21,10 +22,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from workers import loops
 from workers.db import Commands
+from workers.entrypoints.imports import ImportJobs
 from workers.entrypoints.sms import SendBatcher, attempt_of
 from workers.providers.twilio import TwilioSms
 from workers.queue_driver import SplitListenPsycopgDriver
-from workers.settings import Settings
+from workers.settings import ImportSettings, Settings
 
 log = logging.getLogger("hermes.worker")
 
@@ -117,6 +119,55 @@ async def run(settings: Settings) -> None:
         log.info("worker stopped")
 
 
+async def run_imports(settings: ImportSettings) -> None:
+    """The import worker: PARSE and MERGE jobs only, in a process of its own, so that a
+    file's CPU-bound parsing never delays a send."""
+    os.environ.setdefault("PGQUEUER_SCHEMA", "pgqueuer")
+    queue_conn = await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, application_name="hermes-import-queue"
+    )
+    listen_conn = await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, application_name="hermes-import-listen"
+    )
+    pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=settings.concurrency + 1,
+        kwargs={"autocommit": True, "application_name": "hermes-import-worker"},
+        open=False,
+    )
+    await pool.open(wait=True, timeout=30)
+    jobs = ImportJobs(pool)
+    pgq = PgQueuer(connection=SplitListenPsycopgDriver(queue_conn, listen_conn))
+
+    # Held as 'failed' if it raises (a bug, the database gone): the import stays in its
+    # stage and app.run_maintenance's sweep gives it its jobs again.
+    @pgq.entrypoint("import_parse", on_failure="hold")
+    async def import_parse(job: Job) -> None:
+        await jobs.parse(job.payload)
+
+    @pgq.entrypoint("import_merge", on_failure="hold")
+    async def import_merge(job: Job) -> None:
+        await jobs.merge(job.payload)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, pgq.shutdown.set)
+    log.info("import worker started (concurrency %s)", settings.concurrency)
+    try:
+        await pgq.run(
+            dequeue_timeout=settings.poll_interval,
+            batch_size=1,
+            max_concurrent_tasks=max(2, settings.concurrency),  # pgqueuer: >= 2 x batch
+            heartbeat_timeout=settings.heartbeat_timeout,
+        )
+    finally:
+        await pool.close()
+        await queue_conn.close()
+        await listen_conn.close()
+        log.info("import worker stopped")
+
+
 def main() -> None:
     logging.basicConfig(
         level=os.environ.get("HERMES_LOG_LEVEL", "INFO"),
@@ -127,7 +178,10 @@ def main() -> None:
     logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
     # uvloop: the event loop is most of a worker's own CPU (SDK calls, SQL calls).
     try:
-        uvloop.run(run(Settings.from_env()))
+        if sys.argv[1:] == ["imports"]:
+            uvloop.run(run_imports(ImportSettings.from_env()))
+        else:
+            uvloop.run(run(Settings.from_env()))
     except psycopg.Error as exc:
         if not (exc.sqlstate or "").startswith("HM"):
             raise

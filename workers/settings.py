@@ -64,3 +64,27 @@ class Settings:
             lookup_poll_seconds=float(env.get("HERMES_RECEIPT_LOOKUP_POLL", "5")),
             maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "* * * * *"),
         )
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """The import worker's (``python -m workers imports``)."""
+
+    database_url: str
+    heartbeat_timeout: timedelta
+    poll_interval: timedelta
+    # Import jobs one process runs at once (pgqueuer's floor is 2): parsing is CPU-bound,
+    # so more processes (one per core) rather than more jobs per process.
+    concurrency: int
+
+    @classmethod
+    def from_env(cls) -> ImportSettings:
+        env = os.environ
+        return cls(
+            database_url=env["HERMES_WORKER_DATABASE_URL"],
+            heartbeat_timeout=timedelta(
+                seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
+            ),
+            poll_interval=timedelta(seconds=float(env.get("HERMES_JOB_POLL_INTERVAL", "5"))),
+            concurrency=int(env.get("HERMES_IMPORT_CONCURRENCY", "2")),
+        )

@@ -83,6 +83,8 @@ def start_stack(
     workers: int = 1,
     worker_env: dict[str, str] | None = None,
     sim_env: dict[str, str] | None = None,
+    import_workers: int = 0,
+    import_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -101,6 +103,9 @@ def start_stack(
         }
         | (worker_env or {}),
         sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "50"} | (sim_env or {}),
+        import_workers=import_workers,
+        import_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "2", "HERMES_JOB_POLL_INTERVAL": "0.5"}
+        | (import_env or {}),
     )
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))

@@ -24,7 +24,15 @@ def _python_module_exists(module: str) -> bool:
 
 
 def test_the_stack_has_every_service() -> None:
-    assert set(SERVICES) == {"db", "migrate", "postgrest", "api", "workers", "twilio-sim"}
+    assert set(SERVICES) == {
+        "db",
+        "migrate",
+        "postgrest",
+        "api",
+        "workers",
+        "import-workers",
+        "twilio-sim",
+    }
 
 
 def test_build_files_exist_and_copy_existing_paths() -> None:

@@ -1,3 +1,12 @@
+-- The pipeline's functions (db/functions/app/imports.sql) take app.imports rows and read
+-- the columns dropped below.
+DROP FUNCTION IF EXISTS app.begin_import(text, jsonb), app.finish_landing(text, bigint, bigint),
+  app.get_import(text, bigint), app.reparse_import(text, bigint, text),
+  app.import_parse_plan(bigint, bigint, bigint), app.import_file_rows(bigint, bigint, bigint),
+  app.begin_extractions(), app.record_extractions(bigint, text), app.run_import_merge(bigint),
+  private.import_json(app.imports), private.enqueue_parse_jobs(app.imports),
+  private.import_stage(jsonb, text, timestamptz), private.import_chunk_rows(),
+  private.requeue_imports(interval);
 UPDATE app.api_keys SET scopes = array_remove(scopes, 'imports:write') WHERE 'imports:write' = ANY (scopes);
 ALTER TABLE app.api_keys DROP CONSTRAINT api_keys_scopes_check;
 ALTER TABLE app.api_keys ADD CONSTRAINT api_keys_scopes_check CHECK (

@@ -391,3 +391,43 @@ COMMENT ON FUNCTION app.run_import_merge(bigint) IS
   'MERGE and RECORD: folds a parsed import into the identity graph and completes it (import worker).';
 REVOKE ALL ON FUNCTION app.run_import_merge(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.run_import_merge(bigint) TO hermes_worker;
+
+-- The sweep for imports (called by app.run_maintenance): an import still parsing or
+-- merging, untouched for p_after, with no queued or picked job of its own, lost its
+-- jobs (held as failed when the database went away, removed by hand). It gets them
+-- again: every PARSE chunk (a finished chunk's job finds nothing to do) or its MERGE.
+CREATE OR REPLACE FUNCTION private.requeue_imports(p_after interval)
+RETURNS int
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_with_job bigint[];
+  v_import app.imports;
+  v_count int := 0;
+BEGIN
+  v_with_job := ARRAY(
+    SELECT DISTINCT (convert_from(j.payload, 'UTF8')::jsonb ->> 'import_id')::bigint
+      FROM pgqueuer.pgqueuer j
+     WHERE j.entrypoint IN ('import_parse', 'import_merge') AND j.status IN ('queued', 'picked'));
+  FOR v_import IN
+    SELECT * FROM app.imports i
+     WHERE i.status IN ('parsing', 'merging') AND i.updated_at < now() - p_after
+       AND i.id <> ALL (v_with_job)
+     ORDER BY i.updated_at
+     LIMIT 100
+     FOR UPDATE SKIP LOCKED
+  LOOP
+    IF v_import.status = 'parsing' THEN
+      PERFORM private.enqueue_parse_jobs(v_import);
+    ELSE
+      PERFORM private.enqueue_job('import_merge', jsonb_build_object('import_id', v_import.id));
+    END IF;
+    UPDATE app.imports SET updated_at = now() WHERE id = v_import.id;
+    v_count := v_count + 1;
+  END LOOP;
+  RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION private.requeue_imports(interval) IS
+  'Gives an import that lost its jobs (parsing or merging, idle, no live job) its jobs again.';

@@ -8,6 +8,8 @@
 --     job (a job held as failed when the database went away mid-batch, a queue row
 --     removed by hand...). It gets a new one, so every accepted message keeps moving
 --     towards its terminal state; a 'requeued' event says why;
+--   * the same for imports (private.requeue_imports): one parsing or merging, idle for
+--     requeue_after, with no live job, gets its PARSE or MERGE jobs again;
 --   * the receipt timeout (after applying what waits in the receipt inbox): an attempt handed off longer ago than receipt_timeout
 --     (private.settings, 72 hours) without a final receipt ends 'unknown', and so does
 --     its message (error_code receipt_timeout): every accepted message reaches exactly
@@ -24,6 +26,7 @@ DECLARE
   v_attempt  record;
   v_with_job uuid[];
   v_expired  int := 0;
+  v_imports  int;
   v_timeout  interval := coalesce(
     (SELECT value::interval FROM private.settings WHERE key = 'receipt_timeout'), interval '72 hours');
   v_requeue_after interval := greatest(
@@ -66,6 +69,8 @@ BEGIN
     v_requeued := v_requeued + 1;
   END LOOP;
 
+  v_imports := private.requeue_imports(v_requeue_after);
+
   FOR v_attempt IN
     SELECT a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.provider_status
       FROM app.message_attempts a
@@ -87,7 +92,8 @@ BEGIN
   END LOOP;
 
   RETURN jsonb_build_object('partitions_created', to_jsonb(v_created), 'idempotency_keys_pruned', v_pruned,
-                            'attempts_requeued', v_requeued, 'attempts_timed_out', v_expired);
+                            'attempts_requeued', v_requeued, 'attempts_timed_out', v_expired,
+                            'imports_requeued', v_imports);
 END
 $$;
 COMMENT ON FUNCTION app.run_maintenance() IS

@@ -10,7 +10,7 @@ SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k, r -> 'api_key'
 SELECT is((SELECT last_used_at FROM app.api_keys WHERE id = :'k'), NULL, 'a new key was never used');
 SELECT is(app.authenticate(:'token', 'messages:write'),
   jsonb_build_object('api_key_id', :'k', 'tenant_id', :'t', 'prefix', :'prefix',
-                     'scopes', '["compliance:write", "keys:write", "messages:write", "read"]'::jsonb),
+                     'scopes', '["compliance:write", "imports:write", "keys:write", "messages:write", "read"]'::jsonb),
   'a live key with the scope: key, tenant, prefix and scopes');
 SELECT is((SELECT last_used_at FROM app.api_keys WHERE id = :'k'), now(), 'last_used_at is updated');
 UPDATE app.api_keys SET last_used_at = now() - interval '30 seconds' WHERE id = :'k';

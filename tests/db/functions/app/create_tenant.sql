@@ -14,7 +14,7 @@ SELECT is(((:'r'::jsonb) -> 'tenant') - 'id' - 'created_at',
   'the tenant: trimmed name, environment, active, normalised default sender');
 SELECT results_eq(format('SELECT name, environment::text, status, default_sms_from, created_at FROM app.tenants WHERE id = %L', :'t'),
   $$VALUES ('Acme', 'prod', 'active', '+15005550006', now())$$, 'stored as returned');
-SELECT is((:'r'::jsonb) -> 'api_key' -> 'scopes', '["compliance:write", "keys:write", "messages:write", "read"]'::jsonb,
+SELECT is((:'r'::jsonb) -> 'api_key' -> 'scopes', '["compliance:write", "imports:write", "keys:write", "messages:write", "read"]'::jsonb,
   'its first key has messages:write, keys:write, read and compliance:write');
 SELECT is((:'r'::jsonb) -> 'api_key' ->> 'name', 'default', 'named default');
 SELECT ok((:'r'::jsonb) -> 'api_key' ->> 'prefix' ~ '^hk_prod_[0-9a-f]{12}$', 'with the environment in its prefix');

@@ -3,7 +3,7 @@
 -- the hand-over to MERGE, re-parses, scopes and tenants.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(28);
+SELECT plan(31);
 
 SELECT pg_temp.new_tenant('Import Co') AS t1 \gset
 SELECT pg_temp.new_tenant('Other Co') AS t2 \gset
@@ -81,6 +81,14 @@ SELECT results_eq(format($$SELECT status, source_import_id, rows_total, parser_v
   format($$VALUES ('parsing', %s::bigint, 3::bigint, 'hermes-2')$$, :i1), 'reparse: a new import reading the first one''s rows');
 SELECT results_eq(format('SELECT row_number, payload->>0 FROM app.import_file_rows(%s, 1, 2)', :'r1'::jsonb ->> 'id'),
   $$VALUES (1::bigint, 'P1'), (2, 'P2')$$, 'its PARSE reads the landed rows, no re-upload');
+
+-- The sweep: an import that lost its jobs gets them again, once.
+DELETE FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'import_id' = :'r1'::jsonb ->> 'id';
+UPDATE app.imports SET updated_at = now() - interval '1 hour' WHERE id = (:'r1'::jsonb ->> 'id')::bigint;
+SELECT is(private.requeue_imports(interval '2 minutes'), 1, 'the sweep re-enqueues an idle import without jobs');
+SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'import_id' = :'r1'::jsonb ->> 'id'),
+  1, 'its PARSE job');
+SELECT is(private.requeue_imports(interval '0'), 0, 'and not again while that job is queued');
 
 -- Chunks: one PARSE job per 50,000 rows.
 SELECT is(private.enqueue_parse_jobs(i), 3, '120,000 rows: three PARSE jobs')

@@ -3,12 +3,13 @@
 
 -- RESOLVE: the natural key of a postal address: sha256 of its normalized parts (the
 -- parser normalizes spelling -- 'Street' and 'St', 'Calif.' and 'CA'; here only case
--- and spaces), NULL without a street line.
+-- and spaces), NULL without a street line. No SET clause (like private.uuid7): the
+-- planner inlines it into the merge's set-based statements instead of calling it per
+-- row; it names only pg_catalog functions.
 CREATE OR REPLACE FUNCTION private.property_hash(
   p_line1 text, p_city text, p_region text, p_postal_code text, p_country text)
 RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE WHEN nullif(btrim(p_line1), '') IS NOT NULL THEN
     sha256(convert_to(concat_ws('|',
@@ -24,11 +25,11 @@ COMMENT ON FUNCTION private.property_hash(text, text, text, text, text) IS
 -- RESOLVE: an identity's natural key: the normalized name and the property; without a
 -- property, the name and the first (lowest) phone, else the first email. NULL when
 -- there is no name or nothing to pair it with: such a row cannot name a person.
+-- Inlined like property_hash (no SET clause).
 CREATE OR REPLACE FUNCTION private.identity_hash(
   p_name_norm text, p_property_hash bytea, p_phones text[], p_emails text[])
 RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE WHEN nullif(btrim(p_name_norm), '') IS NOT NULL THEN
     sha256(convert_to('n:' || btrim(p_name_norm) || '|' || coalesce(
@@ -157,6 +158,11 @@ BEGIN
     FROM pg_temp.merge_rows r WHERE r.property_hash IS NOT NULL
    ORDER BY r.property_hash, r.row_number
   ON CONFLICT (tenant_id, property_hash) DO NOTHING;
+  -- Each fan-out table is analyzed after its insert: the joins that look the new ids
+  -- up run in this transaction, and statistics from before a large import (or none,
+  -- on a new database) make the planner pick a nested loop over a scan of the whole
+  -- table -- minutes instead of a second.
+  ANALYZE app.properties;
   UPDATE pg_temp.merge_rows r SET property_id = p.id
     FROM app.properties p
    WHERE p.tenant_id = r.tenant_id AND p.property_hash = r.property_hash;
@@ -170,6 +176,7 @@ BEGIN
    ORDER BY r.identity_hash, r.confidence DESC, r.observed_at DESC, r.row_number DESC
   ON CONFLICT (tenant_id, identity_hash) DO NOTHING;
   GET DIAGNOSTICS v_created = ROW_COUNT;
+  ANALYZE app.identities;
   -- (Also the rows whose identity a concurrent import created first.)
   UPDATE pg_temp.merge_rows r SET identity_id = i.id
     FROM app.identities i
@@ -193,6 +200,7 @@ BEGIN
   INSERT INTO app.phone_numbers (tenant_id, e164)
   SELECT DISTINCT r.tenant_id, p FROM pg_temp.merge_rows r, unnest(r.phones) p
   ON CONFLICT (tenant_id, e164) DO NOTHING;
+  ANALYZE app.phone_numbers;
   INSERT INTO app.identity_phones (tenant_id, identity_id, phone_id, confidence, source, import_id, row_number)
   SELECT DISTINCT ON (r.identity_id, n.id) r.tenant_id, r.identity_id, n.id, r.confidence, v_source,
          p_import_id, r.row_number
@@ -204,6 +212,7 @@ BEGIN
   INSERT INTO app.email_addresses (tenant_id, address)
   SELECT DISTINCT r.tenant_id, e FROM pg_temp.merge_rows r, unnest(r.emails) e
   ON CONFLICT (tenant_id, address) DO NOTHING;
+  ANALYZE app.email_addresses;
   INSERT INTO app.identity_emails (tenant_id, identity_id, email_id, confidence, source, import_id, row_number)
   SELECT DISTINCT ON (r.identity_id, n.id) r.tenant_id, r.identity_id, n.id, r.confidence, v_source,
          p_import_id, r.row_number

@@ -1,5 +1,5 @@
 # Hermes. The two commands that matter: `make run` and `make test`.
-.PHONY: run test test-db test-system lint fmt typecheck check bench db-migrate clean
+.PHONY: run test test-db test-system lint fmt typecheck check bench bench-imports db-migrate clean
 
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
@@ -32,6 +32,9 @@ check: lint typecheck test
 
 bench:  ## end-to-end latency and throughput against a throwaway stack
 	$(UV) run python -m bench $(BENCH_ARGS)
+
+bench-imports:  ## the import pipeline: 100k and 1M generated rows against a raw COPY
+	$(UV) run python -m bench.imports $(BENCH_ARGS)
 
 db-migrate:  ## migrate the database named by DATABASE_URL
 	$(UV) run python -m hermes.migrate "$$DATABASE_URL"

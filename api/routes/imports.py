@@ -105,6 +105,25 @@ def _json_records(body: ImportRows) -> tuple[list[str], Iterator[csvfile.Record]
     return header, records()
 
 
+async def _json_body(request: Request) -> bytes:
+    """A JSON body, held in memory: so at most the batch limit, not the upload limit of
+    this path (a file goes as multipart, spooled to disk)."""
+    limit = request.app.state.settings.max_batch_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(
+                413,
+                "payload_too_large",
+                f"JSON rows are limited to {limit} bytes.",
+                "Upload a CSV file as multipart/form-data.",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _form_text(form: Any, name: str) -> str | None:
     value = form.get(name)
     if value is None:
@@ -155,7 +174,7 @@ async def create_import(request: Request, token: Token, commands: CommandsDep) -
         }
     elif content_type.startswith("application/json"):
         try:
-            body = ImportRows.model_validate_json(await request.body())
+            body = ImportRows.model_validate_json(await _json_body(request))
         except ValueError as exc:
             raise Problem(
                 422,

@@ -222,6 +222,9 @@ def test_bad_input_is_per_row_errors_never_a_5xx(istack: Stack) -> None:
          "unsupported_media_type"),
         ({"content": b'{"rows": 5}', "headers": {"content-type": "application/json"}}, 422,
          "invalid_request"),
+        # JSON is held in memory: the batch limit (16 MiB), not the upload limit, applies.
+        ({"content": b'{"rows": [' + b'["x"],' * (3 * 1024 * 1024) + b'["x"]]}',
+          "headers": {"content-type": "application/json"}}, 413, "payload_too_large"),
     ]  # fmt: skip
     with istack.api(token) as c:
         for kwargs, code, problem in cases:

@@ -69,7 +69,7 @@ def test_a_row_is_normalized() -> None:
     assert x == (
         7, "Zoë", "O'Brien", "zoë o'brien", ["+14156260101", "+14156260102"], ["zoe@example.com"],
         "12 N MAIN ST APT 4", "SAN FRANCISCO", "CA", "94107", "US", "import", "CRM-1", "Solar",
-        1.0, "2026-01-01T00:00:00+00:00", None, None,
+        1.0, "2026-01-01T00:00:00+00:00", None, None, None,
     )  # fmt: skip
 
 
@@ -81,7 +81,7 @@ def test_bad_values_are_dropped_and_noted_bad_rows_rejected() -> None:
     assert parse_row(1, _row(Mobile="415 626 0101"), None, _ctx())[4] == ["+14156260101"]
     assert parse_row(2, [""] * len(HEADER), None, _ctx())[16] == "blank_row"
     ragged = parse_row(3, _row()[:5], None, _ctx())
-    assert ragged[16:] == ("ragged_row", "5 fields; the header has 12")
+    assert ragged[16:] == ("ragged_row", "5 fields; the header has 12", None)
     landed = parse_row(4, [], "field_too_large: line 9: field larger than field limit", _ctx())
     assert landed[16] == "field_too_large" and "line 9" in landed[17]
 
@@ -174,3 +174,18 @@ def test_the_north_american_fast_path_agrees_with_phonenumbers(raw: str, region:
     except (InvalidPhone, NeedsRegion):
         ours = None
     assert ours == _reference(raw, region), raw
+
+
+def test_the_compliance_kinds_read_addresses_senders_and_times() -> None:
+    header = ["from", "to", "last_contact", "vertical"]
+    cols = resolve_columns(header, None, "contact_history")
+    assert (cols.addresses, cols.single["sender"], cols.single["observed_at"]) == ((1,), 0, 2)
+    ctx = Context(cols, "US", "2026-01-01T00:00:00+00:00")
+    x = parse_row(1, ["(500) 555-0006", "Ann@Example.com", "2026-11-30 10:00", "solar"], None, ctx)
+    assert (x[4], x[5], x[15], x[18]) == ([], ["ann@example.com"], "2026-11-30T10:00:00+00:00",
+                                          "+15005550006")  # fmt: skip
+    assert parse_row(2, ["", "415-626-0101", "", "solar"], None, ctx)[16] == "missing_last_contact"
+    # The universe kind does not read "to"-like columns as addresses.
+    with pytest.raises(MappingError):
+        resolve_columns(["to", "notes"], None)
+    assert resolve_columns(["number"], None, "suppression").addresses == (0,)

@@ -203,7 +203,7 @@ async def create_import(request: Request, token: Token, commands: CommandsDep) -
     # The mapping is checked against the header here, before anything is written
     # (PARSE resolves it again, with its own version's rules).
     try:
-        resolve_columns(header, meta.get("mapping"))
+        resolve_columns(header, meta.get("mapping"), meta.get("kind") or "universe")
     except MappingError as exc:
         raise Problem(422, exc.code, str(exc)) from None
     meta = {k: v for k, v in meta.items() if v is not None} | {"header": header}

@@ -8,7 +8,11 @@
 --     the size limit, bytes that are not the declared encoding) keeps what could be
 --     kept and LAND's reason, so that PARSE rejects it with that reason and
 --     accepted + rejected = rows still holds;
---   * a rejection carries a detail (which column, which value) besides its reason.
+--   * a rejection carries a detail (which column, which value) besides its reason;
+--   * two kinds for compliance data share the pipeline: 'suppression' (a list of
+--     numbers / emails into a suppression list) and 'contact_history' (a legacy
+--     system's last contacts, from -> to at a time, into the cooldown store); their
+--     extractions name the sender.
 -- depends: 0015.identity-graph
 
 ALTER TABLE app.imports
@@ -29,6 +33,12 @@ COMMENT ON COLUMN app.file_rows.error IS
   'Why the CSV reader could not read the row (payload then holds what it could keep); PARSE rejects it with this reason.';
 
 ALTER TABLE app.import_extractions ADD COLUMN rejected_detail text;
+ALTER TABLE app.import_extractions ADD COLUMN sender text;
+COMMENT ON COLUMN app.import_extractions.sender IS 'contact_history: who contacted the row''s addresses (E.164 or email).';
+
+ALTER TABLE app.imports DROP CONSTRAINT imports_kind_check;
+ALTER TABLE app.imports ADD CONSTRAINT imports_kind_check
+  CHECK (kind IN ('universe', 'enrichment', 'suppression', 'contact_history'));
 
 -- A scope for imports (POST /v1/imports, re-parses). Keys minted before keep theirs;
 -- a tenant adds it with POST /v1/keys.

@@ -47,10 +47,14 @@ class MappingError(ValueError):
 
 SINGLE_FIELDS = (
     "first_name", "last_name", "full_name", "line1", "line2", "city", "region",
-    "postal_code", "country", "external_id", "vertical", "observed_at", "confidence",
+    "postal_code", "country", "external_id", "vertical", "observed_at", "confidence", "sender",
 )  # fmt: skip
-LIST_FIELDS = ("phones", "emails")
-LITERAL_FIELDS = ("external_system",)  # a value, not a column: the system the ids are from
+# "addresses": columns holding a phone or an email (the compliance kinds' "to").
+LIST_FIELDS = ("phones", "emails", "addresses")
+# Values, not columns: the system the ids are from; a suppression import's list.
+LITERAL_FIELDS = ("external_system", "list")
+# Import kinds that carry compliance data rather than contacts.
+COMPLIANCE_KINDS = ("suppression", "contact_history")
 # Field aliases a mapping may use.
 _FIELD_ALIASES = {
     "phone": "phones", "email": "emails", "address": "line1", "street": "line1",
@@ -75,7 +79,9 @@ _RECOGNISED: dict[str, frozenset[str]] = {
     "external_id": frozenset({"external_id", "externalid", "ext_id", "crm_id", "customer_id",
                               "source_id"}),
     "vertical": frozenset({"vertical"}),
-    "observed_at": frozenset({"observed_at", "last_seen", "updated_at"}),
+    "observed_at": frozenset({"observed_at", "last_seen", "updated_at", "last_contact",
+                              "last_contacted", "last_contact_at", "contacted_at"}),
+    "sender": frozenset({"from", "sender", "from_number", "from_address"}),
     "confidence": frozenset({"confidence"}),
 }  # fmt: skip
 _PHONE_HEADER = re.compile(
@@ -83,6 +89,7 @@ _PHONE_HEADER = re.compile(
     r"work_phone|phone_number|phonenumber|mobile_number)(_?\d+)?$"
 )
 _EMAIL_HEADER = re.compile(r"^(email|e_mail|email_address|emailaddress)(_?\d+)?$")
+_ADDRESS_HEADER = re.compile(r"^(to|recipient|number|address|phone_or_email|contact)$")
 _HEADER_KEY = re.compile(r"[^a-z0-9]+")
 
 
@@ -100,18 +107,26 @@ class Columns:
     emails: tuple[int, ...] = ()
     external_system: str = "import"
     width: int = 0
+    addresses: tuple[int, ...] = ()
+    kind: str = "universe"
 
     def as_json(self, header: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {f: header[i] for f, i in self.single.items()}
         out["phones"] = [header[i] for i in self.phones]
         out["emails"] = [header[i] for i in self.emails]
+        if self.addresses:
+            out["addresses"] = [header[i] for i in self.addresses]
         out["external_system"] = self.external_system
         return out
 
 
-def resolve_columns(header: Sequence[str], mapping: Mapping[str, Any] | None) -> Columns:
+def resolve_columns(
+    header: Sequence[str], mapping: Mapping[str, Any] | None, kind: str = "universe"
+) -> Columns:
     """The columns of each field: the mapping's (``{"phones": ["Cell", "Home"], "first_name":
-    "Given"}``) where it names a field, else the recognised common headers."""
+    "Given"}``) where it names a field, else the recognised common headers. For the
+    compliance kinds, a column named like ``to``/``number``/``address`` holds phones or
+    emails."""
     index: dict[str, int] = {}
     for i, name in enumerate(header):
         index.setdefault(name, i)
@@ -141,20 +156,33 @@ def resolve_columns(header: Sequence[str], mapping: Mapping[str, Any] | None) ->
                 single[key] = i
                 break
     lists: dict[str, tuple[int, ...]] = {}
-    for key, pattern in (("phones", _PHONE_HEADER), ("emails", _EMAIL_HEADER)):
+    compliance = kind in COMPLIANCE_KINDS
+    for key, pattern in (("phones", _PHONE_HEADER), ("emails", _EMAIL_HEADER),
+                         ("addresses", _ADDRESS_HEADER)):  # fmt: skip
         if key in mapped:
             names = mapped[key] if isinstance(mapped[key], list) else [mapped[key]]
             lists[key] = tuple(column(n, key) for n in names)
         else:
-            lists[key] = tuple(i for i, n in enumerate(header) if pattern.match(header_key(n)))
+            lists[key] = tuple(
+                i for i, n in enumerate(header)
+                if pattern.match(header_key(n)) and (compliance or key != "addresses")
+            )  # fmt: skip
     system = mapped.get("external_system", "import")
+    if "list" in mapped and not isinstance(mapped["list"], str):
+        raise MappingError("invalid_mapping", "list must name a suppression list.")
     if not isinstance(system, str) or not system.strip() or len(system) > 64:
         raise MappingError(
             "invalid_mapping", "external_system must be a name of 1 to 64 characters."
         )
-    columns = Columns(single, lists["phones"], lists["emails"], system.strip(), len(header))
-    if not ({"first_name", "last_name", "full_name", "line1"} & single.keys()
-            or columns.phones or columns.emails):  # fmt: skip
+    columns = Columns(single, lists["phones"], lists["emails"], system.strip(), len(header),
+                      lists["addresses"], kind)  # fmt: skip
+    if compliance and not (columns.phones or columns.emails or columns.addresses):
+        raise MappingError(
+            "no_recognised_columns",
+            "No column of the file is a phone, an email or an address: give a mapping.",
+        )
+    if not compliance and not ({"first_name", "last_name", "full_name", "line1"} & single.keys()
+                               or columns.phones or columns.emails):  # fmt: skip
         raise MappingError(
             "no_recognised_columns",
             "No column of the file is a name, phone, email or address: give a mapping.",
@@ -203,12 +231,12 @@ class Context:
 Extraction = tuple[Any, ...]
 """(row_number, first_name, last_name, name_norm, phones, emails, line1, city, region,
 postal_code, country, external_system, external_id, vertical, confidence, observed_at,
-rejected, rejected_detail): app.begin_extractions' staging columns, in order."""
+rejected, rejected_detail, sender): app.begin_extractions' staging columns, in order."""
 
 
 def _rejected(row_number: int, ctx: Context, reason: str, detail: str | None) -> Extraction:
     return (row_number, None, None, None, [], [], None, None, None, None, None, None, None,
-            None, 1.0, ctx.observed_at, reason, detail)  # fmt: skip
+            None, 1.0, ctx.observed_at, reason, detail, None)  # fmt: skip
 
 
 def _phone(raw: str, ctx: Context) -> str:
@@ -254,6 +282,22 @@ def parse_row(
             if phone not in phones:
                 phones.append(phone)
     emails: list[str] = []
+    for i in c.addresses:
+        raw = fields[i]
+        if raw.strip() and "@" not in raw:
+            try:
+                phone = _phone(raw, ctx)
+            except (InvalidPhone, NeedsRegion) as exc:
+                notes.append(f"{i + 1}: address {raw[:40]!r} dropped ({exc})")
+                continue
+            if phone not in phones:
+                phones.append(phone)
+        elif raw.strip():
+            value = email(raw)
+            if value is None:
+                notes.append(f"{i + 1}: address {raw[:40]!r} dropped")
+            elif value not in emails:
+                emails.append(value)
     for i in c.emails:
         raw = fields[i]
         if raw.strip():
@@ -288,15 +332,28 @@ def parse_row(
         except ValueError:
             notes.append(f"confidence {raw_confidence[:20]!r} is not a number")
     observed_at = ctx.observed_at
+    observed = False
     raw_observed = get("observed_at")
     if raw_observed is not None:
         try:
             when = datetime.fromisoformat(raw_observed)
             observed_at = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+            observed = True
         except ValueError:
             notes.append(f"observed_at {raw_observed[:40]!r} is not ISO 8601")
+    if c.kind == "contact_history" and not observed:
+        return _rejected(row_number, ctx, "missing_last_contact",
+                         "; ".join(notes) or "no time of last contact")  # fmt: skip
+    sender = get("sender")
+    if sender is not None:
+        try:
+            sender = email(sender) if "@" in sender else _phone(sender, ctx)
+        except (InvalidPhone, NeedsRegion):
+            sender = None
+        if sender is None:
+            notes.append("the sender is not a phone number or an email")
     return (
         row_number, first, last, name_key(first, last, full), phones, emails, line1, city,
         region, postal_code, country, c.external_system, get("external_id"), get("vertical"),
-        confidence, observed_at, None, "; ".join(notes)[:1000] or None,
+        confidence, observed_at, None, "; ".join(notes)[:1000] or None, sender,
     )  # fmt: skip

@@ -360,3 +360,66 @@ def test_kill_the_import_worker_mid_merge_and_the_graph_is_the_same(
     assert _graph(istack, doomed_id) == _graph(istack, calm["tenant"]["id"])
     errors = "SELECT row_number, reason FROM app.import_errors WHERE import_id = %s ORDER BY 1"
     assert istack.sql(errors, (body["id"],)) == istack.sql(errors, (expected["id"],))
+
+
+def test_compliance_data_goes_through_the_same_pipeline(istack: Stack) -> None:
+    tenant = istack.new_tenant("Legacy Co")
+    token, tenant_id = _token(tenant), tenant["tenant"]["id"]
+    # A do-not-contact list: numbers as people type them, an email, a bad row.
+    dnc = (
+        b"number,notes\r\n"
+        b"(415) 626-0131,asked twice\r\n"
+        b"+1 415 626 0132,\r\n"
+        b"Someone@Example.com,\r\n"
+        b"n/a,unknown\r\n"
+    )
+    status, body = _upload(istack, token, dnc, kind="suppression",
+                           mapping='{"list": "do_not_contact"}')  # fmt: skip
+    assert status == 202, body
+    done = _wait_done(istack, token, body["id"])
+    assert (done["status"], done["rows_total"], done["rows_rejected"]) == ("completed", 4, 1)
+    with istack.rest(token) as c:
+        listed = c.get("/suppressions", params={"list": "eq.do_not_contact"}).json()
+        errors = c.get("/import_errors", params={"import_id": f"eq.{body['id']}"}).json()
+    assert sorted(s["address"] for s in listed) == [
+        "+14156260131", "+14156260132", "someone@example.com"]  # fmt: skip
+    assert [(e["row_number"], e["reason"]) for e in errors] == [(4, "no_address")]
+    with istack.api(token) as c:
+        r = c.post("/v1/messages", json={"to": "415-626-0131", "body": "hi"})
+    assert r.status_code == 201 and r.json()["status"] == "rejected", r.text
+
+    # A legacy contact history seeds the cooldown store.
+    history = (
+        b"from,to,last_contact,vertical\r\n"
+        b"+15005550006,415-626-0141,2026-11-30T10:00:00Z,solar\r\n"
+        b"+15005550006,415-626-0142,,solar\r\n"
+    )
+    status, body = _upload(istack, token, history, kind="contact_history")
+    assert status == 202, body
+    done = _wait_done(istack, token, body["id"])
+    assert (done["rows_total"], done["rows_rejected"]) == (2, 1)
+    seeded = istack.sql(
+        "SELECT vertical, last_contact_at::text AS at, from_address, source FROM app.contact_history "
+        "WHERE tenant_id = %s",
+        (tenant_id,),
+    )
+    assert seeded == [{"vertical": "solar", "at": "2026-11-30 10:00:00+00",
+                       "from_address": "+15005550006", "source": "import"}]  # fmt: skip
+    verdict = istack.sql(
+        "SELECT reasons FROM private.check_send_eligibility(%s, 'sms', '+14156260141', "
+        "'+15005550006', 'solar', 'marketing', '2026-12-01T18:00:00Z')",
+        (tenant_id,),
+    )[0]
+    assert "cooldown" in [r["code"] for r in verdict["reasons"]], verdict
+
+    # Compliance data needs the compliance scope; a suppression import names its list.
+    with istack.api(token) as c:
+        r = c.post("/v1/imports", files={"file": ("d.csv", dnc, "text/csv")},
+                   data={"kind": "suppression"})  # fmt: skip
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_list")
+        key = c.post("/v1/api-keys", json={"name": "importer", "scopes": ["imports:write"]})
+        assert key.status_code == 201, key.text
+    with istack.api(key.json()["token"]) as c:
+        r = c.post("/v1/imports", files={"file": ("d.csv", dnc, "text/csv")},
+                   data={"kind": "suppression", "mapping": '{"list": "do_not_contact"}'})  # fmt: skip
+        assert (r.status_code, r.json()["code"]) == (403, "insufficient_scope")

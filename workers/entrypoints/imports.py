@@ -37,11 +37,11 @@ BATCH_ROWS = 5_000
 _STAGING_COLUMNS = (
     "row_number, first_name, last_name, name_norm, phones, emails, line1, city, region, "
     "postal_code, country, external_system, external_id, vertical, confidence, observed_at, "
-    "rejected, rejected_detail"
+    "rejected, rejected_detail, sender"
 )
 _STAGING_TYPES = [
     "int8", "text", "text", "text", "text[]", "text[]", "text", "text", "text",
-    "text", "text", "text", "text", "text", "float4", "timestamptz", "text", "text",
+    "text", "text", "text", "text", "text", "float4", "timestamptz", "text", "text", "text",
 ]  # fmt: skip
 
 
@@ -63,7 +63,7 @@ class ImportJobs:
             log.info("import %s rows %s-%s: nothing to do (%s)", import_id, first, last, plan)
             return
         ctx = Context(
-            columns=resolve_columns(plan["header"], plan["mapping"]),
+            columns=resolve_columns(plan["header"], plan["mapping"], plan["kind"]),
             default_country=plan["default_country"],
             observed_at=plan["observed_at"],
             version=plan["parser_version"],

@@ -67,7 +67,8 @@ AS $$
 $$;
 
 -- LAND, 1: POST /v1/imports. p_import: {kind, file_name?, mapping?, header, parser_version,
--- encoding?, observed_at?}. Creates the import ('landing') and the staging table
+-- encoding?, observed_at?}. The compliance kinds (suppression: mapping.list names the
+-- list; contact_history) also need compliance:write. Creates the import ('landing') and the staging table
 -- pg_temp.import_landing (row_number, payload jsonb array, error), which the caller
 -- COPYs the file's rows into in this transaction, then calls app.finish_landing.
 CREATE OR REPLACE FUNCTION app.begin_import(p_token text, p_import jsonb)
@@ -84,10 +85,20 @@ BEGIN
   IF jsonb_typeof(p_import) IS DISTINCT FROM 'object' THEN
     PERFORM private.raise_problem(422, 'invalid_import', 'The import must be a JSON object.');
   END IF;
-  IF coalesce(p_import->>'kind', 'universe') NOT IN ('universe', 'enrichment') THEN
+  IF coalesce(p_import->>'kind', 'universe') NOT IN ('universe', 'enrichment', 'suppression', 'contact_history') THEN
     PERFORM private.raise_problem(422, 'invalid_kind',
       format('Unknown import kind %s.', left(p_import->>'kind', 40)),
-      'Use "universe" (creates identities) or "enrichment" (only augments existing ones).');
+      'Use "universe" (creates identities), "enrichment" (only augments existing ones), "suppression" or "contact_history".');
+  END IF;
+  IF p_import->>'kind' IN ('suppression', 'contact_history') THEN
+    -- Compliance data: the key also needs the scope that writes it by hand.
+    PERFORM private.authorize(p_token, 'compliance:write');
+  END IF;
+  IF p_import->>'kind' = 'suppression'
+     AND coalesce(p_import->'mapping'->>'list', '') NOT IN ('do_not_contact', 'litigator', 'hard_bounce', 'complaint') THEN
+    PERFORM private.raise_problem(422, 'invalid_list',
+      format('A suppression import names its list; %s is not one.', coalesce(left(p_import->'mapping'->>'list', 40), 'none')),
+      'Give mapping {"list": "do_not_contact"} (or litigator, hard_bounce, complaint).');
   END IF;
   IF jsonb_typeof(p_import->'header') IS DISTINCT FROM 'array'
      OR jsonb_array_length(p_import->'header') = 0 THEN
@@ -217,6 +228,9 @@ BEGIN
   IF NOT FOUND THEN
     PERFORM private.raise_problem(404, 'import_not_found', 'No such import.');
   END IF;
+  IF v_source.kind IN ('suppression', 'contact_history') THEN
+    PERFORM private.authorize(p_token, 'compliance:write');
+  END IF;
   IF v_source.status = 'landing' THEN
     PERFORM private.raise_problem(409, 'import_not_landed', 'This import''s rows are still being landed.');
   END IF;
@@ -300,7 +314,8 @@ BEGIN
     row_number bigint NOT NULL, first_name text, last_name text, name_norm text,
     phones text[] NOT NULL, emails text[] NOT NULL, line1 text, city text, region text,
     postal_code text, country text, external_system text, external_id text, vertical text,
-    confidence real NOT NULL, observed_at timestamptz NOT NULL, rejected text, rejected_detail text
+    confidence real NOT NULL, observed_at timestamptz NOT NULL, rejected text, rejected_detail text,
+    sender text
   ) ON COMMIT DROP;
   EXECUTE format('GRANT INSERT ON pg_temp.import_extracted TO %I', session_user);
 END
@@ -329,11 +344,12 @@ BEGIN
   END IF;
   INSERT INTO app.import_extractions (import_id, row_number, tenant_id, parser_version, first_name,
       last_name, name_norm, phones, emails, line1, city, region, postal_code, country,
-      external_system, external_id, vertical, confidence, observed_at, rejected, rejected_detail)
+      external_system, external_id, vertical, confidence, observed_at, rejected, rejected_detail,
+      sender)
   SELECT p_import_id, e.row_number, v_import.tenant_id, p_parser_version, e.first_name,
          e.last_name, e.name_norm, e.phones, e.emails, e.line1, e.city, e.region, e.postal_code,
          e.country, e.external_system, e.external_id, e.vertical, e.confidence, e.observed_at,
-         e.rejected, e.rejected_detail
+         e.rejected, e.rejected_detail, e.sender
     FROM pg_temp.import_extracted e
    WHERE e.row_number BETWEEN 1 AND v_import.rows_total
   ON CONFLICT (import_id, row_number) DO NOTHING;
@@ -364,6 +380,8 @@ GRANT EXECUTE ON FUNCTION app.record_extractions(bigint, text) TO hermes_worker;
 
 -- RESOLVE + MERGE + RECORD, for the import worker's merge job: one transaction (the
 -- caller's), so a crash leaves nothing half-merged and the re-run job starts over.
+-- The compliance kinds merge into their stores instead of the identity graph
+-- (db/functions/private/import_compliance.sql).
 CREATE OR REPLACE FUNCTION app.run_import_merge(p_import_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -377,7 +395,13 @@ BEGIN
   IF NOT FOUND OR v_import.status <> 'merging' THEN
     RETURN jsonb_build_object('action', 'none', 'status', v_import.status);
   END IF;
-  PERFORM private.merge_import(p_import_id);
+  IF v_import.kind = 'suppression' THEN
+    PERFORM private.merge_suppression_import(p_import_id);
+  ELSIF v_import.kind = 'contact_history' THEN
+    PERFORM private.merge_contact_history_import(p_import_id);
+  ELSE
+    PERFORM private.merge_import(p_import_id);
+  END IF;
   UPDATE app.imports
      SET status = 'completed', completed_at = now(), updated_at = now(),
          stage_seconds = private.import_stage(stage_seconds, 'merge', v_started)

@@ -109,7 +109,8 @@ SELECT functions_are('private', ARRAY[
   'detect_keyword', 'erase_addresses', 'rules_in_force',
   'property_hash', 'identity_hash', 'merge_import',
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
-  'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import'],
+  'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
+  'erase_from_graph'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

@@ -7,6 +7,10 @@
 --   * the consent and suppression ledgers keep their rows (the history stays provable)
 --     without the address or evidence; the caches lose the address;
 --   * inbound messages from them lose sender, body and params; their conversations go;
+--   * the identity graph (#5) loses them: the phone / email rows and their links go,
+--     and every landed file row and extraction that held them is redacted (the row's
+--     payload emptied, its extracted values and its error detail cleared) -- rows
+--     where the address was unreadable were never extracted and cannot be found;
 --   * app.erasures records each erasure with the counts, without the address.
 -- The ledgers' redactions pass their append-only triggers because this transaction
 -- sets hermes.erasing and changes only the columns each trigger names.
@@ -106,6 +110,7 @@ BEGIN
   DELETE FROM app.conversations WHERE tenant_id = p_tenant_id AND contact_address = ANY (v_keys);
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_counts := v_counts || jsonb_build_object('conversations', v_n);
+  v_counts := v_counts || private.erase_from_graph(p_tenant_id, v_keys);
   PERFORM set_config('hermes.erasing', 'off', true);
 
   INSERT INTO app.erasures (tenant_id, address_hash, api_key_id, counts)
@@ -117,3 +122,57 @@ END
 $$;
 COMMENT ON FUNCTION private.erase_addresses(uuid, uuid, jsonb) IS
   'Erases addresses for a tenant: personal data redacted everywhere, a hashed tombstone keeps them unmessaged.';
+
+-- The identity graph's part of an erasure (above): p_keys are canonical addresses.
+-- Finding the rows that held them scans the tenant's extractions (no index on their
+-- arrays): erasures are rare, imports are large.
+CREATE OR REPLACE FUNCTION private.erase_from_graph(p_tenant_id uuid, p_keys text[])
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_links bigint;
+  v_n bigint;
+  v_rows bigint;
+BEGIN
+  WITH phones AS (
+    DELETE FROM app.identity_phones ip USING app.phone_numbers p
+     WHERE p.tenant_id = p_tenant_id AND p.e164 = ANY (p_keys) AND ip.phone_id = p.id
+    RETURNING 1
+  ), emails AS (
+    DELETE FROM app.identity_emails ie USING app.email_addresses e
+     WHERE e.tenant_id = p_tenant_id AND e.address = ANY (p_keys) AND ie.email_id = e.id
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM phones) + (SELECT count(*) FROM emails) INTO v_links;
+  DELETE FROM app.phone_numbers WHERE tenant_id = p_tenant_id AND e164 = ANY (p_keys);
+  DELETE FROM app.email_addresses WHERE tenant_id = p_tenant_id AND address = ANY (p_keys);
+
+  CREATE TEMP TABLE IF NOT EXISTS erased_rows (import_id bigint, row_number bigint) ON COMMIT DROP;
+  TRUNCATE pg_temp.erased_rows;
+  -- The file rows that held an address (a re-parse's extractions name its source's rows).
+  INSERT INTO pg_temp.erased_rows
+  SELECT DISTINCT coalesce(i.source_import_id, i.id), x.row_number
+    FROM app.import_extractions x JOIN app.imports i ON i.id = x.import_id
+   WHERE x.tenant_id = p_tenant_id AND (x.phones && p_keys OR x.emails && p_keys OR x.sender = ANY (p_keys));
+  UPDATE app.file_rows f SET payload = '[]', error = 'erased: the row held an erased address'
+    FROM pg_temp.erased_rows r
+   WHERE f.import_id = r.import_id AND f.row_number = r.row_number AND f.tenant_id = p_tenant_id;
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  UPDATE app.import_extractions x
+     SET first_name = NULL, last_name = NULL, name_norm = NULL, phones = '{}', emails = '{}',
+         line1 = NULL, city = NULL, region = NULL, postal_code = NULL, external_id = NULL,
+         sender = NULL, rejected_detail = NULL
+    FROM app.imports i, pg_temp.erased_rows r
+   WHERE i.id = x.import_id AND x.tenant_id = p_tenant_id
+     AND coalesce(i.source_import_id, i.id) = r.import_id AND x.row_number = r.row_number;
+  UPDATE app.import_errors e SET detail = NULL
+    FROM app.imports i, pg_temp.erased_rows r
+   WHERE i.id = e.import_id AND e.tenant_id = p_tenant_id
+     AND coalesce(i.source_import_id, i.id) = r.import_id AND e.row_number = r.row_number;
+  RETURN jsonb_build_object('graph_links', v_links, 'import_rows', v_rows);
+END
+$$;
+COMMENT ON FUNCTION private.erase_from_graph(uuid, text[]) IS
+  'Erasure in the identity graph: the addresses and their links go, the import rows that held them are redacted.';

@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(19);
+SELECT plan(24);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -15,8 +15,26 @@ SELECT private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "still
 SELECT private.record_suppressions(:'t', NULL, 'add', 'complaint', '["+14155550123"]', 'she called') IS NOT NULL AS s \gset
 SELECT app.record_inbound('twilio', :'t', 'SMin-ada', '+14155550123', '+15005550006', 'STOP') IS NOT NULL AS i \gset
 SELECT private.submit_message(:'u', NULL, '{"to": "+14155550123", "body": "other tenant"}') #>> '{message,id}' AS mu \gset
+-- And in the identity graph: an imported file whose first row holds the number.
+INSERT INTO app.imports (tenant_id, kind, status, parser_version, rows_total, header)
+VALUES (:'t', 'universe', 'merging', 'test-1', 2, '{first_name,phone1,phone2}') RETURNING id AS imp \gset
+INSERT INTO app.file_rows (import_id, row_number, tenant_id, payload) VALUES
+  (:imp, 1, :'t', '["Ada", "(415) 555-0123", "415 555 0999"]'), (:imp, 2, :'t', '["Bob", "415 555 0777", ""]');
+INSERT INTO app.import_extractions (import_id, row_number, tenant_id, parser_version, first_name, name_norm, phones, observed_at)
+VALUES (:imp, 1, :'t', 'test-1', 'Ada', 'ada', '{+14155550123,+14155550999}', now()),
+       (:imp, 2, :'t', 'test-1', 'Bob', 'bob', '{+14155550777}', now());
+SELECT app.run_import_merge(:imp) IS NOT NULL AS merged \gset
 
 SELECT app.erase_addresses(:'token', '["+14155550123", "nope"]') AS e \gset
+SELECT set_eq(format('SELECT e164 FROM app.phone_numbers WHERE tenant_id = %L', :'t'),
+  $$VALUES ('+14155550999'), ('+14155550777')$$, 'the graph forgets the number (the person''s other number stays)');
+SELECT is((SELECT count(*)::int FROM app.identity_phones WHERE tenant_id = :'t'), 2, 'and its link');
+SELECT results_eq(format('SELECT row_number, payload, error IS NOT NULL FROM app.file_rows WHERE import_id = %s ORDER BY 1', :imp),
+  $$VALUES (1::bigint, '[]'::jsonb, true), (2, '["Bob", "415 555 0777", ""]', false)$$,
+  'the landed row that held it is emptied; the others are untouched');
+SELECT results_eq(format('SELECT first_name, phones FROM app.import_extractions WHERE import_id = %s ORDER BY row_number', :imp),
+  $$VALUES (NULL::text, '{}'::text[]), ('Bob', '{+14155550777}')$$, 'so is its extraction');
+SELECT is((:'e'::jsonb) #>> '{counts,import_rows}', '1', 'the counts say so');
 SELECT is((:'e'::jsonb) -> 'erased', '1'::jsonb, 'one address erased');
 SELECT is((:'e'::jsonb) -> 'refused' -> 0 ->> 'code', 'invalid_address', 'what is not an address is refused');
 SELECT is((SELECT count(*)::int FROM app.messages WHERE tenant_id = :'t' AND (to_address = '+14155550123' OR body LIKE '%Ada%' OR body = 'still queued')),

@@ -189,3 +189,45 @@ def test_the_compliance_kinds_read_addresses_senders_and_times() -> None:
     with pytest.raises(MappingError):
         resolve_columns(["to", "notes"], None)
     assert resolve_columns(["number"], None, "suppression").addresses == (0,)
+
+
+def test_the_reader_bounds_its_memory_and_survives_undecodable_utf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line longer than MAX_LINE_CHARS is skipped (record_too_large) and the next one
+    read; a record of more than MAX_FIELDS fields is refused (too_many_fields); a UTF-16
+    file cut inside a character ends with an invalid_encoding record, not an exception."""
+    monkeypatch.setattr(csvfile, "MAX_LINE_CHARS", 64)
+    monkeypatch.setattr(csvfile, "MAX_FIELDS", 5)
+    data = b"a,b\n" + b"1," + b"z" * 200 + b"\n" + b",,,,,,,,\n" + b"3,4\n"
+    rows = csvfile.records(io.BytesIO(data))
+    assert csvfile.split_header(rows) == ["a", "b"]
+    got = list(rows)
+    assert got[0][0] == [] and str(got[0][1]).startswith("record_too_large: line 2")
+    assert got[1][0] == [] and str(got[1][1]).startswith("too_many_fields")
+    assert got[2] == (["3", "4"], None)
+    cut = "a,b\r\n1,2\r\n".encode("utf-16") + b"\x41"  # an odd byte at the end
+    rows = csvfile.records(io.BytesIO(cut), "utf-16")
+    assert csvfile.split_header(rows) == ["a", "b"]
+    got = list(rows)
+    assert got[0] == (["1", "2"], None)
+    assert got[-1][0] == [] and str(got[-1][1]).startswith("invalid_encoding")
+
+
+def test_confidence_too_small_for_a_real_is_dropped_and_a_crash_is_the_rows_rejection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx = _ctx(mapping={"confidence": "notes"})
+    x = parse_row(1, _row(notes="1e-50"), None, ctx)
+    assert x[14] == 1.0 and "confidence '1e-50' out of" in str(x[17])
+    assert parse_row(1, _row(notes="nan"), None, ctx)[14] == 1.0
+    # Emails are what private.address_key keys (the send path and the compliance stores).
+    for bad in ("john@mail_srv.com", "a,b@x.com", "<a@x.com>", "josé@café.fr"):
+        assert parse_row(1, _row(**{"E-mail": bad}), None, _ctx())[5] == [], bad
+
+    def boom(*_: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(postal, "normalize_postal", boom)
+    x = parse_row(5, _row(), None, _ctx())
+    assert x[16:18] == ("parse_error", "RuntimeError: a bug")

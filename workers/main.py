@@ -8,6 +8,7 @@ SchedulerManager runs the maintenance schedule. Started through pgqueuer's Pytho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -142,13 +143,24 @@ async def run_imports(settings: ImportSettings) -> None:
 
     # Held as 'failed' if it raises (a bug, the database gone): the import stays in its
     # stage and app.run_maintenance's sweep gives it its jobs again.
+    # A job that fails is counted first (the third failure fails the import for good).
     @pgq.entrypoint("import_parse", on_failure="hold")
     async def import_parse(job: Job) -> None:
-        await jobs.parse(job.payload)
+        try:
+            await jobs.parse(job.payload)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await jobs.failed(job.payload, "parse", exc)
+            raise
 
     @pgq.entrypoint("import_merge", on_failure="hold")
     async def import_merge(job: Job) -> None:
-        await jobs.merge(job.payload)
+        try:
+            await jobs.merge(job.payload)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                await jobs.failed(job.payload, "merge", exc)
+            raise
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

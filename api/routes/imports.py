@@ -15,10 +15,11 @@ row never fails the file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import Path as FastPath
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,8 @@ router = APIRouter(prefix="/v1")
 # Rows read and encoded per hop to the thread pool (the reading is CPU work: it stays
 # off the event loop that serves the API's other requests).
 _BATCH = 5_000
+# ... or fewer, when they are large: a batch is held in memory while it is sent.
+_BATCH_CHARS = 32 << 20
 MAX_JSON_ROWS = 100_000
 
 
@@ -61,15 +64,19 @@ def _copy_escape(text: str) -> str:
 
 
 def _encode(records: Iterator[csvfile.Record], first_row: int, limit: int) -> tuple[bytes, int]:
-    """Up to ``limit`` records as COPY text lines (row_number, payload, error)."""
+    """Up to ``limit`` records, or about ``_BATCH_CHARS`` of them, as COPY text lines
+    (row_number, payload, error)."""
     lines: list[str] = []
     n = first_row
+    size = 0
     for fields, error in records:
         # orjson escapes control characters, so a payload's only COPY special is "\".
         payload = orjson.dumps(fields).decode().replace("\\", "\\\\")
-        lines.append(f"{n}\t{payload}\t{_NULL if error is None else _copy_escape(error)}\n")
+        line = f"{n}\t{payload}\t{_NULL if error is None else _copy_escape(error)}\n"
+        lines.append(line)
+        size += len(line)
         n += 1
-        if n - first_row >= limit:
+        if n - first_row >= limit or size >= _BATCH_CHARS:
             break
     return "".join(lines).encode(), n - first_row
 
@@ -226,8 +233,12 @@ async def create_import(request: Request, token: Token, commands: CommandsDep) -
     return JSON(result, status_code=202, headers={"Location": f"/v1/imports/{result['id']}"})
 
 
+# An import id is a bigint: a larger number is refused (422), never a 500.
+ImportId = Annotated[int, FastPath(ge=1, le=2**63 - 1)]
+
+
 @router.get("/imports/{import_id}")
-async def get_import(import_id: int, token: Token, commands: CommandsDep) -> Response:
+async def get_import(import_id: ImportId, token: Token, commands: CommandsDep) -> Response:
     return JSON(await commands.get_import(token, import_id))
 
 
@@ -238,7 +249,7 @@ class Reparse(BaseModel):
 
 @router.post("/imports/{import_id}/reparse", status_code=202)
 async def reparse_import(
-    import_id: int, body: Reparse, token: Token, commands: CommandsDep
+    import_id: ImportId, body: Reparse, token: Token, commands: CommandsDep
 ) -> Response:
     """PARSE -> MERGE again over the landed rows, with another parser version."""
     if body.parser_version not in VERSIONS:

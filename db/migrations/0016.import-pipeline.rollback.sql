@@ -27,3 +27,5 @@ COMMENT ON TABLE app.file_rows IS 'LAND: each source row verbatim, as {header: v
 ALTER TABLE app.imports
   DROP COLUMN header, DROP COLUMN encoding, DROP COLUMN observed_at,
   DROP COLUMN source_import_id, DROP COLUMN rows_parsed, DROP COLUMN updated_at;
+-- The repeatable files this dropped functions of are applied again by the next migrate.
+DELETE FROM private.repeatable_applied;

@@ -1,8 +1,13 @@
 """LAND's reader: a CSV file's records, each with what could be read of it and why not.
 
 A record the reader cannot read whole never stops the file: it comes out with a reason
-(``malformed_csv``, ``field_too_large``, ``invalid_encoding``, ``nul_byte``) and what
-could be kept, and PARSE rejects it with that reason, so accepted + rejected = rows.
+(``malformed_csv``, ``field_too_large``, ``record_too_large``, ``too_many_fields``,
+``invalid_encoding``, ``nul_byte``) and what could be kept, and PARSE rejects it with
+that reason, so accepted + rejected = rows. Memory stays bounded whatever the file: a
+physical line is read at most ``MAX_LINE_CHARS`` at a time (the rest of a longer one
+is skipped), a record keeps at most ``MAX_FIELDS`` fields. Bytes that cannot be decoded
+at all (a UTF-16 file cut in the middle of a character) end the file with an
+``invalid_encoding`` record.
 Reads a binary stream incrementally (the upload is never held in memory); a UTF-8 BOM is
 dropped; CRLF, LF and quoted newlines are the csv module's.
 """
@@ -28,6 +33,10 @@ ENCODINGS = {
 MAX_FIELD_BYTES = 1 << 20
 
 csv.field_size_limit(MAX_FIELD_BYTES)
+# A physical line over this is no contact either: it is skipped, its record rejected
+# ``record_too_large``. More fields than this in one record: ``too_many_fields``.
+MAX_LINE_CHARS = 16 << 20
+MAX_FIELDS = 10_000
 
 Record = tuple[list[str], str | None]
 
@@ -59,9 +68,36 @@ def records(stream: IO[bytes], encoding: str = "utf-8") -> Iterator[Record]:
     return _records(stream, codec)
 
 
+class _Lines:
+    """The text's lines for the csv reader, none longer than ``MAX_LINE_CHARS``: the
+    rest of a longer line is read and dropped, an empty line given in its place, and
+    ``too_long`` set for the record it was part of."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.too_long = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(MAX_LINE_CHARS)
+        if not line:
+            raise StopIteration
+        if len(line) == MAX_LINE_CHARS and not line.endswith("\n"):
+            while True:
+                more = self.text.readline(MAX_LINE_CHARS)
+                if not more or more.endswith("\n"):
+                    break
+            self.too_long = True
+            return "\n"
+        return line
+
+
 def _records(stream: IO[bytes], codec: str) -> Iterator[Record]:
     text = io.TextIOWrapper(stream, encoding=codec, errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+    lines = _Lines(text)
+    reader = csv.reader(lines)
     try:
         while True:
             try:
@@ -69,8 +105,33 @@ def _records(stream: IO[bytes], codec: str) -> Iterator[Record]:
             except StopIteration:
                 return
             except csv.Error as exc:
+                lines.too_long = False
                 reason = "field_too_large" if "field limit" in str(exc) else "malformed_csv"
                 yield [], f"{reason}: line {reader.line_num}: {exc}"
+                continue
+            except UnicodeDecodeError as exc:
+                # Not even surrogateescape can carry it (UTF-16 cut in a character):
+                # the rest of the file cannot be read.
+                yield (
+                    [],
+                    f"invalid_encoding: line {reader.line_num + 1}: {exc.reason}; "
+                    "the file ends here",
+                )
+                return
+            if lines.too_long:
+                lines.too_long = False
+                yield (
+                    [],
+                    f"record_too_large: line {reader.line_num}: "
+                    f"a line longer than {MAX_LINE_CHARS} characters",
+                )
+                continue
+            if len(fields) > MAX_FIELDS:
+                yield (
+                    [],
+                    f"too_many_fields: line {reader.line_num}: "
+                    f"{len(fields)} fields (at most {MAX_FIELDS})",
+                )
                 continue
             yield _checked(fields)
     finally:

@@ -193,7 +193,11 @@ def resolve_columns(
 # --- values -----------------------------------------------------------------------
 
 _SPACES = re.compile(r"\s+")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# private.address_key's rule (db/functions/private/address_hash.sql): an email the
+# compliance stores and the send path can key, or none.
+_EMAIL = re.compile(
+    r'^[^@\s<>(),;:"\[\]]{1,64}@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'
+)
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}\s*$", re.IGNORECASE)
 
 
@@ -215,7 +219,7 @@ def email(raw: str) -> str | None:
     if text[:7].lower() == "mailto:":
         text = text[7:].strip()
     text = text.lower()
-    return text if len(text) <= 320 and _EMAIL.match(text) else None
+    return text if len(text) <= 254 and _EMAIL.match(text) else None
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,18 @@ def _phone(raw: str, ctx: Context) -> str:
 def parse_row(
     row_number: int, fields: Sequence[str], land_error: str | None, ctx: Context
 ) -> Extraction:
-    """One landed row -> its extraction (or its rejection, with a reason)."""
+    """One landed row -> its extraction (or its rejection, with a reason). A row the
+    parser fails on (a bug, a value nobody foresaw) is rejected ``parse_error``: one
+    bad row never fails its batch."""
+    try:
+        return _parse_row(row_number, fields, land_error, ctx)
+    except Exception as exc:  # the row's own failure, reported as its rejection
+        return _rejected(row_number, ctx, "parse_error", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _parse_row(
+    row_number: int, fields: Sequence[str], land_error: str | None, ctx: Context
+) -> Extraction:
     if land_error is not None:
         return _rejected(row_number, ctx, land_error.split(":", 1)[0], land_error)
     if not any(f.strip() for f in fields):
@@ -325,10 +340,11 @@ def parse_row(
     if raw_confidence is not None:
         try:
             number = float(raw_confidence)
-            if 0 < number <= 1:
+            # (a real holds down to ~1e-38; anything under a millionth is no confidence)
+            if 1e-6 <= number <= 1:
                 confidence = number
             else:
-                notes.append(f"confidence {raw_confidence[:20]!r} out of (0, 1]")
+                notes.append(f"confidence {raw_confidence[:20]!r} out of [0.000001, 1]")
         except ValueError:
             notes.append(f"confidence {raw_confidence[:20]!r} is not a number")
     observed_at = ctx.observed_at

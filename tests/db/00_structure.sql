@@ -92,7 +92,7 @@ SELECT functions_are('app', ARRAY[
   'record_inbound', 'erase_addresses', 'submit_gathered',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages',
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
-  'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge'],
+  'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -110,7 +110,7 @@ SELECT functions_are('private', ARRAY[
   'property_hash', 'identity_hash', 'merge_import',
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
   'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
-  'erase_from_graph'],
+  'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -177,6 +177,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)'),
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
+  ('hermes_worker', 'app.record_import_failure(bigint,text,text)'),
   ('hermes_worker', 'app.run_maintenance()'),
   ('hermes_worker', 'app.check_worker_settings(interval)'),
   ('hermes_api', 'app.begin_import(text,jsonb)'),

@@ -360,14 +360,18 @@ BEGIN
   UPDATE app.imports SET rows_parsed = rows_parsed + v_kept, updated_at = now()
    WHERE id = p_import_id
   RETURNING * INTO v_import;
-  IF v_import.rows_parsed >= v_import.rows_total THEN
+  IF v_import.rows_parsed >= v_import.rows_total AND v_import.status = 'parsing' THEN
+    -- (status still parsing: a duplicate chunk that waited for the row lock behind the
+    -- last one finds the import merging already, and enqueues no second merge)
     UPDATE app.imports
        SET status = 'merging',
            stage_seconds = private.import_stage(stage_seconds, 'parse',
              created_at + coalesce((stage_seconds->>'land')::numeric, 0) * interval '1 second')
-     WHERE id = p_import_id
+     WHERE id = p_import_id AND status = 'parsing'
     RETURNING * INTO v_import;
-    PERFORM private.enqueue_job('import_merge', jsonb_build_object('import_id', p_import_id));
+    IF FOUND THEN
+      PERFORM private.enqueue_job('import_merge', jsonb_build_object('import_id', p_import_id));
+    END IF;
   END IF;
   RETURN jsonb_build_object('kept', v_kept, 'status', v_import.status,
                             'rows_parsed', v_import.rows_parsed);
@@ -395,10 +399,14 @@ BEGIN
   IF NOT FOUND OR v_import.status <> 'merging' THEN
     RETURN jsonb_build_object('action', 'none', 'status', v_import.status);
   END IF;
-  IF v_import.kind = 'suppression' THEN
-    PERFORM private.merge_suppression_import(p_import_id);
-  ELSIF v_import.kind = 'contact_history' THEN
-    PERFORM private.merge_contact_history_import(p_import_id);
+  IF v_import.kind IN ('suppression', 'contact_history') THEN
+    -- A bounded part per transaction (the addresses' locks are held to its commit):
+    -- the worker calls again while there is more; each part is idempotent.
+    IF (CASE v_import.kind WHEN 'suppression' THEN private.merge_suppression_import(p_import_id)
+                           ELSE private.merge_contact_history_import(p_import_id) END ->> 'more')::boolean THEN
+      UPDATE app.imports SET updated_at = now() WHERE id = p_import_id;
+      RETURN private.import_json(v_import) || jsonb_build_object('action', 'partial');
+    END IF;
   ELSE
     PERFORM private.merge_import(p_import_id);
   END IF;
@@ -415,6 +423,41 @@ COMMENT ON FUNCTION app.run_import_merge(bigint) IS
   'MERGE and RECORD: folds a parsed import into the identity graph and completes it (import worker).';
 REVOKE ALL ON FUNCTION app.run_import_merge(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.run_import_merge(bigint) TO hermes_worker;
+
+-- A PARSE or MERGE job failed (an exception the worker did not expect: a bug, a value
+-- the database refused): the worker records it here, in a transaction of its own,
+-- before its job is held as failed. The third failure of an import fails it for good
+-- (status failed, the error kept, shown by GET /v1/imports/{id} and api.imports), so
+-- that the sweep stops giving it jobs; before that the sweep retries it.
+CREATE OR REPLACE FUNCTION app.record_import_failure(p_import_id bigint, p_stage text, p_error text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  max_failures constant int := 3;
+  v_import app.imports;
+BEGIN
+  UPDATE app.imports
+     SET failures = failures + 1, updated_at = now(),
+         status = CASE WHEN failures + 1 >= max_failures THEN 'failed' ELSE status END,
+         error = CASE WHEN failures + 1 >= max_failures
+                      THEN format('%s failed %s times; the last error: %s', p_stage, failures + 1, left(p_error, 500))
+                      ELSE error END,
+         completed_at = CASE WHEN failures + 1 >= max_failures THEN now() ELSE completed_at END
+   WHERE id = p_import_id AND status IN ('parsing', 'merging')
+  RETURNING * INTO v_import;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('action', 'none');
+  END IF;
+  RETURN jsonb_build_object('action', CASE WHEN v_import.status = 'failed' THEN 'failed' ELSE 'retry' END,
+                            'failures', v_import.failures);
+END
+$$;
+COMMENT ON FUNCTION app.record_import_failure(bigint, text, text) IS
+  'A failed PARSE/MERGE job of an import (import worker): counted; the third failure fails the import.';
+REVOKE ALL ON FUNCTION app.record_import_failure(bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.record_import_failure(bigint, text, text) TO hermes_worker;
 
 -- The sweep for imports (called by app.run_maintenance): an import still parsing or
 -- merging, untouched for p_after, with no queued or picked job of its own, lost its

@@ -124,8 +124,14 @@ COMMENT ON FUNCTION private.erase_addresses(uuid, uuid, jsonb) IS
   'Erases addresses for a tenant: personal data redacted everywhere, a hashed tombstone keeps them unmessaged.';
 
 -- The identity graph's part of an erasure (above): p_keys are canonical addresses.
--- Finding the rows that held them scans the tenant's extractions (no index on their
--- arrays): erasures are rare, imports are large.
+-- Under the tenant's merge lock (a merge running now finishes first; one starting later
+-- finds the addresses gone from its extractions). Identities whose natural key was
+-- derived from an erased address (no property: first phone or email) are re-keyed, so
+-- that the key cannot give the address back. The landed rows that held an address --
+-- by their extractions, or by their raw text: a value the parser dropped (a phone with
+-- an extension, say) is still in the file -- are redacted, and so are the rejection
+-- details that quoted one. Finding them scans the tenant's extractions and landed rows
+-- (no index on their contents): erasures are rare, imports are large.
 CREATE OR REPLACE FUNCTION private.erase_from_graph(p_tenant_id uuid, p_keys text[])
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -136,6 +142,15 @@ DECLARE
   v_n bigint;
   v_rows bigint;
 BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended('hermes.merge_import:' || p_tenant_id::text, 0));
+  -- Keys made of an erased address: re-keyed (to nothing anyone can derive).
+  UPDATE app.identities d
+     SET identity_hash = sha256(convert_to('erased:' || d.id::text, 'UTF8'))
+   WHERE d.tenant_id = p_tenant_id AND d.property_id IS NULL
+     AND (d.id IN (SELECT ip.identity_id FROM app.identity_phones ip JOIN app.phone_numbers p ON p.id = ip.phone_id
+                    WHERE p.tenant_id = p_tenant_id AND p.e164 = ANY (p_keys))
+          OR d.id IN (SELECT ie.identity_id FROM app.identity_emails ie JOIN app.email_addresses e ON e.id = ie.email_id
+                       WHERE e.tenant_id = p_tenant_id AND e.address = ANY (p_keys)));
   WITH phones AS (
     DELETE FROM app.identity_phones ip USING app.phone_numbers p
      WHERE p.tenant_id = p_tenant_id AND p.e164 = ANY (p_keys) AND ip.phone_id = p.id
@@ -156,6 +171,14 @@ BEGIN
   SELECT DISTINCT coalesce(i.source_import_id, i.id), x.row_number
     FROM app.import_extractions x JOIN app.imports i ON i.id = x.import_id
    WHERE x.tenant_id = p_tenant_id AND (x.phones && p_keys OR x.emails && p_keys OR x.sender = ANY (p_keys));
+  -- ... and those whose raw text holds one: a field with the number's digits (its
+  -- national part at least; formatting, extensions and prefixes aside) or the email.
+  INSERT INTO pg_temp.erased_rows
+  SELECT f.import_id, f.row_number
+    FROM app.file_rows f
+   WHERE f.tenant_id = p_tenant_id AND f.payload <> '[]'
+     AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(f.payload) v(field)
+                  WHERE private.holds_erased(v.field, p_keys));
   UPDATE app.file_rows f SET payload = '[]', error = 'erased: the row held an erased address'
     FROM pg_temp.erased_rows r
    WHERE f.import_id = r.import_id AND f.row_number = r.row_number AND f.tenant_id = p_tenant_id;
@@ -171,8 +194,33 @@ BEGIN
     FROM app.imports i, pg_temp.erased_rows r
    WHERE i.id = e.import_id AND e.tenant_id = p_tenant_id
      AND coalesce(i.source_import_id, i.id) = r.import_id AND e.row_number = r.row_number;
+  -- Details that quote an address (a rejected value, 40 characters of it), wherever.
+  UPDATE app.import_errors e SET detail = NULL
+   WHERE e.tenant_id = p_tenant_id AND e.detail IS NOT NULL AND private.holds_erased(e.detail, p_keys);
+  UPDATE app.import_extractions x SET rejected_detail = NULL
+   WHERE x.tenant_id = p_tenant_id AND x.rejected_detail IS NOT NULL AND private.holds_erased(x.rejected_detail, p_keys);
   RETURN jsonb_build_object('graph_links', v_links, 'import_rows', v_rows);
 END
 $$;
 COMMENT ON FUNCTION private.erase_from_graph(uuid, text[]) IS
   'Erasure in the identity graph: the addresses and their links go, the import rows that held them are redacted.';
+
+-- Whether a text holds one of the erased addresses: an email anywhere in it (any case),
+-- or a phone number's digits -- the whole E.164 number's, or its last ten (the national
+-- number in the countries that have ten), within a run of digits of the text with its
+-- formatting taken out. Over-matching redacts a little more, never less.
+CREATE OR REPLACE FUNCTION private.holds_erased(p_text text, p_keys text[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM unnest(p_keys) k
+     WHERE CASE WHEN k LIKE '+%'
+                THEN length(regexp_replace(p_text, '\D', '', 'g')) >= 7
+                     AND (strpos(regexp_replace(p_text, '[\s().+-]', '', 'g'), substr(k, 2)) > 0
+                          OR strpos(regexp_replace(p_text, '[\s().+-]', '', 'g'), right(k, 10)) > 0)
+                ELSE strpos(lower(p_text), k) > 0 END)
+$$;
+COMMENT ON FUNCTION private.holds_erased(text, text[]) IS
+  'Whether a text holds an erased address (an email, or a phone number''s digits, formatting aside).';

@@ -3,7 +3,7 @@
 -- the hand-over to MERGE, re-parses, scopes and tenants.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(31);
+SELECT plan(37);
 
 SELECT pg_temp.new_tenant('Import Co') AS t1 \gset
 SELECT pg_temp.new_tenant('Other Co') AS t2 \gset
@@ -29,8 +29,10 @@ SELECT is((SELECT count(*)::int FROM app.imports), 0, 'and none of them created 
 -- LAND: begin, rows into the staging table (as the API's COPY does), finish.
 SELECT app.begin_import(:'tok', '{"header": ["first_name", "phone"], "parser_version": "hermes-1", "file_name": "a.csv"}') AS b1 \gset
 SELECT is(:'b1'::jsonb ->> 'status', 'landing', 'begin_import: the import is landing');
-SELECT ok(has_table_privilege(session_user, 'pg_temp.import_landing', 'INSERT'),
-  'the caller may insert into the staging table it was given');
+SELECT ok(EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) a
+                   WHERE c.oid = 'pg_temp.import_landing'::regclass AND a.privilege_type = 'INSERT'
+                     AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = session_user)),
+  'the caller (its session user) is granted INSERT on the staging table it was given');
 INSERT INTO pg_temp.import_landing (row_number, payload, error)
 SELECT n, jsonb_build_array('P' || n, '+1415626' || lpad(n::text, 4, '0')), NULL FROM generate_series(1, 3) n;
 SELECT is(pg_temp.problem(format('SELECT app.finish_landing(%L, %s, 4)', :'tok', :'b1'::jsonb ->> 'id')),
@@ -88,7 +90,21 @@ UPDATE app.imports SET updated_at = now() - interval '1 hour' WHERE id = (:'r1':
 SELECT is(private.requeue_imports(interval '2 minutes'), 1, 'the sweep re-enqueues an idle import without jobs');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'import_id' = :'r1'::jsonb ->> 'id'),
   1, 'its PARSE job');
-SELECT is(private.requeue_imports(interval '0'), 0, 'and not again while that job is queued');
+UPDATE app.imports SET updated_at = now() - interval '1 hour' WHERE id = (:'r1'::jsonb ->> 'id')::bigint;
+SELECT is(private.requeue_imports(interval '2 minutes'), 0, 'and not again while that job is queued (idle as it is)');
+
+-- Failures: counted; the third fails the import for good, and the sweep leaves it.
+SELECT is(app.record_import_failure((:'r1'::jsonb ->> 'id')::bigint, 'parse', 'boom 1') ->> 'action', 'retry', 'a first failure: retry');
+SELECT is(app.record_import_failure((:'r1'::jsonb ->> 'id')::bigint, 'parse', 'boom 2') ->> 'action', 'retry', 'a second: retry');
+SELECT is(app.record_import_failure((:'r1'::jsonb ->> 'id')::bigint, 'parse', 'ValueError: boom 3') ->> 'action', 'failed',
+  'the third fails the import');
+SELECT results_eq(format('SELECT status, failures, error, completed_at IS NOT NULL FROM app.imports WHERE id = %s', :'r1'::jsonb ->> 'id'),
+  $$VALUES ('failed', 3, 'parse failed 3 times; the last error: ValueError: boom 3', true)$$, 'failed, with the last error');
+DELETE FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'import_id' = :'r1'::jsonb ->> 'id';
+UPDATE app.imports SET updated_at = now() - interval '1 hour' WHERE id = (:'r1'::jsonb ->> 'id')::bigint;
+SELECT is(private.requeue_imports(interval '2 minutes'), 0, 'the sweep gives a failed import no jobs');
+SELECT is(app.record_import_failure((:'r1'::jsonb ->> 'id')::bigint, 'parse', 'late') ->> 'action', 'none',
+  'a failure of a job of a failed import changes nothing');
 
 -- Chunks: one PARSE job per 50,000 rows.
 SELECT is(private.enqueue_parse_jobs(i), 3, '120,000 rows: three PARSE jobs')

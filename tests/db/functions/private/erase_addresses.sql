@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(24);
+SELECT plan(27);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -19,22 +19,44 @@ SELECT private.submit_message(:'u', NULL, '{"to": "+14155550123", "body": "other
 INSERT INTO app.imports (tenant_id, kind, status, parser_version, rows_total, header)
 VALUES (:'t', 'universe', 'merging', 'test-1', 2, '{first_name,phone1,phone2}') RETURNING id AS imp \gset
 INSERT INTO app.file_rows (import_id, row_number, tenant_id, payload) VALUES
-  (:imp, 1, :'t', '["Ada", "(415) 555-0123", "415 555 0999"]'), (:imp, 2, :'t', '["Bob", "415 555 0777", ""]');
-INSERT INTO app.import_extractions (import_id, row_number, tenant_id, parser_version, first_name, name_norm, phones, observed_at)
-VALUES (:imp, 1, :'t', 'test-1', 'Ada', 'ada', '{+14155550123,+14155550999}', now()),
-       (:imp, 2, :'t', 'test-1', 'Bob', 'bob', '{+14155550777}', now());
+  (:imp, 1, :'t', '["Ada", "(415) 555-0123", "415 555 0999"]'), (:imp, 2, :'t', '["Bob", "415 555 0777", ""]'),
+  -- the parser dropped this one's number (an extension): only its raw text holds it
+  (:imp, 3, :'t', '["Cy", "", "415.555.0123 ext 9"]');
+UPDATE app.imports SET rows_total = 3 WHERE id = :imp;
+INSERT INTO app.import_extractions (import_id, row_number, tenant_id, parser_version, first_name, name_norm, phones, observed_at,
+                                    rejected, rejected_detail)
+VALUES (:imp, 1, :'t', 'test-1', 'Ada', 'ada', '{+14155550123,+14155550999}', now(), NULL, NULL),
+       (:imp, 2, :'t', 'test-1', 'Bob', 'bob', '{+14155550777}', now(), NULL, NULL),
+       (:imp, 3, :'t', 'test-1', 'Cy', 'cy', '{}', now(), 'no_identity_key', '3: phone ''415.555.0123 ext 9'' dropped');
 SELECT app.run_import_merge(:imp) IS NOT NULL AS merged \gset
+-- An identity keyed on the number (no property): the key cannot give it back afterwards.
+INSERT INTO app.identities (id, tenant_id, identity_hash, name_norm, name_confidence, name_observed_at, name_import_id,
+                            name_row_number, created_import_id)
+VALUES ('0190a000-0000-7000-8000-00000000e1a5', :'t', private.identity_hash('dee', NULL, '{+14155550123}', '{}'), 'dee',
+        1, now(), :imp, 9, :imp);
+INSERT INTO app.identity_phones (tenant_id, identity_id, phone_id, confidence, source, import_id, row_number)
+SELECT :'t', '0190a000-0000-7000-8000-00000000e1a5', p.id, 1, 'test', :imp, 9
+  FROM app.phone_numbers p WHERE p.tenant_id = :'t' AND p.e164 = '+14155550123';
 
 SELECT app.erase_addresses(:'token', '["+14155550123", "nope"]') AS e \gset
 SELECT set_eq(format('SELECT e164 FROM app.phone_numbers WHERE tenant_id = %L', :'t'),
   $$VALUES ('+14155550999'), ('+14155550777')$$, 'the graph forgets the number (the person''s other number stays)');
 SELECT is((SELECT count(*)::int FROM app.identity_phones WHERE tenant_id = :'t'), 2, 'and its link');
 SELECT results_eq(format('SELECT row_number, payload, error IS NOT NULL FROM app.file_rows WHERE import_id = %s ORDER BY 1', :imp),
-  $$VALUES (1::bigint, '[]'::jsonb, true), (2, '["Bob", "415 555 0777", ""]', false)$$,
-  'the landed row that held it is emptied; the others are untouched');
+  $$VALUES (1::bigint, '[]'::jsonb, true), (2, '["Bob", "415 555 0777", ""]', false), (3, '[]', true)$$,
+  'the landed rows that held it are emptied -- also one whose number only the raw text holds; the others are untouched');
+SELECT is((SELECT count(*)::int FROM app.import_errors WHERE import_id = :imp AND detail LIKE '%555.0123%')
+          + (SELECT count(*)::int FROM app.import_extractions WHERE import_id = :imp AND rejected_detail LIKE '%555.0123%'), 0,
+  'no rejection detail quotes it any more');
+SELECT isnt((SELECT identity_hash FROM app.identities WHERE id = '0190a000-0000-7000-8000-00000000e1a5'),
+  private.identity_hash('dee', NULL, '{+14155550123}', '{}'), 'an identity keyed on the number is re-keyed');
+SELECT ok(private.holds_erased('call (415) 555-0123!', '{+14155550123}') AND private.holds_erased('+1 415 555 0123', '{+14155550123}')
+          AND private.holds_erased('Mail ADA@Example.com', '{ada@example.com}') AND NOT private.holds_erased('415 555 0124', '{+14155550123}')
+          AND NOT private.holds_erased('0123', '{+14155550123}'),
+  'holds_erased: the number in any format, the email in any case; not another number, not a few digits');
 SELECT results_eq(format('SELECT first_name, phones FROM app.import_extractions WHERE import_id = %s ORDER BY row_number', :imp),
-  $$VALUES (NULL::text, '{}'::text[]), ('Bob', '{+14155550777}')$$, 'so is its extraction');
-SELECT is((:'e'::jsonb) #>> '{counts,import_rows}', '1', 'the counts say so');
+  $$VALUES (NULL::text, '{}'::text[]), ('Bob', '{+14155550777}'), (NULL, '{}')$$, 'so are their extractions');
+SELECT is((:'e'::jsonb) #>> '{counts,import_rows}', '2', 'the counts say so');
 SELECT is((:'e'::jsonb) -> 'erased', '1'::jsonb, 'one address erased');
 SELECT is((:'e'::jsonb) -> 'refused' -> 0 ->> 'code', 'invalid_address', 'what is not an address is refused');
 SELECT is((SELECT count(*)::int FROM app.messages WHERE tenant_id = :'t' AND (to_address = '+14155550123' OR body LIKE '%Ada%' OR body = 'still queued')),

@@ -23,13 +23,26 @@ class Commands:
     # the scope the command needs and acts for that key's tenant, in one call.
 
     async def create_tenant(
-        self, token: str, name: str, environment: str, default_sms_from: str | None
+        self,
+        token: str,
+        name: str,
+        environment: str,
+        default_sms_from: str | None,
+        default_email_from: str | None = None,
+        default_whatsapp_from: str | None = None,
     ) -> dict[str, Any]:
         return cast(
             dict[str, Any],
             await self._call(
-                "SELECT app.create_tenant(%s, %s, %s, %s) AS r",
-                (token, name, environment, default_sms_from),
+                "SELECT app.create_tenant(%s, %s, %s, %s, %s, %s) AS r",
+                (
+                    token,
+                    name,
+                    environment,
+                    default_sms_from,
+                    default_email_from,
+                    default_whatsapp_from,
+                ),
             ),
         )
 

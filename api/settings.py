@@ -20,6 +20,12 @@ class Settings:
     pool_max: int = 10
     # Single POSTs of one key gathered into one transaction for this long (0: each alone).
     gather_linger_seconds: float = 0.002
+    # SES events through SNS (api/sns.py): the topics Hermes subscribed to (none: every
+    # SNS message is refused), the URL prefixes certificates and SubscribeURLs may have
+    # (empty: https://sns.*.amazonaws.com), a CA file their certificate must chain to.
+    sns_topic_arns: frozenset[str] = frozenset()
+    sns_url_prefixes: tuple[str, ...] = ()
+    sns_ca_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,4 +44,11 @@ class Settings:
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),
             gather_linger_seconds=float(os.environ.get("HERMES_API_GATHER_LINGER", "0.002")),
+            sns_topic_arns=frozenset(_list(os.environ.get("HERMES_SNS_TOPIC_ARNS", ""))),
+            sns_url_prefixes=tuple(_list(os.environ.get("HERMES_SNS_URL_PREFIXES", ""))),
+            sns_ca_file=os.environ.get("HERMES_SNS_CA_FILE") or None,
         )
+
+
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]

@@ -27,6 +27,11 @@ POSTGREST_BIN = STATE / "bin" / "postgrest"
 
 SIM_ACCOUNT_SID = "AC00000000000000000000000000000001"
 SIM_AUTH_TOKEN = "simulator-auth-token"
+# The SES simulator's credentials and topic (simulators/ses): what the worker signs its
+# SendEmail calls with, and the SNS topic of the events it posts back.
+SES_ACCESS_KEY_ID = "AKIASIMULATOR0000000"
+SES_SECRET_ACCESS_KEY = "simulator-secret-access-key"
+SES_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:hermes-ses-events"
 
 
 def free_port() -> int:
@@ -59,6 +64,9 @@ class StackConfig:
     # Provider callbacks served by a process of their own (the same app, on this port),
     # so a flood of sends cannot starve the receipts; None: the API takes them.
     receiver_port: int | None = None
+    # The SES simulator (email), None: not started and no email sent.
+    ses_port: int | None = None
+    ses_env: dict[str, str] = field(default_factory=dict)
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -81,6 +89,35 @@ class StackConfig:
     @property
     def sim_url(self) -> str:
         return f"http://127.0.0.1:{self.sim_port}"
+
+    @property
+    def ses_url(self) -> str:
+        return f"http://127.0.0.1:{self.ses_port}"
+
+    @property
+    def ses_ca_dir(self) -> Path:
+        return self.run_dir / "ses-sim"
+
+    def sns_env(self) -> dict[str, str]:
+        """What the API needs to trust the SES simulator's SNS messages."""
+        if self.ses_port is None:
+            return {}
+        return {
+            "HERMES_SNS_TOPIC_ARNS": SES_TOPIC_ARN,
+            "HERMES_SNS_URL_PREFIXES": f"{self.ses_url}/",
+            "HERMES_SNS_CA_FILE": str(self.ses_ca_dir / "sns-ca.pem"),
+        }
+
+    def ses_worker_env(self) -> dict[str, str]:
+        if self.ses_port is None:
+            return {}
+        return {
+            "SES_REGION": "us-east-1",
+            "SES_ACCESS_KEY_ID": SES_ACCESS_KEY_ID,
+            "SES_SECRET_ACCESS_KEY": SES_SECRET_ACCESS_KEY,
+            "SES_ENDPOINT_URL": self.ses_url,
+            "SES_CONFIGURATION_SET": "hermes",
+        }
 
 
 @dataclass
@@ -116,11 +153,15 @@ def postgrest_spec(cfg: StackConfig) -> ServiceSpec:
 
 
 def api_spec(cfg: StackConfig) -> ServiceSpec:
-    env = _base_env() | {
-        "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
-        "HERMES_PUBLIC_URL": cfg.api_url,
-        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
-    }
+    env = (
+        _base_env()
+        | {
+            "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
+            "HERMES_PUBLIC_URL": cfg.api_url,
+            "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+        }
+        | cfg.sns_env()
+    )
     env |= cfg.api_env
     argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
     argv += ["--host", "127.0.0.1", "--port", str(cfg.api_port), "--no-access-log"]
@@ -134,13 +175,17 @@ def receiver_spec(cfg: StackConfig) -> ServiceSpec:
     """The provider-callback receiver: the API's code on a port of its own, one
     process, its public URL the one the workers give providers."""
     assert cfg.receiver_port is not None
-    env = _base_env() | {
-        "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
-        "HERMES_PUBLIC_URL": cfg.callbacks_url,
-        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
-        "HERMES_API_POOL_MIN": "1",
-        "HERMES_API_POOL_MAX": "4",
-    }
+    env = (
+        _base_env()
+        | {
+            "HERMES_API_DATABASE_URL": cfg.dsn("hermes_api"),
+            "HERMES_PUBLIC_URL": cfg.callbacks_url,
+            "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+            "HERMES_API_POOL_MIN": "1",
+            "HERMES_API_POOL_MAX": "4",
+        }
+        | cfg.sns_env()
+    )
     argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
     argv += ["--host", "127.0.0.1", "--port", str(cfg.receiver_port), "--no-access-log"]
     argv += ["--http", "httptools", "--loop", "uvloop"]
@@ -148,13 +193,17 @@ def receiver_spec(cfg: StackConfig) -> ServiceSpec:
 
 
 def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
-    env = _base_env() | {
-        "HERMES_WORKER_DATABASE_URL": cfg.dsn("hermes_worker"),
-        "HERMES_PUBLIC_URL": cfg.callbacks_url,
-        "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
-        "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
-        "TWILIO_API_BASE_URL": cfg.sim_url,
-    }
+    env = (
+        _base_env()
+        | {
+            "HERMES_WORKER_DATABASE_URL": cfg.dsn("hermes_worker"),
+            "HERMES_PUBLIC_URL": cfg.callbacks_url,
+            "TWILIO_ACCOUNT_SID": cfg.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
+            "TWILIO_API_BASE_URL": cfg.sim_url,
+        }
+        | cfg.ses_worker_env()
+    )
     env |= cfg.worker_env
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
 
@@ -176,8 +225,32 @@ def simulator_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("twilio-sim", argv, env, f"{cfg.sim_url}/_sim/health")
 
 
+def ses_simulator_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "SIM_SES_ACCESS_KEY_ID": SES_ACCESS_KEY_ID,
+        "SIM_SES_TOPIC_ARN": SES_TOPIC_ARN,
+        "SIM_SES_SNS_ENDPOINT": f"{cfg.callbacks_url}/v1/webhooks/ses/sns",
+        "SIM_SES_PUBLIC_URL": cfg.ses_url,
+        "SIM_SES_CA_DIR": str(cfg.ses_ca_dir),
+    }
+    env |= cfg.ses_env
+    argv = [
+        sys.executable,
+        "-m",
+        "simulators.ses",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cfg.ses_port),
+    ]
+    return ServiceSpec("ses-sim", argv, env, f"{cfg.ses_url}/_sim/health")
+
+
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
-    specs = [simulator_spec(cfg), postgrest_spec(cfg), api_spec(cfg)]
+    specs = [simulator_spec(cfg)]
+    if cfg.ses_port is not None:  # before the API: it reads the simulator's CA
+        specs.append(ses_simulator_spec(cfg))
+    specs += [postgrest_spec(cfg), api_spec(cfg)]
     if cfg.receiver_port is not None:
         specs.append(receiver_spec(cfg))
     specs += [worker_spec(cfg, i + 1) for i in range(cfg.workers)]

@@ -42,7 +42,8 @@ def ensure_demo(cluster: LocalCluster, db: str, cfg: StackConfig) -> dict[str, s
     with psycopg.connect(cluster.dsn(db), autocommit=True) as conn:
         admin = conn.execute("SELECT app.create_admin_key('make run')->>'token'").fetchone()
         tenant = conn.execute(
-            "SELECT private.create_tenant(NULL, 'Demo', 'sandbox', '+15005550006')"
+            "SELECT private.create_tenant(NULL, 'Demo', 'sandbox', '+15005550006', "
+            "'Hermes Demo <demo@hermes.example>')"
         ).fetchone()
     assert admin is not None and tenant is not None
     env = {
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sim-port", type=int, default=int(os.environ.get("HERMES_SIM_PORT", "8089"))
     )
+    parser.add_argument(
+        "--ses-port", type=int, default=int(os.environ.get("HERMES_SES_SIM_PORT", "8090"))
+    )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("HERMES_WORKERS", "1")))
     parser.add_argument(
         "--api-processes",
@@ -132,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver_port=args.receiver_port,
         postgrest_port=args.postgrest_port,
         sim_port=args.sim_port,
+        ses_port=args.ses_port,
         run_dir=STATE / "run",
         workers=args.workers,
         api_processes=args.api_processes,

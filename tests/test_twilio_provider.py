@@ -16,8 +16,17 @@ from typing import Any
 
 import pytest
 
-from workers.providers.base import ProviderError
+from workers.providers.base import Outgoing, ProviderError
 from workers.providers.twilio import TwilioSms, retry_after_seconds
+
+_OUT = Outgoing(
+    attempt_id="0190a000-0000-7000-8000-000000000001",
+    channel="sms",
+    to="+14155550100",
+    from_="+15005550006",
+    content={"body": "hi"},
+    callback_url="http://x/cb",
+)
 
 
 @contextmanager
@@ -65,7 +74,7 @@ def test_a_silent_carrier_times_out(silent_server: str, call: str) -> None:
         coro: Coroutine[Any, Any, object]
         try:
             if call == "send":
-                coro = twilio.send("+14155550100", "+15005550006", "hi", "http://x/cb")
+                coro = twilio.send(_OUT)
             elif call == "find":
                 coro = twilio.find("+14155550100", "+15005550006")
             else:
@@ -115,7 +124,7 @@ def test_retry_after_reaches_the_provider_error(
         twilio = TwilioSms("AC" + "0" * 32, "token", url, timeout=5)
         try:
             with pytest.raises(ProviderError) as info:
-                await twilio.send("+14155550100", "+15005550006", "hi", "http://x/cb")
+                await twilio.send(_OUT)
             return info.value
         finally:
             await twilio.close()

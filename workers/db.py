@@ -40,12 +40,16 @@ class Commands:
         return await self._call("SELECT app.record_lookups(%s) AS r", (Jsonb(results),))
 
     async def reconcile_attempt(
-        self, attempt_id: str, claim_no: int, candidates: list[dict[str, str | None]]
+        self, attempt_id: str, claim_no: int, candidates: list[dict[str, str | None]] | None
     ) -> dict[str, Any]:
+        """``candidates`` None: the provider cannot be asked (no lookups)."""
         return await self._call(
             "SELECT app.reconcile_attempt(%s, %s, %s) AS r",
-            (attempt_id, claim_no, Jsonb(candidates)),
+            (attempt_id, claim_no, None if candidates is None else Jsonb(candidates)),
         )
+
+    async def expire_steps(self, attempt_ids: list[str]) -> dict[str, Any]:
+        return await self._call("SELECT app.expire_steps(%s::uuid[]) AS r", (attempt_ids,))
 
     async def record_send_error(
         self,

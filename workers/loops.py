@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from workers.db import Commands
-from workers.providers.base import ProviderError, SmsProvider
+from workers.providers.base import Provider, ProviderError
 
 log = logging.getLogger("hermes.worker.loops")
 
@@ -40,16 +41,17 @@ async def apply_receipts(
 
 async def lookup_receipts(
     db: Commands,
-    provider: SmsProvider,
+    providers: Mapping[str, Provider],
     shutdown: asyncio.Event,
     every: float = 5.0,
     batch: int = 100,
 ) -> None:
     while not shutdown.is_set():
         try:
-            due = await db.due_lookups(batch)
+            # (only attempts of providers that can be asked: private.providers.lookups)
+            due = [d for d in await db.due_lookups(batch) if d["provider"] in providers]
             answers = await asyncio.gather(
-                *(provider.fetch(str(d["provider_message_id"])) for d in due),
+                *(providers[d["provider"]].fetch(str(d["provider_message_id"])) for d in due),
                 return_exceptions=True,
             )
             found = []
@@ -62,7 +64,7 @@ async def lookup_receipts(
                     found.append(
                         {
                             "attempt_id": d["attempt_id"],
-                            "provider": provider.name,
+                            "provider": d["provider"],
                             "provider_message_id": answer.provider_message_id,
                             "provider_status": answer.status,
                             "error_code": answer.error_code,

@@ -24,7 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 from workers import loops
 from workers.db import Commands
 from workers.entrypoints.imports import ImportJobs
-from workers.entrypoints.sms import SendBatcher, attempt_of
+from workers.entrypoints.send import SendBatcher, attempt_of
+from workers.providers.base import Provider
+from workers.providers.ses import SesEmail
 from workers.providers.twilio import TwilioSms
 from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import ImportSettings, Settings
@@ -59,9 +61,20 @@ async def run(settings: Settings) -> None:
         settings.provider_timeout_seconds,
         connections=settings.max_concurrent_tasks,
     )
+    providers: dict[str, Provider] = {twilio.name: twilio}
+    if settings.ses_access_key_id and settings.ses_secret_access_key:
+        providers["ses"] = SesEmail(
+            settings.ses_region,
+            settings.ses_access_key_id,
+            settings.ses_secret_access_key,
+            settings.ses_configuration_set,
+            settings.ses_endpoint_url,
+            settings.provider_timeout_seconds,
+            connections=min(settings.max_concurrent_tasks, 64),
+        )
     batcher = SendBatcher(
         db,
-        {twilio.name: twilio},
+        providers,
         settings.public_url,
         max_batch=settings.batch_size,
         linger_seconds=settings.batch_linger_seconds,
@@ -73,9 +86,23 @@ async def run(settings: Settings) -> None:
     # fails unexpectedly (the database went away mid-batch...) is held as 'failed', never
     # deleted; app.run_maintenance's sweep gives its attempt a new job once the attempt
     # has been idle for private.settings requeue_after (2 minutes).
+    @pgq.entrypoint("send", on_failure="hold")
+    async def send_job(job: Job) -> None:
+        await batcher.send(attempt_of(job.payload))
+
+    # The jobs enqueued before every channel had one entrypoint.
     @pgq.entrypoint("send_sms", on_failure="hold")
     async def send_sms_job(job: Job) -> None:
         await batcher.send(attempt_of(job.payload))
+
+    # A cascade step's receipt timeout (app.expire_steps decides whether it expired).
+    @pgq.entrypoint("step_timeout", on_failure="hold")
+    async def step_timeout_job(job: Job) -> None:
+        log.info(
+            "step timeout %s: %s",
+            attempt_of(job.payload),
+            await db.expire_steps([attempt_of(job.payload)]),
+        )
 
     @pgq.schedule("maintenance", settings.maintenance_cron)
     async def maintenance(_schedule: Schedule) -> None:
@@ -99,7 +126,12 @@ async def run(settings: Settings) -> None:
             name="apply-receipts",
         ),
         asyncio.create_task(
-            loops.lookup_receipts(db, twilio, stop, every=settings.lookup_poll_seconds),
+            loops.lookup_receipts(
+                db,
+                {name: p for name, p in providers.items() if p.lookups},
+                stop,
+                every=settings.lookup_poll_seconds,
+            ),
             name="lookup-receipts",
         ),
     ]
@@ -113,7 +145,8 @@ async def run(settings: Settings) -> None:
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
-        await twilio.close()
+        for provider in providers.values():
+            await provider.close()
         await pool.close()
         await queue_conn.close()
         await listen_conn.close()

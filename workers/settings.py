@@ -14,6 +14,14 @@ class Settings:
     twilio_account_sid: str
     twilio_auth_token: str
     twilio_api_base_url: str | None
+    # Amazon SES v2 (email): region, credentials, the configuration set whose event
+    # destination reports to Hermes, and the endpoint (the simulator; None: AWS's).
+    # No access key: this worker sends no email.
+    ses_region: str
+    ses_access_key_id: str | None
+    ses_secret_access_key: str | None
+    ses_configuration_set: str | None
+    ses_endpoint_url: str | None
     # Crash recovery: a picked job whose heartbeat is older than this is re-picked by
     # another worker. pgqueuer's heartbeat beats at half this interval.
     heartbeat_timeout: timedelta
@@ -50,6 +58,11 @@ class Settings:
             twilio_account_sid=env["TWILIO_ACCOUNT_SID"],
             twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            ses_region=env.get("SES_REGION") or env.get("AWS_REGION") or "us-east-1",
+            ses_access_key_id=env.get("SES_ACCESS_KEY_ID") or None,
+            ses_secret_access_key=env.get("SES_SECRET_ACCESS_KEY") or None,
+            ses_configuration_set=env.get("SES_CONFIGURATION_SET", "hermes") or None,
+            ses_endpoint_url=env.get("SES_ENDPOINT_URL") or None,
             heartbeat_timeout=timedelta(
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),

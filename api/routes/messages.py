@@ -19,17 +19,44 @@ MAX_BATCH = 1000
 router = APIRouter(prefix="/v1")
 
 
-class MessageCreate(BaseModel):
-    """Shape only; what makes a valid message (and whether it may go) is decided in SQL.
-    The numbers are read here first (api.addresses): SQL takes E.164 only."""
+class Step(BaseModel):
+    """One step of a cascade (shape only: private.validate_step decides)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    to: str = Field(max_length=64)
-    body: str = Field(max_length=20000)
-    from_: str | None = Field(default=None, alias="from", max_length=64)
     channel: str | None = Field(default=None, max_length=32)
+    to: str | None = Field(default=None, max_length=4096)
+    from_: str | None = Field(default=None, alias="from", max_length=320)
+    body: str | None = Field(default=None, max_length=200_000)
+    subject: str | None = Field(default=None, max_length=2000)
+    html: str | None = Field(default=None, max_length=500_000)
+    title: str | None = Field(default=None, max_length=400)
+    data: dict[str, Any] | None = None
+    timeout_seconds: int | None = None
+
+
+class MessageCreate(Step):
+    """Shape only; what makes a valid message (and whether it may go) is decided in SQL.
+    One channel (the fields of a step), or ``channels``: the steps of a cascade, in
+    order; ``contact_id`` addresses a contact of the identity graph. The numbers are read
+    here first (api.addresses): SQL takes E.164 only."""
+
     vertical: str | None = Field(default=None, max_length=64)
     category: str | None = Field(default=None, max_length=32)
+    channels: list[Step] | None = Field(default=None, max_length=5)
+    contact_id: str | None = Field(default=None, max_length=64)
+
+
+# Channels whose addresses are phone numbers (read with phonenumbers first).
+_PHONE_CHANNELS = (None, "sms", "whatsapp")
+
+
+async def _read_numbers(reader: Reader, step: dict[str, Any]) -> None:
+    if step.get("channel") not in _PHONE_CHANNELS:
+        return
+    if isinstance(step.get("to"), str):
+        step["to"] = await reader.address(step["to"], "to")
+    if isinstance(step.get("from"), str):
+        step["from"] = await reader.address(step["from"], "from")
 
 
 # The token goes to the command function, which checks it and the scope it needs
@@ -46,9 +73,9 @@ async def send_message(
 ) -> Response:
     request = body.model_dump(by_alias=True, exclude_unset=True)
     reader = Reader(commands, token, "messages:write")
-    request["to"] = await reader.address(body.to, "to")
-    if body.from_ is not None:
-        request["from"] = await reader.address(body.from_, "from")
+    await _read_numbers(reader, request)
+    for step in request.get("channels") or []:
+        await _read_numbers(reader, step)
     # Gathered with other single POSTs of this key into one transaction (api/submit.py).
     result = await submits.submit(token, request, idempotency_key)
     # The JSON the database built, serialized once (no response-model pass).

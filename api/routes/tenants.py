@@ -19,6 +19,8 @@ class TenantCreate(BaseModel):
     name: str = Field(max_length=1000)
     environment: Literal["prod", "sandbox", "test"] = "sandbox"
     default_sms_from: str | None = Field(default=None, max_length=100)
+    default_email_from: str | None = Field(default=None, max_length=320)
+    default_whatsapp_from: str | None = Field(default=None, max_length=100)
 
 
 class KeyCreate(BaseModel):
@@ -39,7 +41,14 @@ class KeyRotate(BaseModel):
 
 @router.post("/tenants", status_code=201)
 async def create_tenant(body: TenantCreate, token: Token, commands: CommandsDep) -> dict[str, Any]:
-    return await commands.create_tenant(token, body.name, body.environment, body.default_sms_from)
+    return await commands.create_tenant(
+        token,
+        body.name,
+        body.environment,
+        body.default_sms_from,
+        body.default_email_from,
+        body.default_whatsapp_from,
+    )
 
 
 @router.get("/api-keys")

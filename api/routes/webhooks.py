@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,12 +25,15 @@ from twilio.request_validator import RequestValidator
 from api.db import Commands
 from api.errors import Problem, from_db_error
 from api.settings import Settings
+from api.sns import SnsPolicy, SnsVerifier, ses_receipt
 from hermes.gather import Gatherer
 from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
 
 log = logging.getLogger("hermes.api.webhooks")
 
 TWILIO_PREFIX = STATUS_CALLBACK_PATH.format(provider="twilio", attempt_id="")
+# SES's events, through the SNS topic of its configuration set's event destination.
+SES_SNS_PATH = "/v1/webhooks/ses/sns"
 
 
 class ReceiptBatcher:
@@ -122,6 +125,9 @@ class StatusCallbacks:
         self.settings = settings
         # commands: returns the live Commands (created in the app's lifespan).
         self.receipts = ReceiptBatcher(commands)
+        self.sns = SnsVerifier(
+            SnsPolicy(settings.sns_topic_arns, settings.sns_url_prefixes, settings.sns_ca_file)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -131,7 +137,61 @@ class StatusCallbacks:
         ):
             await self._twilio(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == SES_SNS_PATH:
+            await self._guarded(scope, receive, send, self._ses)
+            return
         await self.app(scope, receive, send)
+
+    async def _guarded(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        handler: Callable[[Scope, Receive], Awaitable[int]],
+    ) -> None:
+        """Runs a callback handler; its Problem, or a database error, is the answer."""
+        path: str = scope["path"]
+        try:
+            status = await handler(scope, receive)
+        except Problem as problem:
+            await problem.response(path)(scope, receive, send)
+            return
+        except psycopg.Error as exc:
+            mapped = from_db_error(exc)
+            if mapped.status >= 500:
+                log.error("callback %s failed: %s", path, type(exc).__name__)
+            await mapped.response(path)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _ses(self, _scope: Scope, receive: Receive) -> int:
+        """``POST /v1/webhooks/ses/sns``: an SNS message, verified first (api/sns.py).
+        A subscription confirmation is confirmed; an SES event becomes a receipt (an event
+        for an email Hermes did not send, with no hermes_attempt_id tag, is dropped)."""
+        body = await _read_body(receive, self.settings.max_body_bytes * 4)
+        message = await self.sns.verified(body)
+        kind = message.get("Type")
+        if kind == "SubscriptionConfirmation":
+            await self.sns.confirm(message)
+            return 200
+        if kind != "Notification":
+            return 204
+        receipt = ses_receipt(message)
+        if receipt is None:
+            log.info("SES event without a Hermes attempt id: dropped")
+            return 204
+        try:
+            uuid.UUID(receipt["attempt_id"])
+        except ValueError:
+            raise Problem(
+                422, "invalid_receipt", "hermes_attempt_id is not an attempt id."
+            ) from None
+        outcome = await self.receipts.add(receipt)
+        if outcome == "attempt_not_found":
+            # Acknowledged all the same: SNS would retry a 4xx for nothing.
+            log.warning("SES event for unknown attempt %s", receipt["attempt_id"])
+        return 204
 
     async def _twilio(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from simulators.twilio.app import SimConfig
-from simulators.twilio.server import run
+from simulators.core.server import run
+from simulators.twilio.app import SimConfig, Simulator
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run(SimConfig.from_env(), args.host, args.port)
+    config = SimConfig.from_env()
+    run([(lambda: Simulator(config), args.port)], args.host)
 
 
 if __name__ == "__main__":

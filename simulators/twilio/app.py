@@ -106,6 +106,8 @@ Simulator-only outcome numbers (accepted with 201, then):
 +15005550011       ``queued`` -> ``sent`` -> ``undelivered``, ErrorCode 30005
 +15005550012       ``queued`` -> ``failed``, ErrorCode 30008 (never ``sent``:
                    Twilio's ``failed`` means it never left Twilio)
++15005550013       ``queued`` -> ``sent``, and no final status ever (a carrier
+                   that never reports: cascade timeouts, lost receipts)
 any other E.164    ``queued`` -> ``sent`` -> ``delivered``, unless
                    ``SIM_TWILIO_FAILURE_RATE`` picks it for ``undelivered``
 =================  =========================================================
@@ -126,13 +128,13 @@ The stored status moves on schedule whatever the callback URL does; a message's
 callbacks are sent in order (each waits for the previous one and its retry), also with
 a receipt delay of 0. ``date_sent`` is set at creation (real Twilio fills it in when
 the message is sent). Callbacks go out over keep-alive connections (at most 64 per
-host and port; see :mod:`simulators.twilio.http_client`), 15 s timeout, no redirects,
+host and port; see :mod:`simulators.core.http_client`), 15 s timeout, no redirects,
 no proxy.
 
 State lives in memory and is only touched from the event loop, in code without
 ``await`` between reading and writing it, so it needs no lock. The request handling
 (:class:`Simulator`) is plain synchronous code behind two front ends: the lean
-HTTP/1.1 server ``python -m simulators.twilio`` runs (:mod:`simulators.twilio.server`),
+HTTP/1.1 server ``python -m simulators.twilio`` runs (:mod:`simulators.core.server`),
 and an ASGI app (:func:`create_app`) for in-process use.
 """
 
@@ -166,7 +168,8 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import orjson
 
-from simulators.twilio.http_client import HttpClient, Target
+from simulators.core.base import Reply, env_bool, env_float, env_int
+from simulators.core.http_client import HttpClient, Target
 
 log = logging.getLogger("simulators.twilio")
 
@@ -191,6 +194,7 @@ SIM_OUTCOMES: dict[str, tuple[str, int]] = {
     "+15005550010": ("undelivered", 30003),
     "+15005550011": ("undelivered", 30005),
     "+15005550012": ("failed", 30008),
+    "+15005550013": ("sent", 0),
 }
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -214,31 +218,11 @@ _STEPS: dict[str, tuple[str, ...]] = {
     "delivered": ("queued", "sent", "delivered"),
     "undelivered": ("queued", "sent", "undelivered"),
     "failed": _STEPS_FAILED,
+    "sent": ("queued", "sent"),  # no final status (+15005550013)
 }
 
 
 # --------------------------------------------------------------------------- config
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    return int(raw) if raw else default
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    return float(raw) if raw else default
-
-
-def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be 0 or 1: {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -278,13 +262,13 @@ class SimConfig:
         return cls(
             account_sid=e.get("TWILIO_ACCOUNT_SID", "").strip() or DEFAULT_ACCOUNT_SID,
             auth_token=e.get("TWILIO_AUTH_TOKEN", "") or DEFAULT_AUTH_TOKEN,
-            latency_ms=_env_int(e, "SIM_TWILIO_LATENCY_MS", 0),
-            receipt_delay_ms=_env_int(e, "SIM_TWILIO_RECEIPT_DELAY_MS", 200),
-            failure_rate=_env_float(e, "SIM_TWILIO_FAILURE_RATE", 0.0),
-            api_error_rate=_env_float(e, "SIM_TWILIO_API_ERROR_RATE", 0.0),
+            latency_ms=env_int(e, "SIM_TWILIO_LATENCY_MS", 0),
+            receipt_delay_ms=env_int(e, "SIM_TWILIO_RECEIPT_DELAY_MS", 200),
+            failure_rate=env_float(e, "SIM_TWILIO_FAILURE_RATE", 0.0),
+            api_error_rate=env_float(e, "SIM_TWILIO_API_ERROR_RATE", 0.0),
             seed=int(seed) if seed else None,
-            callback_loss_rate=_env_float(e, "SIM_TWILIO_CALLBACK_LOSS_RATE", 0.0),
-            log_requests=_env_bool(e, "SIM_TWILIO_LOG_REQUESTS", True),
+            callback_loss_rate=env_float(e, "SIM_TWILIO_CALLBACK_LOSS_RATE", 0.0),
+            log_requests=env_bool(e, "SIM_TWILIO_LOG_REQUESTS", True),
         )
 
 
@@ -344,16 +328,6 @@ def num_segments(body: str) -> int:
         units = len(body.encode("utf-16-le")) // 2
         single, multi = 70, 67
     return 1 if units <= single else math.ceil(units / multi)
-
-
-@dataclass(slots=True)
-class Reply:
-    """An answer: status, JSON body, extra headers, and detail for the log line."""
-
-    status: int
-    body: bytes
-    note: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 def twilio_error(code: int, message: str, status: int, note: str | None = None) -> Reply:
@@ -618,7 +592,9 @@ _seq_of = attrgetter("seq")
 class Simulator:
     """The simulator's memory and its request handling, independent of the HTTP server:
     :meth:`handle` turns a request into a :class:`Reply`; status callbacks run on the
-    event loop that calls it."""
+    event loop that calls it. A :class:`simulators.core.base.Handler`."""
+
+    name = "Twilio"
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -650,6 +626,12 @@ class Simulator:
 
     def next_seq(self) -> int:
         return next(self._seq)
+
+    def error_reply(self, status: int, message: str) -> Reply:
+        return twilio_error(20500 if status >= 500 else status, message, status)
+
+    def log_ready(self, where: str) -> None:
+        log_ready(self.config, where)
 
     def latency_for(self, path: str) -> float:
         """Seconds to wait before handling a request to ``path``."""
@@ -1178,7 +1160,7 @@ AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
 class SimApp:
     """The simulator as an ASGI app (lifespan and http), for in-process use:
     ``httpx.ASGITransport(app=create_app(config))`` or any ASGI server. The standalone
-    process uses :mod:`simulators.twilio.server` instead, which is much cheaper."""
+    process uses :mod:`simulators.core.server` instead, which is much cheaper."""
 
     def __init__(self, config: SimConfig) -> None:
         self.sim = Simulator(config)

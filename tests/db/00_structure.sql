@@ -36,7 +36,7 @@ SELECT is_empty($$
    WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')
      AND c.relname !~ '^(audit_log|consent_events|inbound_messages|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
-SELECT views_are('api', ARRAY['messages', 'message_events', 'message_decisions', 'consent_events', 'consent_state',
+SELECT views_are('api', ARRAY['messages', 'message_events', 'message_attempts', 'message_decisions', 'consent_events', 'consent_state',
                               'suppressions', 'inbound_messages', 'conversations', 'imports', 'import_errors'],
                  'schema api has the read views');
 
@@ -92,7 +92,8 @@ SELECT functions_are('app', ARRAY[
   'record_inbound', 'erase_addresses', 'submit_gathered',
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages',
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
-  'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure'],
+  'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure',
+  'expire_steps'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -110,7 +111,8 @@ SELECT functions_are('private', ARRAY[
   'property_hash', 'identity_hash', 'merge_import',
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
   'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
-  'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased'],
+  'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased',
+  'reconcile_window', 'settle_attempts', 'validate_step'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -150,7 +152,7 @@ SELECT set_eq($$
      AND a.grantee::regrole::text LIKE 'hermes\_%' AND a.grantee <> p.proowner
 $$, $$ VALUES
   ('hermes_api', 'app.authenticate(text,text)'),
-  ('hermes_api', 'app.create_tenant(text,text,text,text)'),
+  ('hermes_api', 'app.create_tenant(text,text,text,text,text,text)'),
   ('hermes_api', 'app.create_api_key(text,text,text[],timestamp with time zone)'),
   ('hermes_api', 'app.list_api_keys(text)'),
   ('hermes_api', 'app.rotate_api_key(text,uuid,interval)'),
@@ -178,6 +180,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
   ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
   ('hermes_worker', 'app.record_import_failure(bigint,text,text)'),
+  ('hermes_worker', 'app.expire_steps(uuid[])'),
   ('hermes_worker', 'app.run_maintenance()'),
   ('hermes_worker', 'app.check_worker_settings(interval)'),
   ('hermes_api', 'app.begin_import(text,jsonb)'),
@@ -271,6 +274,8 @@ $$, $$ VALUES
   ('hermes_integrator', 'app.message_events', 'SELECT'), ('hermes_anon', 'app.message_events', 'SELECT'),
   ('hermes_integrator', 'api.messages', 'SELECT'), ('hermes_anon', 'api.messages', 'SELECT'),
   ('hermes_integrator', 'api.message_events', 'SELECT'), ('hermes_anon', 'api.message_events', 'SELECT'),
+  ('hermes_integrator', 'app.message_attempts', 'SELECT'), ('hermes_anon', 'app.message_attempts', 'SELECT'),
+  ('hermes_integrator', 'api.message_attempts', 'SELECT'), ('hermes_anon', 'api.message_attempts', 'SELECT'),
   ('hermes_integrator', 'app.consent_events', 'SELECT'), ('hermes_anon', 'app.consent_events', 'SELECT'),
   ('hermes_integrator', 'app.consent_state', 'SELECT'), ('hermes_anon', 'app.consent_state', 'SELECT'),
   ('hermes_integrator', 'app.suppression_events', 'SELECT'), ('hermes_anon', 'app.suppression_events', 'SELECT'),

@@ -7,7 +7,7 @@ BEGIN;
 -- private.configure_database): grant it to the switched roles for this file only.
 SELECT format('GRANT TEMPORARY ON DATABASE %I TO hermes_integrator, hermes_anon', current_database()) AS grant_temp \gset
 :grant_temp;
-SELECT plan(40);
+SELECT plan(41);
 
 SELECT r -> 'tenant' ->> 'id' AS tenant_a, r -> 'api_key' ->> 'token' AS token_a,
        r -> 'api_key' ->> 'id' AS key_a
@@ -73,8 +73,10 @@ SELECT throws_ok($$UPDATE app.messages SET status = 'delivered'$$, '42501', NULL
   'integrator cannot UPDATE app.messages');
 SELECT throws_ok($$UPDATE api.message_events SET status = 'delivered'$$, '42501', NULL,
   'integrator cannot UPDATE api.message_events');
-SELECT throws_ok('SELECT * FROM app.message_attempts', '42501', NULL,
-  'integrator cannot read app.message_attempts (not granted)');
+SELECT set_eq('SELECT DISTINCT message_id FROM api.message_attempts', ARRAY[:'msg_a1', :'msg_a2']::uuid[],
+  'tenant A sees the attempts (steps) of its messages only');
+SELECT throws_ok($$UPDATE api.message_attempts SET status = 'delivered'$$, '42501', NULL,
+  'integrator cannot UPDATE api.message_attempts');
 SELECT throws_ok('SELECT * FROM app.api_keys', '42501', NULL, 'integrator cannot read app.api_keys');
 SELECT throws_ok('SELECT * FROM app.idempotency_keys', '42501', NULL,
   'integrator cannot read app.idempotency_keys');

@@ -42,7 +42,14 @@ class Stack:
 
     def new_tenant(self, name: str = "Acme") -> dict[str, Any]:
         with self.api(self.admin_key) as c:
-            r = c.post("/v1/tenants", json={"name": name, "default_sms_from": "+15005550006"})
+            r = c.post(
+                "/v1/tenants",
+                json={
+                    "name": name,
+                    "default_sms_from": "+15005550006",
+                    "default_email_from": "Hermes Tests <tests@hermes.example>",
+                },
+            )
         assert r.status_code == 201, r.text
         body: dict[str, Any] = r.json()
         # Transactional by default and no content dedup: the send-path tests must not
@@ -85,6 +92,8 @@ def start_stack(
     sim_env: dict[str, str] | None = None,
     import_workers: int = 0,
     import_env: dict[str, str] | None = None,
+    ses: bool = False,
+    ses_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -106,6 +115,8 @@ def start_stack(
         import_workers=import_workers,
         import_env={"HERMES_JOB_HEARTBEAT_TIMEOUT": "2", "HERMES_JOB_POLL_INTERVAL": "0.5"}
         | (import_env or {}),
+        ses_port=free_port() if ses else None,
+        ses_env={"SIM_SES_RECEIPT_DELAY_MS": "50"} | (ses_env or {}),
     )
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))

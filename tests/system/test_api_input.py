@@ -62,10 +62,10 @@ BAD = [
     ({"to": "+14155550123", "body": "x" * 1601}, 422, "body_too_long"),
     ({"to": "+14155550123", "body": "x", "from": "sender"}, 422, "invalid_from"),
     ({"to": "+14155550123", "body": "x", "priority": 1}, 422, "unknown_field"),
-    ({"to": "+14155550123"}, 422, "invalid_request"),
+    ({"to": "+14155550123"}, 422, "invalid_body"),
     ({"to": 14155550123, "body": "x"}, 422, "invalid_request"),
     ({"to": ["+14155550123"], "body": "x"}, 422, "invalid_request"),
-    ({"to": "+14155550123", "body": None}, 422, "invalid_request"),
+    ({"to": "+14155550123", "body": None}, 422, "invalid_body"),
 ]
 
 

@@ -167,7 +167,7 @@ def test_bad_input_is_a_problem_with_a_code(stack: Stack, tenant: dict[str, Any]
                 "/v1/messages",
                 {"to": "+14155550100", "body": "x", "channel": "email"},
                 422,
-                "channel_not_supported",
+                "invalid_to",
             ),
             ("/v1/suppressions", {"list": "friends", "addresses": []}, 422, "invalid_list"),
         ]

@@ -3,8 +3,32 @@ provider said; what it means (retry, fail, which message is ours) is decided in 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One step of a message, as a provider adapter sends it: what the claim answered.
+
+    ``content`` is the step's: ``body`` always; ``subject`` and ``html`` (email),
+    ``title`` and ``data`` (push). ``callback_url`` is where the provider posts this
+    attempt's receipts when it takes a URL per message (Twilio); the others carry
+    ``attempt_id`` in their own way (SES message tags, WhatsApp's
+    biz_opaque_callback_data, Vonage's client-ref), so that a receipt finds its attempt
+    even when the worker died before recording the provider's id."""
+
+    attempt_id: str
+    channel: str
+    to: str
+    from_: str | None
+    content: Mapping[str, Any]
+    callback_url: str
+
+    @property
+    def body(self) -> str:
+        return str(self.content.get("body", ""))
 
 
 @dataclass(frozen=True)
@@ -60,13 +84,32 @@ class ProviderError(Exception):
         self.retry_after = retry_after
 
 
-class SmsProvider(Protocol):
-    name: str
+class Provider(Protocol):
+    """A provider adapter. ``lookups``: whether the provider can be asked about its
+    messages -- ``find`` (its recent messages from a sender to a recipient: reconcile an
+    unknown hand-off) and ``fetch`` (one message's status: a lost receipt). Without
+    lookups an unknown hand-off waits for a receipt and is never resent blindly
+    (app.reconcile_attempt)."""
 
-    async def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff: ...
+    name: str
+    lookups: bool
+
+    async def send(self, out: Outgoing) -> Handoff: ...
 
     async def find(self, to: str, from_: str) -> list[Candidate]: ...
 
     async def fetch(self, provider_message_id: str) -> ProviderStatus | None: ...
 
     async def close(self) -> None: ...
+
+
+class NoLookups:
+    """For providers that cannot be asked (SES, FCM, WhatsApp Cloud API)."""
+
+    lookups = False
+
+    async def find(self, to: str, from_: str) -> list[Candidate]:
+        raise NotImplementedError("this provider has no lookups")
+
+    async def fetch(self, provider_message_id: str) -> ProviderStatus | None:
+        raise NotImplementedError("this provider has no lookups")

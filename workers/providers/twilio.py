@@ -21,7 +21,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from workers.providers.base import Candidate, Handoff, ProviderError, ProviderStatus
+from workers.providers.base import Candidate, Handoff, Outgoing, ProviderError, ProviderStatus
 
 # The headers of the last answer the SDK's HTTP client got in this task: a
 # TwilioRestException carries the status and body but not the headers, and the client's
@@ -62,6 +62,7 @@ def retry_after_seconds(
 
 class TwilioSms:
     name = "twilio"
+    lookups = True
 
     def __init__(
         self,
@@ -88,11 +89,11 @@ class TwilioSms:
     async def close(self) -> None:
         await self._http.close()
 
-    async def send(self, to: str, from_: str, body: str, status_callback: str) -> Handoff:
+    async def send(self, out: Outgoing) -> Handoff:
         try:
             async with asyncio.timeout(self.timeout):
                 msg = await self.client.messages.create_async(
-                    to=to, from_=from_, body=body, status_callback=status_callback
+                    to=out.to, from_=out.from_, body=out.body, status_callback=out.callback_url
                 )
         except TwilioRestException as exc:
             code = str(exc.code) if exc.code else f"http_{exc.status}"

@@ -8,11 +8,15 @@
 --     the worker, or the worker died after the provider accepted it) records that
 --     hand-off: the provider has it, no resend will happen;
 --   * a receipt whose provider id is not the attempt's is logged, never applied;
---   * per attempt, one status applies: the first terminal receipt (by arrival), else
---     the highest-ranked one, and only if it outranks what the attempt has and the
---     attempt is not terminal yet. So statuses only move forward, the first terminal
---     state wins, and late or duplicate receipts change nothing, in whatever order
---     and batches they arrive.
+--   * per attempt, one status applies: the highest-ranked one (the first of equal
+--     rank, by arrival), and only if it outranks what the attempt has. So statuses only
+--     move forward, of two final ones of equal rank the first wins (Twilio), a
+--     higher-ranked final one corrects a lower one (SES: Bounce after Delivery), and
+--     late or duplicate receipts change nothing, in whatever order and batches they
+--     arrive;
+--   * what a final status means for the message -- delivered, the cascade's next step,
+--     failed, a correction, a late receipt -- is private.settle_attempts';
+--   * an SES hard bounce or complaint lists the address (hard_bounce, complaint).
 CREATE OR REPLACE FUNCTION app.apply_receipts(p_limit int DEFAULT 1000)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -23,6 +27,8 @@ DECLARE
   v_handoffs bigint;
   v_changed  bigint;
   v_ids      uuid[];
+  v_ended    uuid[];
+  v_fact     record;
 BEGIN
   IF NOT pg_try_advisory_xact_lock(hashtextextended('hermes.apply_receipts', 0)) THEN
     RETURN jsonb_build_object('applied', 0, 'busy', true);
@@ -77,46 +83,73 @@ BEGIN
   ), chosen AS (
     SELECT DISTINCT ON (c.attempt_id) c.*
       FROM candidates c
-     ORDER BY c.attempt_id, (c.rank >= 100) DESC,
-              CASE WHEN c.rank >= 100 THEN c.id END, c.rank DESC, c.id
+     ORDER BY c.attempt_id, c.rank DESC, c.id
   ), attempts AS (
+    -- A status applies if it outranks the attempt's; a final one (>= 100) also to an
+    -- attempt that is final already (a higher-ranked final status corrects it) or timed
+    -- out (a late receipt still lands).
     UPDATE app.message_attempts a
        SET provider_status = c.provider_status,
            provider_status_rank = c.rank,
            status = CASE WHEN c.rank >= 100 THEN c.message_status
                          WHEN a.status IN ('pending', 'claimed') THEN 'handed_off'
                          ELSE a.status END,
-           error_code = coalesce(c.error_code, a.error_code),
-           error_message = coalesce(c.error_message, a.error_message),
+           error_code = CASE WHEN c.rank >= 100 AND c.message_status = 'delivered' THEN a.error_code
+                             ELSE coalesce(c.error_code, a.error_code) END,
+           error_message = CASE WHEN c.rank >= 100 AND c.message_status = 'delivered' THEN a.error_message
+                                ELSE coalesce(c.error_message, a.error_message) END,
+           completed_at = CASE WHEN c.rank >= 100 THEN coalesce(a.completed_at, now()) ELSE a.completed_at END,
            updated_at = now()
       FROM chosen c
      WHERE a.id = c.attempt_id AND a.message_created_at = c.message_created_at
        AND c.rank > a.provider_status_rank
-       AND a.status NOT IN ('delivered', 'undelivered', 'failed', 'rejected', 'unknown')
-    RETURNING a.message_id, a.message_created_at, a.provider, a.provider_message_id,
-              c.message_status, c.error_code, c.error_message
+       AND a.status NOT IN ('rejected', 'unknown', 'canceled', 'waiting')
+       -- final by a receipt, not by Hermes (a refused send, an ambiguous reconcile)
+       AND (a.status NOT IN ('delivered', 'undelivered', 'failed') OR a.provider_status_rank >= 100)
+    RETURNING a.id, a.message_id, a.message_created_at, a.provider, a.provider_message_id, a.attempt_no,
+              c.rank, c.message_status
   ), messages AS (
+    -- A status short of final moves the message forward if this is its current step;
+    -- what a final one means is the cascade's (private.settle_attempts, below).
     UPDATE app.messages m
        SET status = a.message_status,
            provider = coalesce(a.provider, m.provider),
            provider_message_id = coalesce(m.provider_message_id, a.provider_message_id),
-           error_code = coalesce(a.error_code, m.error_code),
-           error_message = coalesce(a.error_message, m.error_message),
            updated_at = now(),
-           sent_at = CASE WHEN a.message_status IN ('sent', 'delivered', 'undelivered')
-                          THEN coalesce(m.sent_at, now()) ELSE m.sent_at END,
-           completed_at = CASE WHEN private.message_status_rank(a.message_status) = 100 THEN now() END
+           sent_at = coalesce(m.sent_at, now())
       FROM attempts a
-     WHERE m.id = a.message_id AND m.created_at = a.message_created_at
+     WHERE a.rank < 100 AND m.id = a.message_id AND m.created_at = a.message_created_at
+       AND m.current_step = a.attempt_no
        AND private.message_status_rank(a.message_status) > private.message_status_rank(m.status)
     RETURNING m.id
   )
-  SELECT (SELECT count(*) FROM attempts) INTO v_changed;
+  SELECT (SELECT count(*) FROM attempts), ARRAY(SELECT a.id FROM attempts a WHERE a.rank >= 100)
+    INTO v_changed, v_ended;
+  PERFORM private.settle_attempts(v_ended);
+
+  -- Receipts that are compliance facts: a hard bounce puts the address on the tenant's
+  -- hard_bounce list, a complaint on its complaint list (the eligibility check refuses
+  -- both from then on, on every channel the address is used on).
+  FOR v_fact IN
+    SELECT a.tenant_id, CASE WHEN b.provider_status = 'Complaint' THEN 'complaint' ELSE 'hard_bounce' END AS list,
+           jsonb_agg(DISTINCT a.to_address) AS addresses
+      FROM unnest(v_batch) b
+      JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
+     WHERE b.provider = 'ses' AND a.provider_message_id = b.provider_message_id AND a.to_address IS NOT NULL
+       AND ((b.provider_status = 'Bounce' AND b.error_code LIKE 'Permanent:%') OR b.provider_status = 'Complaint')
+     GROUP BY 1, 2
+     ORDER BY 1, 2
+  LOOP
+    PERFORM private.record_suppressions(v_fact.tenant_id, NULL, 'add', v_fact.list, v_fact.addresses,
+                                        format('SES %s', CASE v_fact.list WHEN 'complaint' THEN 'complaint'
+                                                                          ELSE 'hard bounce' END),
+                                        CASE v_fact.list WHEN 'complaint' THEN 'complaint' ELSE 'bounce' END);
+  END LOOP;
 
   RETURN jsonb_build_object('applied', cardinality(v_batch), 'attempts_changed', v_changed,
                             'handoffs_recorded', v_handoffs);
 END
 $$;
 COMMENT ON FUNCTION app.apply_receipts(int) IS
-  'Applies pending inbox receipts set-based: events, unrecorded hand-offs, monotonic statuses, first terminal wins.';
+  'Applies pending inbox receipts set-based: events, unrecorded hand-offs, monotonic statuses, the cascade (private.settle_attempts).';
 GRANT EXECUTE ON FUNCTION app.apply_receipts(int) TO hermes_worker;

@@ -50,10 +50,10 @@ BEGIN
   -- The pending attempts' recipients: lock their addresses, then (next statement, so
   -- with a snapshot taken after the locks) check their eligibility.
   SELECT array_agg(x.id ORDER BY x.n),
-         array_agg(ROW(x.n, x.tenant_id, m.channel, m.to_address, m.from_address, m.vertical,
+         array_agg(ROW(x.n, x.tenant_id, x.channel, x.to_address, x.from_address, m.vertical,
                        m.category, m.id)::private.send_candidate ORDER BY x.n)
     INTO v_pending_ids, v_candidates
-    FROM (SELECT a.id, a.message_id, a.message_created_at, a.tenant_id,
+    FROM (SELECT a.id, a.message_id, a.message_created_at, a.tenant_id, a.channel, a.to_address, a.from_address,
                  row_number() OVER (ORDER BY a.id)::int AS n
             FROM app.message_attempts a
            WHERE a.id = ANY(p_attempt_ids)
@@ -101,7 +101,9 @@ BEGIN
     -- Quiet hours: the attempt stays pending, its message is scheduled, and a job is
     -- due when the window opens (enqueued below); checked again then.
     UPDATE app.messages m
-       SET status = 'scheduled', scheduled_at = c.next_allowed_at, reasons = c.reasons, updated_at = now()
+       SET status = CASE WHEN private.message_status_rank(m.status) < private.message_status_rank('sent')
+                         THEN 'scheduled' ELSE m.status END,
+           scheduled_at = c.next_allowed_at, reasons = c.reasons, updated_at = now()
       FROM classified c
      WHERE c.decision = 'wait' AND m.id = c.message_id AND m.created_at = c.message_created_at
     RETURNING m.id
@@ -114,27 +116,28 @@ BEGIN
                               'next_allowed_at', c.next_allowed_at, 'rules', c.rules)
       FROM classified c WHERE c.decision = 'wait'
   ), rejected AS (
+    -- The step may not go: rejected with its reasons; the message is rejected, or its
+    -- cascade moves on (private.settle_attempts, after this statement).
     UPDATE app.message_attempts a
-       SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', updated_at = now()
-      FROM classified c
-     WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
-    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, c.reasons, c.rules
-  ), rejected_messages AS (
-    UPDATE app.messages m
-       SET status = 'rejected', error_code = r.reasons -> 0 ->> 'code', reasons = r.reasons,
-           error_message = CASE WHEN r.reasons -> 0 ->> 'code' = 'tenant_suspended'
+       SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', reasons = c.reasons,
+           error_message = CASE WHEN c.reasons -> 0 ->> 'code' = 'tenant_suspended'
                                 THEN 'The tenant was suspended before hand-off.'
                                 ELSE 'Not sent: the recipient was no longer eligible at hand-off (see reasons).' END,
-           updated_at = now(), completed_at = now()
-      FROM rejected r
-     WHERE m.id = r.message_id AND m.created_at = r.message_created_at
-       AND private.message_status_rank(m.status) < 100
+           completed_at = now(), updated_at = now()
+      FROM classified c
+     WHERE c.decision = 'reject' AND a.id = c.id AND a.message_created_at = c.message_created_at
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.attempt_no, c.reasons, c.rules
   ), rejected_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type,
                                     status, error_code, details)
-    SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected', 'rejected',
+    SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'rejected',
+           CASE WHEN NOT EXISTS (SELECT 1 FROM app.message_attempts x
+                                  WHERE x.message_id = r.message_id AND x.message_created_at = r.message_created_at
+                                    AND x.attempt_no > r.attempt_no AND x.status = 'waiting')
+                THEN 'rejected' END,
            r.reasons -> 0 ->> 'code',
-           jsonb_build_object('stage', 'claim', 'decision', 'rejected', 'reasons', r.reasons, 'rules', r.rules)
+           jsonb_build_object('stage', 'claim', 'decision', 'rejected', 'step', r.attempt_no,
+                              'reasons', r.reasons, 'rules', r.rules)
       FROM rejected r
   ), claimed AS (
     UPDATE app.message_attempts a
@@ -142,7 +145,8 @@ BEGIN
            claimed_at = coalesce(a.claimed_at, now()), last_claimed_at = now(), updated_at = now()
       FROM classified c
      WHERE c.decision = 'claim' AND a.id = c.id AND a.message_created_at = c.message_created_at
-    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at,
+              a.channel, a.to_address, a.from_address, a.content, a.attempt_no
   ), claimed_messages AS (
     UPDATE app.messages m
        SET status = 'sending', reasons = NULL, updated_at = now()
@@ -154,12 +158,12 @@ BEGIN
     -- the cooldown store a later claim to the same recipient reads.
     INSERT INTO app.contact_history AS h (tenant_id, address_hash, vertical, last_contact_at, last_message_id,
                                           from_address)
-    SELECT DISTINCT ON (k.tenant_id, private.address_hash(m.to_address), m.vertical)
-           k.tenant_id, private.address_hash(m.to_address), m.vertical, now(), m.id, m.from_address
+    SELECT DISTINCT ON (k.tenant_id, private.address_hash(k.to_address), m.vertical)
+           k.tenant_id, private.address_hash(k.to_address), m.vertical, now(), m.id, k.from_address
       FROM claimed k
       JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
      WHERE k.claim_count = 1 AND m.category = 'marketing' AND m.vertical IS NOT NULL
-     ORDER BY k.tenant_id, private.address_hash(m.to_address), m.vertical, k.id
+     ORDER BY k.tenant_id, private.address_hash(k.to_address), m.vertical, k.id
     ON CONFLICT (tenant_id, address_hash, vertical) DO UPDATE
       SET last_contact_at = excluded.last_contact_at, last_message_id = excluded.last_message_id,
           from_address = excluded.from_address, source = 'send'
@@ -176,9 +180,12 @@ BEGIN
   SELECT coalesce(jsonb_agg(
            CASE c.decision
              WHEN 'claim' THEN jsonb_build_object(
-               'action', CASE WHEN k.claim_count = 1 THEN 'send' ELSE 'reconcile' END,
+               -- pending: nothing was handed off (a first claim, or a provider that answered
+               -- with an error); claimed before: the provider may have it, reconcile first
+               'action', CASE WHEN c.status = 'pending' THEN 'send' ELSE 'reconcile' END,
                'attempt_id', k.id, 'claim_no', k.claim_count, 'message_id', k.message_id,
-               'provider', k.provider, 'to', m.to_address, 'from', m.from_address, 'body', m.body,
+               'provider', k.provider, 'channel', k.channel, 'to', k.to_address, 'from', k.from_address,
+               'body', k.content ->> 'body', 'content', k.content, 'step', k.attempt_no,
                'first_claimed_at', k.claimed_at)
              WHEN 'defer' THEN jsonb_build_object(
                'action', 'defer', 'reason', 'claim_lease', 'attempt_id', c.id,
@@ -192,17 +199,19 @@ BEGIN
            END ORDER BY c.id), '[]')
     INTO v_decisions
     FROM classified c
-    LEFT JOIN claimed k ON k.id = c.id
-    LEFT JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
-  ;
+    LEFT JOIN claimed k ON k.id = c.id;
   -- Deferred claims get a job for when the lease ends, or the quiet hours do.
-  PERFORM private.enqueue_jobs('send_sms',
+  PERFORM private.enqueue_jobs('send',
             array_agg(jsonb_build_object('attempt_id', d ->> 'attempt_id')),
             array_agg(coalesce((d ->> 'next_allowed_at')::timestamptz,
                                now() + (d ->> 'wait_seconds')::float8 * interval '1 second')))
      FROM jsonb_array_elements(v_decisions) d
     WHERE d ->> 'action' = 'defer'
    HAVING count(*) > 0;
+  -- Rejected steps: the message is rejected, or its cascade moves on.
+  PERFORM private.settle_attempts(ARRAY(
+    SELECT (d ->> 'attempt_id')::uuid FROM jsonb_array_elements(v_decisions) d
+     WHERE d ->> 'action' = 'skip' AND d ? 'reasons'));
   RETURN v_decisions;
 END
 $$;

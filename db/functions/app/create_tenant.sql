@@ -2,9 +2,13 @@
 -- imports:write). The
 -- implementation: app.create_tenant (a platform key with the admin scope) calls it;
 -- the owner calls it directly to bootstrap (p_actor_key_id NULL: no key exists yet).
+DROP FUNCTION IF EXISTS private.create_tenant(uuid, text, text, text);
+DROP FUNCTION IF EXISTS app.create_tenant(text, text, text, text);
+
 CREATE OR REPLACE FUNCTION private.create_tenant(
   p_actor_key_id uuid, p_name text, p_environment text DEFAULT 'sandbox',
-  p_default_sms_from text DEFAULT NULL)
+  p_default_sms_from text DEFAULT NULL, p_default_email_from text DEFAULT NULL,
+  p_default_whatsapp_from text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -29,8 +33,21 @@ BEGIN
     END IF;
   END IF;
 
-  INSERT INTO app.tenants (name, environment, default_sms_from)
-  VALUES (btrim(p_name), p_environment::app.environment, v_from)
+  IF p_default_email_from IS NOT NULL
+     AND (private.validate_step(jsonb_build_object('channel', 'email', 'to', 'x@example.com', 'subject', 's',
+                                                   'body', 'b', 'from', p_default_email_from), NULL, '{}', false)).problem_code
+         IS NOT NULL THEN
+    PERFORM private.raise_problem(422, 'invalid_from', 'default_email_from is not an email address.',
+                                  'E.g. Acme <hello@acme.example>.');
+  END IF;
+  IF p_default_whatsapp_from IS NOT NULL AND private.normalize_phone(p_default_whatsapp_from) IS NULL THEN
+    PERFORM private.raise_problem(422, 'invalid_from', 'default_whatsapp_from is not a phone number.',
+                                  'Use E.164, e.g. +15005550006.');
+  END IF;
+
+  INSERT INTO app.tenants (name, environment, default_sms_from, default_email_from, default_whatsapp_from)
+  VALUES (btrim(p_name), p_environment::app.environment, v_from, btrim(p_default_email_from),
+          private.normalize_phone(p_default_whatsapp_from))
   RETURNING * INTO v_tenant;
   v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write']);
 
@@ -42,25 +59,29 @@ BEGIN
     'tenant', jsonb_build_object('id', v_tenant.id, 'name', v_tenant.name,
                                  'environment', v_tenant.environment, 'status', v_tenant.status,
                                  'default_sms_from', v_tenant.default_sms_from,
+                                 'default_email_from', v_tenant.default_email_from,
+                                 'default_whatsapp_from', v_tenant.default_whatsapp_from,
                                  'created_at', v_tenant.created_at),
     'api_key', v_key);
 END
 $$;
-COMMENT ON FUNCTION private.create_tenant(uuid, text, text, text) IS
+COMMENT ON FUNCTION private.create_tenant(uuid, text, text, text, text, text) IS
   'Creates a tenant and its first API key, acting as p_actor_key_id (NULL: the operator bootstrapping).';
 
 -- POST /v1/tenants: a platform key with the admin scope creates a tenant.
 CREATE OR REPLACE FUNCTION app.create_tenant(
-  p_token text, p_name text, p_environment text DEFAULT 'sandbox', p_default_sms_from text DEFAULT NULL)
+  p_token text, p_name text, p_environment text DEFAULT 'sandbox', p_default_sms_from text DEFAULT NULL,
+  p_default_email_from text DEFAULT NULL, p_default_whatsapp_from text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RETURN private.create_tenant((private.authorize(p_token, 'admin', false)).api_key_id,
-                               p_name, p_environment, p_default_sms_from);
+                               p_name, p_environment, p_default_sms_from, p_default_email_from,
+                               p_default_whatsapp_from);
 END
 $$;
-COMMENT ON FUNCTION app.create_tenant(text, text, text, text) IS
+COMMENT ON FUNCTION app.create_tenant(text, text, text, text, text, text) IS
   'Creates a tenant and its first API key (admin scope); returns both (the token is shown once).';
-GRANT EXECUTE ON FUNCTION app.create_tenant(text, text, text, text) TO hermes_api;
+GRANT EXECUTE ON FUNCTION app.create_tenant(text, text, text, text, text, text) TO hermes_api;

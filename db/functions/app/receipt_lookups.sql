@@ -22,6 +22,8 @@ BEGIN
       FROM app.message_attempts a
      WHERE a.status = 'handed_off'
        AND coalesce(a.last_lookup_at, a.handed_off_at) < now() - least(v_after, v_every)
+       -- only providers that can be asked (private.providers.lookups: Twilio)
+       AND a.provider IN (SELECT p.provider FROM private.providers p WHERE p.lookups)
        AND CASE WHEN a.last_lookup_at IS NULL THEN a.handed_off_at < now() - v_after
                 ELSE a.last_lookup_at < now() - v_every END
      ORDER BY coalesce(a.last_lookup_at, a.handed_off_at)

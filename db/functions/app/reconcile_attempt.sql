@@ -55,18 +55,42 @@ BEGIN
   SELECT * INTO v_message FROM app.messages
    WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
 
+  -- A provider Hermes cannot ask (SES, FCM, WhatsApp: no lookup by sender and
+  -- recipient; the worker passes NULL): never resend blindly. Wait for a receipt (they
+  -- carry the attempt id) for reconcile_window after the last claim; then the hand-off
+  -- is 'unknown' and the cascade moves on (or the message ends unknown).
+  IF p_candidates IS NULL THEN
+    IF v_attempt.last_claimed_at > now() - private.reconcile_window() THEN
+      PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), v_lease);
+      PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                                v_attempt.id, 'reconcile_ambiguous', NULL, NULL, NULL,
+                                jsonb_build_object('claim_no', p_claim_no, 'reason', 'no_provider_lookup',
+                                                   'waiting_for', 'receipt'));
+      RETURN jsonb_build_object('action', 'wait', 'reason', 'no_provider_lookup');
+    END IF;
+    UPDATE app.message_attempts
+       SET status = 'unknown', error_code = 'handoff_unknown', completed_at = now(), updated_at = now(),
+           error_message = 'The provider call''s outcome is unknown and the provider cannot be asked; not resent.'
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'receipt_timeout', NULL, NULL, 'handoff_unknown',
+                              jsonb_build_object('claim_no', p_claim_no, 'window', private.reconcile_window()::text));
+    PERFORM private.settle_attempts(ARRAY[v_attempt.id]);
+    RETURN jsonb_build_object('action', 'skip', 'reason', 'handoff_unknown');
+  END IF;
+
   -- Lock every plausible provider id first, in a fixed order, then look for owners.
   PERFORM pg_advisory_xact_lock(hashtextextended(v_attempt.provider || ':' || sid, 0))
      FROM (SELECT DISTINCT c ->> 'sid' AS sid
              FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
-            WHERE c ->> 'sid' IS NOT NULL AND c ->> 'body' = v_message.body
+            WHERE c ->> 'sid' IS NOT NULL AND c ->> 'body' = v_attempt.content ->> 'body'
             ORDER BY 1) s;
   SELECT coalesce(array_agg(c ORDER BY c ->> 'sid'), '{}') INTO v_found
     FROM (SELECT DISTINCT ON (c ->> 'sid') c   -- a provider id listed twice is one message
             FROM jsonb_array_elements(coalesce(p_candidates, '[]')) c
            ORDER BY c ->> 'sid') d(c)
    WHERE c ->> 'sid' IS NOT NULL
-     AND c ->> 'body' = v_message.body
+     AND c ->> 'body' = v_attempt.content ->> 'body'
      AND (c ->> 'date_created' IS NULL
           OR (c ->> 'date_created')::timestamptz >= v_attempt.claimed_at - interval '5 minutes')
      AND NOT EXISTS (SELECT 1 FROM app.message_attempts o
@@ -88,36 +112,36 @@ BEGIN
                                                  'provider_message_ids', (SELECT jsonb_agg(f ->> 'sid') FROM unnest(v_found) f)));
     IF v_attempt.claim_count >= max_claims THEN
       UPDATE app.message_attempts
-         SET status = 'failed', error_code = 'reconcile_ambiguous', updated_at = now()
+         SET status = 'failed', error_code = 'reconcile_ambiguous', completed_at = now(), updated_at = now(),
+             error_message = 'Could not tell which provider message was this one.'
        WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-      PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'failed',
-                                      v_attempt.provider, NULL, 'reconcile_ambiguous',
-                                      'Could not tell which provider message was this one.');
+      PERFORM private.settle_attempts(ARRAY[v_attempt.id]);
       RETURN jsonb_build_object('action', 'skip', 'reason', 'reconcile_ambiguous');
     END IF;
-    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_lease);
+    PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), v_lease);
     RETURN jsonb_build_object('action', 'wait', 'reason', 'reconcile_ambiguous');
   END IF;
 
   -- Not at the provider: a resend is a new hand-off, checked like a first claim.
-  PERFORM private.lock_addresses(ARRAY[private.address_hash(v_message.to_address)]);
+  PERFORM private.lock_addresses(ARRAY[private.address_hash(v_attempt.to_address)]);
   SELECT * INTO v_check
-    FROM private.check_send_eligibility(v_message.tenant_id, v_message.channel, v_message.to_address,
-                                        v_message.from_address, v_message.vertical, v_message.category, now());
+    FROM private.check_send_eligibility(v_message.tenant_id, v_attempt.channel, v_attempt.to_address,
+                                        v_attempt.from_address, v_message.vertical, v_message.category, now());
   IF NOT v_check.eligible THEN
     UPDATE app.message_attempts
-       SET status = 'rejected', error_code = v_check.reasons -> 0 ->> 'code', updated_at = now()
-     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-    UPDATE app.messages
        SET status = 'rejected', error_code = v_check.reasons -> 0 ->> 'code', reasons = v_check.reasons,
-           error_message = 'Not sent: the recipient was no longer eligible at hand-off (see reasons).',
-           updated_at = now(), completed_at = now()
-     WHERE id = v_message.id AND created_at = v_message.created_at
-       AND private.message_status_rank(status) < 100;
+           completed_at = now(), updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
     PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
-                              v_attempt.id, 'rejected', 'rejected', NULL, v_check.reasons -> 0 ->> 'code',
+                              v_attempt.id, 'rejected',
+                              CASE WHEN NOT EXISTS (SELECT 1 FROM app.message_attempts x
+                                                     WHERE x.message_id = v_attempt.message_id
+                                                       AND x.message_created_at = v_attempt.message_created_at
+                                                       AND x.attempt_no > v_attempt.attempt_no AND x.status = 'waiting')
+                                   THEN 'rejected' END, NULL, v_check.reasons -> 0 ->> 'code',
                               jsonb_build_object('stage', 'resend', 'decision', 'rejected',
                                                  'reasons', v_check.reasons, 'claim_no', p_claim_no));
+    PERFORM private.settle_attempts(ARRAY[v_attempt.id]);
     RETURN jsonb_build_object('action', 'skip', 'reason', v_check.reasons -> 0 ->> 'code',
                               'reasons', v_check.reasons);
   END IF;

@@ -21,7 +21,9 @@ BEGIN
     PERFORM private.raise_problem(422, 'invalid_receipt', 'Receipts are a JSON array.');
   END IF;
   SELECT r ->> 'provider' INTO v_bad FROM jsonb_array_elements(p_receipts) r
-   WHERE (r ->> 'provider') IS DISTINCT FROM 'twilio' LIMIT 1;
+   WHERE (r ->> 'provider') IS NULL
+      OR NOT EXISTS (SELECT 1 FROM private.providers p WHERE p.provider = r ->> 'provider')
+   LIMIT 1;
   IF FOUND THEN
     PERFORM private.raise_problem(422, 'unknown_provider', format('Unknown provider %s.', v_bad));
   END IF;

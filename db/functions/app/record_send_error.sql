@@ -3,7 +3,8 @@
 -- code (e.g. Twilio's 21211).
 --   permanent (private.provider_error_is_permanent: the provider refused this message,
 --     e.g. Twilio 21211 invalid number, 21610 unsubscribed, 21614 not SMS-capable):
---     the attempt and the message fail, terminal.
+--     the attempt fails, and with it the message, or its cascade moves on to the next
+--     step (private.settle_attempts).
 --   otherwise (5xx, 429, bad credentials, timeout, connection error): the provider may
 --     or may not have it. The attempt stays 'claimed', so the next try reconciles
 --     before any resend; a retry job is scheduled with exponential backoff (1 s ..
@@ -47,30 +48,37 @@ BEGIN
     END IF;
     UPDATE app.message_attempts
        SET status = 'failed', error_code = v_code, error_message = left(p_error_message, 500),
-           updated_at = now()
+           completed_at = now(), updated_at = now()
      WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-    PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'failed',
-                                    v_attempt.provider, NULL, v_code, left(p_error_message, 500));
+    -- The message fails, or its cascade moves on to the next step.
+    PERFORM private.settle_attempts(ARRAY[v_attempt.id]);
     -- The provider says the recipient opted out (Twilio 21610: they replied STOP to this
     -- sender): that is consent, recorded like any opt-out, so that nothing else is
     -- attempted to them on this channel.
     IF private.provider_error_is_opt_out(v_attempt.provider, p_error_code) THEN
       PERFORM private.record_consents(v_attempt.tenant_id, NULL, jsonb_build_array(jsonb_build_object(
-        'address', m.to_address, 'kind', 'opt_out', 'channel', v_attempt.channel, 'source', 'provider_error',
+        'address', v_attempt.to_address, 'kind', 'opt_out', 'channel', v_attempt.channel, 'source', 'provider_error',
         'evidence', jsonb_build_object('provider', v_attempt.provider, 'error_code', p_error_code,
-                                       'attempt_id', v_attempt.id, 'message', left(p_error_message, 200)))))
-         FROM app.messages m
-        WHERE m.id = v_attempt.message_id AND m.created_at = v_attempt.message_created_at;
+                                       'attempt_id', v_attempt.id, 'message', left(p_error_message, 200)))));
     END IF;
     RETURN jsonb_build_object('action', 'failed', 'error_code', v_code);
   END IF;
 
-  -- This claim's call is over: the retry need not wait out its lease.
-  UPDATE app.message_attempts SET last_claimed_at = NULL, updated_at = now()
+  -- This claim's call is over: the retry need not wait out its lease. A provider that
+  -- cannot be asked (private.providers.lookups) but answered with an error (5xx, 429)
+  -- did not take the message: the attempt is pending again and the retry sends (after
+  -- the eligibility check of a claim). Without an answer (a timeout) it stays claimed:
+  -- the retry waits for a receipt and never resends blindly (app.reconcile_attempt).
+  UPDATE app.message_attempts
+     SET last_claimed_at = NULL, updated_at = now(),
+         status = CASE WHEN p_http_status IS NOT NULL
+                            AND NOT coalesce((SELECT p.lookups FROM private.providers p
+                                               WHERE p.provider = v_attempt.provider), true)
+                       THEN 'pending' ELSE status END
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   v_delay := greatest(coalesce(p_retry_after, interval '0'),
                       least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'));
-  PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id), v_delay);
+  PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), v_delay);
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                             v_attempt.id, 'retry_scheduled', NULL, NULL, v_code,
                             jsonb_build_object('delay_seconds', extract(epoch FROM v_delay)));

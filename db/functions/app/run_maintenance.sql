@@ -49,7 +49,7 @@ BEGIN
   v_with_job := ARRAY(
     SELECT DISTINCT (convert_from(j.payload, 'UTF8')::jsonb ->> 'attempt_id')::uuid
       FROM pgqueuer.pgqueuer j
-     WHERE j.entrypoint = 'send_sms' AND j.status IN ('queued', 'picked'));
+     WHERE j.entrypoint IN ('send', 'send_sms') AND j.status IN ('queued', 'picked'));
   FOR v_attempt IN
     SELECT a.id, a.message_id, a.message_created_at, a.tenant_id, a.status
       FROM app.message_attempts a
@@ -60,7 +60,7 @@ BEGIN
      LIMIT 1000
      FOR UPDATE OF a SKIP LOCKED
   LOOP
-    PERFORM private.enqueue_job('send_sms', jsonb_build_object('attempt_id', v_attempt.id));
+    PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id));
     UPDATE app.message_attempts SET updated_at = now()
      WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
     PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
@@ -80,14 +80,14 @@ BEGIN
      FOR UPDATE OF a SKIP LOCKED
   LOOP
     UPDATE app.message_attempts
-       SET status = 'unknown', error_code = 'receipt_timeout', updated_at = now()
+       SET status = 'unknown', error_code = 'receipt_timeout', completed_at = now(), updated_at = now(),
+           error_message = format('No final receipt within %s of hand-off.', v_timeout)
      WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
-    PERFORM private.advance_message(v_attempt.message_id, v_attempt.message_created_at, 'unknown',
-                                    v_attempt.provider, NULL, 'receipt_timeout',
-                                    format('No final receipt within %s of hand-off.', v_timeout));
     PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
-                              v_attempt.id, 'receipt_timeout', 'unknown', v_attempt.provider_status,
+                              v_attempt.id, 'receipt_timeout', NULL, v_attempt.provider_status,
                               'receipt_timeout', jsonb_build_object('timeout', v_timeout::text));
+    -- The message ends unknown, or its cascade moves on.
+    PERFORM private.settle_attempts(ARRAY[v_attempt.id]);
     v_expired := v_expired + 1;
   END LOOP;
 

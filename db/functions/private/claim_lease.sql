@@ -10,3 +10,16 @@ AS $$
                   interval '60 seconds')
 $$;
 COMMENT ON FUNCTION private.claim_lease() IS 'The claim lease (private.settings claim_lease; 60 s by default).';
+
+-- How long a claimed attempt whose provider cannot be asked (no lookup: SES, FCM,
+-- WhatsApp) waits for a receipt after its last claim before its hand-off is 'unknown'
+-- (private.settings reconcile_window; 10 minutes by default).
+CREATE OR REPLACE FUNCTION private.reconcile_window()
+RETURNS interval
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT value::interval FROM private.settings WHERE key = 'reconcile_window'), interval '10 minutes')
+$$;
+COMMENT ON FUNCTION private.reconcile_window() IS
+  'How long an unknown hand-off at a provider without lookups waits for a receipt (reconcile_window; 10 min).';

@@ -11,6 +11,7 @@ AS $$
     'provider', p_message.provider, 'provider_message_id', p_message.provider_message_id,
     'error_code', p_message.error_code, 'error_message', p_message.error_message,
     'created_at', p_message.created_at, 'updated_at', p_message.updated_at,
-    'sent_at', p_message.sent_at, 'completed_at', p_message.completed_at)
+    'sent_at', p_message.sent_at, 'completed_at', p_message.completed_at,
+    'steps', p_message.steps, 'current_step', p_message.current_step, 'contact_id', p_message.contact_id)
 $$;
 COMMENT ON FUNCTION private.message_json(app.messages) IS 'A message as the command API returns it.';

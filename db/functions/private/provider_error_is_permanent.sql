@@ -11,6 +11,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
   SELECT CASE p_provider
     WHEN 'twilio' THEN coalesce(p_http_status IN (400, 413, 422), false)
+    -- SES v2: 400 is MessageRejected, BadRequest, MailFromDomainNotVerified (403 is the
+    -- account's, 429 throttling, 5xx SES's: those are retried)
+    WHEN 'ses' THEN coalesce(p_http_status = 400, false)
+    -- FCM HTTP v1: 400 INVALID_ARGUMENT, 404 UNREGISTERED (the token is dead)
+    WHEN 'fcm' THEN coalesce(p_http_status IN (400, 404), false)
+    WHEN 'whatsapp' THEN coalesce(p_http_status = 400, false)
+    WHEN 'vonage' THEN coalesce(p_http_status IN (400, 422), false)
     ELSE false
   END
 $$;

@@ -86,8 +86,12 @@ BEGIN
      ) s
   ), outreach AS (
     -- Cooldowns apply to marketing that names a vertical.
-    SELECT c.*, row_number() OVER (PARTITION BY c.tenant_id, c.hash ORDER BY c.idx) AS nth
-      FROM c WHERE c.category = 'marketing' AND c.vertical IS NOT NULL
+    -- (nth: the how-manieth message of the batch to this address; the steps of one
+    -- message to one address are one contact)
+    SELECT o.*, dense_rank() OVER (PARTITION BY o.tenant_id, o.hash ORDER BY o.first_idx) AS nth
+      FROM (SELECT c.*, min(c.idx) OVER (PARTITION BY c.tenant_id, c.hash,
+                                                      coalesce(c.message_id::text, c.idx::text)) AS first_idx
+              FROM c WHERE c.category = 'marketing' AND c.vertical IS NOT NULL) o
   ), cooldown AS (
     SELECT o.idx, jsonb_build_object(
              'code', 'cooldown', 'vertical', h.vertical, 'last_contact_at', h.last_contact_at,

@@ -7,11 +7,13 @@ SELECT e.id,
        e.status,
        e.provider_status,
        e.error_code,
-       e.created_at
+       e.created_at,
+       e.attempt_id,
+       e.details
   FROM app.message_events e;
 
 COMMENT ON VIEW api.message_events IS
-  'The event ledger of your messages: accepted, claimed, handed_off, provider_status, ...';
+  'The event ledger of your messages: accepted, claimed, handed_off, provider_status, fallback, step_timeout, ...';
 
 REVOKE ALL ON api.message_events FROM PUBLIC;
 GRANT SELECT ON api.message_events TO hermes_integrator, hermes_anon;

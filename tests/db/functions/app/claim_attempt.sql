@@ -14,8 +14,9 @@ SELECT count(*) AS jobs_before FROM pgqueuer.pgqueuer \gset
 SELECT app.claim_attempt(:'a1') AS c1 \gset
 SELECT is((:'c1'::jsonb), jsonb_build_object(
     'action', 'send', 'attempt_id', :'a1'::uuid, 'claim_no', 1, 'message_id', :'m1'::uuid, 'provider', 'twilio',
-    'to', '+14155550123', 'from', '+15005550006', 'body', 'claim me', 'first_claimed_at', now()),
-  'the first claim says send, with claim_no 1 and what to send');
+    'to', '+14155550123', 'from', '+15005550006', 'body', 'claim me', 'first_claimed_at', now(),
+    'channel', 'sms', 'content', jsonb_build_object('body', 'claim me'), 'step', 1),
+  'the first claim says send, with claim_no 1 and what to send (the step''s channel, recipient, sender, content)');
 SELECT results_eq(format('SELECT status, claim_count, claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
   $$VALUES ('claimed', 1, now())$$, 'the attempt is claimed once');
 SELECT is(pg_temp.message_status(:'m1'), 'sending', 'the message is sending');
@@ -35,7 +36,7 @@ SELECT results_eq(format('SELECT status, claim_count, last_claimed_at FROM app.m
   $$VALUES ('claimed', 1, now())$$, 'a deferred claim is not counted');
 SELECT results_eq(format($$SELECT entrypoint, convert_from(payload, 'UTF8')::jsonb, execute_after FROM pgqueuer.pgqueuer
                            ORDER BY id DESC LIMIT 1$$),
-  format($$VALUES ('send_sms', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a1'),
+  format($$VALUES ('send', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a1'),
   'a send_sms job is scheduled for the end of the lease');
 SELECT results_eq(format($$SELECT event_type, details FROM app.message_events
                            WHERE message_id = %L AND event_type = 'reclaim_deferred'$$, :'m1'),
@@ -189,7 +190,7 @@ SELECT is((SELECT (d ->> 'wait_seconds')::numeric FROM jsonb_array_elements(:'mi
   40::numeric, 'claimed 20 s ago: defer for the remaining 40 s');
 SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                            FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
-  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '40 seconds')$$, :'bl'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '40 seconds')$$, :'bl'),
   'one job, for the deferred attempt only, due when its lease ends (once, though listed twice)');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job), 1, 'with its log row');
 SELECT results_eq(format($$SELECT a.claim_count, e.details FROM app.message_attempts a

@@ -2,7 +2,7 @@
 -- implementation, the operator's bootstrap): a tenant and its first API key.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(22);
+SELECT plan(25);
 
 SELECT k ->> 'id' AS admin, k ->> 'token' AS admin_token FROM app.create_admin_key('ops') k \gset
 SELECT pg_temp.counts() AS before \gset
@@ -10,7 +10,8 @@ SELECT app.create_tenant(:'admin_token', '  Acme  ', 'prod', '+1 (500) 555-0006'
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'id' AS k \gset
 
 SELECT is(((:'r'::jsonb) -> 'tenant') - 'id' - 'created_at',
-  '{"name": "Acme", "environment": "prod", "status": "active", "default_sms_from": "+15005550006"}'::jsonb,
+  '{"name": "Acme", "environment": "prod", "status": "active", "default_sms_from": "+15005550006",
+    "default_email_from": null, "default_whatsapp_from": null}'::jsonb,
   'the tenant: trimmed name, environment, active, normalised default sender');
 SELECT results_eq(format('SELECT name, environment::text, status, default_sms_from, created_at FROM app.tenants WHERE id = %L', :'t'),
   $$VALUES ('Acme', 'prod', 'active', '+15005550006', now())$$, 'stored as returned');
@@ -54,5 +55,14 @@ SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', 'test', 'HER
   'a default sender that is not a phone number: HM422 invalid_from');
 SELECT is(pg_temp.counts(), :'before2'::jsonb, 'the refusals wrote nothing');
 
+-- Default senders of the other channels.
+SELECT k ->> 'token' AS admin2 FROM app.create_admin_key('ops2') k \gset
+SELECT set_config('t.admin', :'admin2', true) IS NOT NULL AS cfg2 \gset
+SELECT app.create_tenant(:'admin2', 'Mailer', 'sandbox', NULL, ' Mailer <hi@mailer.example> ', '+1 415 555 0100') AS r2 \gset
+SELECT is(((:'r2'::jsonb) -> 'tenant') -> 'default_email_from', '"Mailer <hi@mailer.example>"',
+  'a default email sender, trimmed');
+SELECT is(((:'r2'::jsonb) -> 'tenant') -> 'default_whatsapp_from', '"+14155550100"', 'a default WhatsApp number, normalised');
+SELECT throws_ok($$SELECT app.create_tenant(current_setting('t.admin'), 'Bad', 'sandbox', NULL, 'not an address')$$,
+  'HM422', NULL, 'an email sender that is no address: HM422');
 SELECT * FROM finish();
 ROLLBACK;

@@ -103,8 +103,8 @@ SELECT results_eq(format('SELECT status, provider_message_id, provider_status FR
 -- No match: the provider never got it, resending is safe.
 SELECT is(app.reconcile_attempt(:'a3', 2, '[]'), '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
   'no candidates: send');
-SELECT is(app.reconcile_attempt(:'a3', 2, NULL), '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
-  'NULL candidates: send');
+SELECT is(app.reconcile_attempt(:'a3', 2, NULL), '{"action": "wait", "reason": "no_provider_lookup"}'::jsonb,
+  'NULL candidates (a provider that cannot be asked): wait for a receipt, never resend');
 SELECT is(app.reconcile_attempt(:'a3', 2, '[{"sid": null, "status": "sent", "body": "three"}]') ->> 'action', 'send',
   'a candidate with a null SID is no candidate');
 SELECT is(app.reconcile_attempt(:'a3', 2, jsonb_build_array(
@@ -119,7 +119,7 @@ SELECT is(app.reconcile_attempt(:'a3', 2, jsonb_build_array(
   '{"action": "send", "reason": "provider_has_no_record"}'::jsonb,
   'candidates created more than 5 minutes before the first claim are ignored: send');
 SELECT is((SELECT array_agg(details ->> 'candidates' ORDER BY id) FROM app.message_events
-            WHERE message_id = :'m3' AND event_type = 'resend'), ARRAY['0', '0', '1', '3', '2'],
+            WHERE message_id = :'m3' AND event_type = 'resend'), ARRAY['0', '1', '3', '2'],
   'each logs a resend event with the number of listed messages');
 SELECT results_eq(format($$SELECT a.status, a.provider_message_id, m.status
                            FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a3'),
@@ -172,7 +172,7 @@ SELECT results_eq(format($$SELECT event_type, status, provider_status, error_cod
   'a reconcile_ambiguous event naming both SIDs (sorted)');
 SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                            FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
-  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a7'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '60 seconds')$$, :'a7'),
   'one send_sms job, due when the claim lease ends');
 SELECT results_eq(format($$SELECT a.status, a.claim_count, a.provider_message_id, a.error_code, m.status
                            FROM app.message_attempts a JOIN app.messages m ON m.id = a.message_id WHERE a.id = %L$$, :'a7'),

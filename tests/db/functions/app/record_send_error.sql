@@ -57,7 +57,7 @@ SELECT is(app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', 500)
   '{"action": "retry_scheduled", "delay_seconds": 1.000000}'::jsonb, 'HTTP 500: retry_scheduled after 1 s');
 SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                            FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
-  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '1 second')$$, :'a2'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '1 second')$$, :'a2'),
   'one send_sms job for the attempt, due in the future');
 SELECT ok((SELECT execute_after > now() FROM pgqueuer.pgqueuer WHERE id > :last_job), 'execute_after is in the future');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job), 1, 'with its log row');

@@ -40,7 +40,7 @@ SELECT ok(to_regclass('app.' || :'newest') IS NOT NULL, 'and exists');
 CREATE FUNCTION pg_temp.jobs_of(p_attempt uuid, p_statuses text[] DEFAULT ARRAY['queued', 'picked']) RETURNS int
 LANGUAGE sql AS $$
   SELECT count(*)::int FROM pgqueuer.pgqueuer
-   WHERE entrypoint = 'send_sms' AND status::text = ANY (p_statuses)
+   WHERE entrypoint = 'send' AND status::text = ANY (p_statuses)
      AND convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = p_attempt::text
 $$;
 CREATE FUNCTION pg_temp.set_updated_at(p_attempt uuid, p_at timestamptz) RETURNS void
@@ -89,8 +89,8 @@ SELECT is(app.run_maintenance(),
   'the sweep requeues the two open attempts that lost their job');
 SELECT set_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                         FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
-  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now()),
-                  ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now())$$, :'a_lost', :'a_held'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now()),
+                  ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now())$$, :'a_lost', :'a_held'),
   'exactly one new send_sms job each, due now');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job AND status = 'queued'), 2,
   'with their log rows');

@@ -49,7 +49,7 @@ SELECT is(pg_temp.refused(:'t', '"hi"'), 'HM422 invalid_request', 'a JSON string
 SELECT is(pg_temp.refused(:'t', '{"to": "+14155550123", "body": "hi", "priority": 1}'), 'HM422 unknown_field',
   'an unknown field: HM422 unknown_field');
 SELECT is(pg_temp.problem_hint(format($$SELECT private.submit_message(%L, NULL, '{"to": "+14155550123", "body": "hi", "x": 1}')$$, :'t')),
-  'A message takes "to", "body" and optionally "from", "channel", "vertical", "category".', 'unknown_field has a hint');
+  'A message takes "to", "body" and optionally "from", "channel", "vertical", "category" (or "channels": [steps] and "contact_id").', 'unknown_field has a hint');
 SELECT is(pg_temp.refused(:'t', '{"body": "hi"}'), 'HM422 invalid_to', 'no "to": HM422 invalid_to');
 SELECT is(pg_temp.refused(:'t', '{"to": 14155550123, "body": "hi"}'), 'HM422 invalid_to', '"to" a number: invalid_to');
 SELECT is(pg_temp.refused(:'t', '{"to": null, "body": "hi"}'), 'HM422 invalid_to', '"to" null: invalid_to');
@@ -113,10 +113,10 @@ SELECT results_eq(format($$SELECT event_type, status, attempt_id, tenant_id FROM
   format($$VALUES ('accepted', 'queued', %L::uuid, %L::uuid)$$, :'a', :'t'),
   'one accepted event, status queued');
 SELECT results_eq($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after FROM pgqueuer.pgqueuer$$,
-  format($$VALUES ('send_sms', 'queued', jsonb_build_object('attempt_id', %L::uuid), now())$$, :'a'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now())$$, :'a'),
   'one queued send_sms job, due now, whose payload is {"attempt_id": ...} only');
 SELECT results_eq($$SELECT l.job_id, l.status::text, l.entrypoint FROM pgqueuer.pgqueuer_log l$$,
-  $$SELECT id, 'queued', 'send_sms' FROM pgqueuer.pgqueuer$$, 'one queued log row for the job');
+  $$SELECT id, 'queued', 'send' FROM pgqueuer.pgqueuer$$, 'one queued log row for the job');
 SELECT results_eq(format($$SELECT tenant_id, api_key_id, action, target_id, details FROM app.audit_log
                            WHERE action = 'message.submit'$$),
   format($$VALUES (%L::uuid, %L::uuid, 'message.submit', %L, '{"idempotency_key": null}'::jsonb)$$, :'t', :'k', :'m'),
@@ -373,8 +373,9 @@ SELECT results_eq(format($$SELECT (%L::jsonb) #>> '{message,status}', (%L::jsonb
   'an opted-out recipient: the message answers status rejected, error_code and reasons opted_out, completed');
 SELECT is(pg_temp.counts() - 'audit' - 'idempotency_keys', (:'before_el'::jsonb - 'audit' - 'idempotency_keys')
             || jsonb_build_object('messages', (:'before_el'::jsonb ->> 'messages')::int + 1,
-                                  'events', (:'before_el'::jsonb ->> 'events')::int + 1),
-  'one message and one event; no attempt, no job');
+                                  'events', (:'before_el'::jsonb ->> 'events')::int + 1,
+                                  'attempts', (:'before_el'::jsonb ->> 'attempts')::int + 1),
+  'one message, one event and its step''s attempt (rejected, with the reasons); no job');
 SELECT results_eq(format($$SELECT event_type, status, error_code, details ->> 'stage', details -> 'reasons' -> 0 ->> 'code'
                              FROM app.message_events WHERE message_id = %L$$, :'rej'::jsonb #>> '{message,id}'),
   $$VALUES ('rejected', 'rejected', 'opted_out', 'accept', 'opted_out')$$, 'a rejected event with the stage and reasons');

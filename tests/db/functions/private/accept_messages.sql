@@ -35,7 +35,7 @@ SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'res'),
            (3, 422, NULL, 'unknown_field'), (4, 201, NULL, NULL)$$,
   'one result per item, in order, with its index: 201 or the problem');
 SELECT is((:'res'::jsonb) -> 3, jsonb_build_object('index', 3, 'status', 422, 'problem', jsonb_build_object('status', 422,
-    'code', 'unknown_field', 'detail', 'Unknown field(s): y.', 'hint', 'A message takes "to", "body" and optionally "from", "channel", "vertical", "category".')),
+    'code', 'unknown_field', 'detail', 'Unknown field(s): y.', 'hint', 'A message takes "to", "body" and optionally "from", "channel", "vertical", "category" (or "channels": [steps] and "contact_id").')),
   'a problem: status, code, detail, hint');
 SELECT is((:'res'::jsonb) #> '{1,problem}' ? 'hint', true, 'with a hint where there is one');
 SELECT is(((:'res'::jsonb) -> 0) - 'message', '{"index": 0, "status": 201}'::jsonb, 'an accepted item: index, status and message');

@@ -3,7 +3,7 @@
 -- problem (status, code, detail, hint) and no fields at all; raises nothing.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(29);
+SELECT plan(37);
 
 -- One call as a row, fields then problem.
 CREATE FUNCTION pg_temp.v(p_request jsonb, p_default_from text DEFAULT '+15005550006')
@@ -45,8 +45,8 @@ SELECT is(ARRAY[pg_temp.code('{"to": "+14155550123", "body": "x", "channel": "em
                 pg_temp.code('{"to": "+14155550123", "body": "x", "channel": "fax"}'),
                 pg_temp.code('{"to": "+14155550123", "body": "x", "vertical": "Solar Panels"}'),
                 pg_temp.code('{"to": "+14155550123", "body": "x", "category": "promo"}')],
-  ARRAY['422 channel_not_supported', '422 invalid_channel', '422 invalid_vertical', '422 invalid_category'],
-  'channels other than sms, bad verticals and categories are refused');
+  ARRAY['422 invalid_to', '422 invalid_channel', '422 invalid_vertical', '422 invalid_category'],
+  'a phone number is no email address; unknown channels, bad verticals and categories are refused');
 SELECT results_eq($$SELECT from_address, code FROM pg_temp.v('{"to": "+14155550123", "body": "x", "from": null}')$$,
   $$VALUES ('+15005550006', NULL::text)$$, '"from": null means the default sender');
 SELECT is(pg_temp.code(jsonb_build_object('to', '+14155550123', 'body', repeat('😀', 1600))), 'valid',
@@ -62,12 +62,13 @@ SELECT is(ARRAY[pg_temp.code('["+14155550123", "hi"]'), pg_temp.code('"hi"'), pg
   ARRAY['422 invalid_request', '422 invalid_request', '422 invalid_request', '422 invalid_request'],
   'an array, a string, a number, JSON null: invalid_request');
 SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"to": "+14155550123", "body": "hi", "priority": 1, "a": 2}')$$,
-  $$VALUES ('unknown_field', 'Unknown field(s): a, priority.', 'A message takes "to", "body" and optionally "from", "channel", "vertical", "category".')$$,
+  $$VALUES ('unknown_field', 'Unknown field(s): a, priority.', 'A message takes "to", "body" and optionally "from", "channel", "vertical", "category" (or "channels": [steps] and "contact_id").')$$,
   'unknown fields: unknown_field naming them, sorted, with a hint');
 SELECT is(pg_temp.code('{"to": "nope", "idempotency_key": "k"}'), '422 unknown_field',
   'unknown fields are reported first (idempotency_key is not part of a message)');
 SELECT results_eq($$SELECT code, detail, hint FROM pg_temp.v('{"body": "hi"}')$$,
-  $$VALUES ('invalid_to', '"to" is required and must be a string.', NULL::text)$$, 'no "to": invalid_to');
+  $$VALUES ('invalid_to', '"to" is required and must be a string.', 'Or name a "contact_id": its address for the channel is used.')$$,
+  'no "to": invalid_to, with a hint');
 SELECT is(ARRAY[pg_temp.code('{"to": 14155550123, "body": "hi"}'), pg_temp.code('{"to": null, "body": "hi"}')],
   ARRAY['422 invalid_to', '422 invalid_to'], '"to" a number or null: invalid_to');
 SELECT results_eq(format('SELECT code, detail, hint FROM pg_temp.v(%L)', jsonb_build_object('to', repeat('call me ', 10), 'body', 'hi')),
@@ -104,11 +105,73 @@ SELECT is(pg_temp.code('{"to": "bad", "body": ""}'), '422 invalid_to', 'the firs
 SELECT lives_ok($$SELECT * FROM (VALUES ('null'::jsonb), ('"x"'), ('{"to": 1}'), ('{"to": "+14155550123", "body": ""}')) r(j),
                                 LATERAL private.validate_message(r.j, NULL)$$, 'raises nothing, whatever the input');
 SELECT is((SELECT provolatile::text || ':' || prosecdef::text FROM pg_proc
-            WHERE oid = 'private.validate_message(jsonb,text,boolean)'::regprocedure), 'i:false',
+            WHERE oid = 'private.validate_message(jsonb,text,boolean,jsonb)'::regprocedure), 'i:false',
   'IMMUTABLE (a function of its arguments only), not SECURITY DEFINER');
-SELECT ok(NOT has_function_privilege('hermes_api', 'private.validate_message(jsonb,text,boolean)', 'EXECUTE')
-          AND NOT has_function_privilege('hermes_worker', 'private.validate_message(jsonb,text,boolean)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('hermes_api', 'private.validate_message(jsonb,text,boolean,jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'private.validate_message(jsonb,text,boolean,jsonb)', 'EXECUTE'),
   'no client role may call it directly');
+
+-- Channels and cascades. The tenant's defaults: senders, the cascade order, timeouts.
+CREATE FUNCTION pg_temp.steps(p_request jsonb) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT coalesce(v.steps, to_jsonb(v.problem_code))
+    FROM private.validate_message(p_request, '+15005550006', false,
+           '{"email": "Acme <hello@acme.example>", "channels": ["email", "sms", "push"],
+             "timeouts": {"sms": 300, "email": 900, "push": 60}}') v
+$$;
+SELECT is(pg_temp.steps('{"channel": "email", "to": " Ada@Example.COM ", "subject": "Hi", "body": "Hello", "html": "<p>Hello</p>"}'),
+  '[{"channel": "email", "to": "ada@example.com", "from": "Acme <hello@acme.example>", "timeout_seconds": 900,
+     "content": {"body": "Hello", "subject": "Hi", "html": "<p>Hello</p>"}}]'::jsonb,
+  'email: the address trimmed and lower-cased, the default sender, subject, text and html, the channel''s timeout');
+SELECT is(pg_temp.steps('{"channels": [
+    {"channel": "email", "to": "bounce@simulator.amazonses.com", "subject": "Hi", "body": "Hello"},
+    {"channel": "sms", "to": "+14155550123", "body": "Hello", "timeout_seconds": 30},
+    {"channel": "push", "to": "fcm-token-0123456789abcdef", "title": "Hi", "body": "Hello", "data": {"k": "v"}}]}'),
+  '[{"channel": "email", "to": "bounce@simulator.amazonses.com", "from": "Acme <hello@acme.example>", "timeout_seconds": 900,
+     "content": {"body": "Hello", "subject": "Hi"}},
+    {"channel": "sms", "to": "+14155550123", "from": "+15005550006", "timeout_seconds": 30, "content": {"body": "Hello"}},
+    {"channel": "push", "to": "fcm-token-0123456789abcdef", "from": null, "timeout_seconds": 60,
+     "content": {"body": "Hello", "title": "Hi", "data": {"k": "v"}}}]'::jsonb,
+  'a cascade: each step in order, its own content and timeout (given, or the channel''s); push has no sender');
+SELECT results_eq($$SELECT to_address, from_address, body, channel, contact_id FROM private.validate_message(
+    '{"contact_id": "0190a000-0000-7000-8000-000000000001", "subject": "Hi", "body": "Hello", "title": "T"}',
+    '+15005550006', false, '{"email": "hello@acme.example", "channels": ["email", "sms"]}')$$,
+  $$VALUES (NULL::text, 'hello@acme.example', 'Hello', 'email', '0190a000-0000-7000-8000-000000000001'::uuid)$$,
+  'to a contact without channels: the tenant''s order; "to" comes from the contact at intake');
+SELECT is(pg_temp.steps('{"contact_id": "0190a000-0000-7000-8000-000000000001", "subject": "Hi", "body": "Hello", "title": "T"}')
+            #> '{1,content}', '{"body": "Hello"}',
+  'each step of the tenant''s order takes of the content what its channel takes (sms: the body)');
+SELECT is(ARRAY[
+    pg_temp.steps('{"channels": []}'), pg_temp.steps('{"channels": [{}, {}, {}, {}, {}, {}]}'),
+    pg_temp.steps('{"channels": "sms"}'), pg_temp.steps('{"channels": [{"channel": "sms", "to": "+14155550123", "body": "x"}], "to": "+1"}'),
+    pg_temp.steps('{"channels": [{"channel": "sms", "to": "+14155550123", "body": "x"}, 7]}'),
+    pg_temp.steps('{"channels": [{"channel": "email", "to": "a@b.example", "body": "x"}]}'),
+    pg_temp.steps('{"channels": [{"channel": "email", "to": "a@b.example", "body": "x", "subject": "two\nlines"}]}'),
+    pg_temp.steps('{"channel": "email", "to": "+14155550123", "subject": "s", "body": "x"}'),
+    pg_temp.steps('{"channel": "push", "to": "short", "body": "x"}'),
+    pg_temp.steps('{"channel": "push", "to": "fcm-token-0123456789abcdef", "body": "x", "data": {"n": 1}}'),
+    pg_temp.steps('{"channel": "push", "to": "fcm-token-0123456789abcdef", "body": "x", "from": "+15005550006"}'),
+    pg_temp.steps('{"channel": "sms", "to": "+14155550123", "body": "x", "subject": "s"}'),
+    pg_temp.steps('{"channel": "sms", "to": "+14155550123", "body": "x", "timeout_seconds": 0}'),
+    pg_temp.steps('{"channel": "sms", "to": "+14155550123", "body": "x", "timeout_seconds": 1.5}'),
+    pg_temp.steps('{"channel": "email", "to": "a@b.example", "subject": "s", "body": "x", "from": "not an address"}'),
+    pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "body": "x", "zzz": 1}'),
+    pg_temp.steps('{"contact_id": "nope", "body": "x"}')],
+  ARRAY['"invalid_channels"', '"invalid_channels"', '"invalid_channels"', '"conflicting_fields"', '"invalid_channels"',
+        '"invalid_subject"', '"invalid_subject"', '"invalid_to"', '"invalid_to"', '"invalid_data"', '"invalid_from"',
+        '"invalid_field"', '"invalid_timeout"', '"invalid_timeout"', '"invalid_from"', '"unknown_field"',
+        '"invalid_contact_id"']::jsonb[],
+  'bad steps: each refused with its code');
+SELECT results_eq($$SELECT problem_code, problem_detail FROM private.validate_message(
+    '{"channels": [{"channel": "sms", "to": "+14155550123", "body": "x"}, {"channel": "email", "to": "nope", "subject": "s", "body": "x"}]}',
+    '+15005550006', false, '{"email": "hello@acme.example"}')$$,
+  $$VALUES ('invalid_to', 'channels[1]: "to" is not an email address: nope.')$$,
+  'a bad step is named by its index in "channels"');
+SELECT results_eq($$SELECT problem_code, problem_detail FROM private.validate_message(
+    '{"channel": "email", "to": "a@b.example", "subject": "s", "body": "x"}', '+15005550006')$$,
+  $$VALUES ('missing_from', 'No "from" given and the tenant has no default email sender.')$$,
+  'email without a sender and no default: missing_from');
+SELECT is(pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "body": "x"}') #> '{0,from}', 'null',
+  'WhatsApp without a default sender: the provider account''s number (from null)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,4 +1,4 @@
-"""The simulator's callback client (simulators.twilio.http_client) against scripted
+"""The simulator's callback client (simulators.core.http_client) against scripted
 HTTP servers in this process: keep-alive, stale connections, timeouts, the pool limit,
 response framings, cancellation."""
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hermes.services import free_port
-from simulators.twilio.http_client import HttpClient, ProtocolError, Target
+from simulators.core.http_client import HttpClient, ProtocolError, Target
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The ``send_sms`` jobs, in batches: claim -> (reconcile) -> provider -> record.
+"""The ``send`` jobs of every channel, in batches: claim -> (reconcile) -> provider -> record.
 
 pgqueuer hands the worker jobs one by one (it dequeues them in batches); the
 :class:`SendBatcher` gathers the jobs that arrive within a few milliseconds, up to
@@ -10,7 +10,8 @@ pgqueuer hands the worker jobs one by one (it dequeues them in batches); the
 
 Each job waits for its own attempt's outcome, so pgqueuer's crash recovery still acts
 per job. The provider of each attempt is the one its row names (``provider`` in the
-claim), looked up among the adapters this worker has. What to do is decided in SQL
+claim), looked up among the adapters this worker has; each step of a cascade is an
+attempt of its own, sent by its channel's adapter. What to do is decided in SQL
 (app.claim_attempts, app.reconcile_attempt, app.record_send_error, and for jobs that
 fail unexpectedly the sweep of app.run_maintenance): this module only carries it out.
 """
@@ -22,6 +23,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,9 +31,9 @@ from hermes.gather import Gatherer
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
-from workers.providers.base import Handoff, ProviderError, SmsProvider
+from workers.providers.base import Handoff, Outgoing, Provider, ProviderError
 
-log = logging.getLogger("hermes.worker.sms")
+log = logging.getLogger("hermes.worker.send")
 
 
 def attempt_of(payload: bytes | None) -> str:
@@ -43,7 +45,7 @@ class SendBatcher:
     def __init__(
         self,
         db: Commands,
-        providers: Mapping[str, SmsProvider],
+        providers: Mapping[str, Provider],
         public_url: str,
         max_batch: int = 100,
         linger_seconds: float = 0.005,
@@ -94,7 +96,14 @@ class SendBatcher:
             log.info("attempt %s: %s (%s)", attempt_id, action, claim.get("reason"))
             return
         claim_no = int(claim["claim_no"])
-        to, from_, body = claim["to"], claim["from"], claim["body"]
+        out = Outgoing(
+            attempt_id=attempt_id,
+            channel=str(claim.get("channel") or "sms"),
+            to=str(claim["to"]),
+            from_=claim.get("from"),
+            content=claim.get("content") or {"body": claim.get("body") or ""},
+            callback_url="",
+        )
         provider = self.providers.get(claim["provider"])
         if provider is None:
             # This worker has no adapter for the attempt's provider: not the message's
@@ -110,8 +119,16 @@ class SendBatcher:
             return
 
         if action == "reconcile":
+            if not provider.lookups:
+                # The provider cannot be asked: SQL waits for a receipt, then calls the
+                # hand-off unknown -- never a blind resend.
+                decision = await self.db.reconcile_attempt(attempt_id, claim_no, None)
+                log.info(
+                    "attempt %s: unknown hand-off at %s -> %s", attempt_id, provider.name, decision
+                )
+                return
             try:
-                found = await provider.find(to, from_)
+                found = await provider.find(out.to, out.from_ or "")
             except ProviderError as exc:
                 # A failed lookup says nothing about the message itself: never permanent.
                 result = await self.db.record_send_error(
@@ -126,9 +143,11 @@ class SendBatcher:
             if decision["action"] != "send":
                 return
 
-        callback = status_callback_url(self.public_url, provider.name, attempt_id)
+        out = replace(
+            out, callback_url=status_callback_url(self.public_url, provider.name, attempt_id)
+        )
         try:
-            handoff = await provider.send(to, from_, body, callback)
+            handoff = await provider.send(out)
         except ProviderError as exc:
             retry_after = None if exc.retry_after is None else timedelta(seconds=exc.retry_after)
             result = await self.db.record_send_error(

@@ -1,8 +1,11 @@
-"""The simulator's HTTP/1.1 server: asyncio protocol + httptools, on uvloop when present.
+"""The simulators' HTTP/1.1 server: asyncio protocol + httptools, on uvloop when present.
+
+Serves one :class:`simulators.core.base.Handler` (a provider's simulator) per port;
+:func:`serve` runs several in one process.
 
 Keep-alive, pipelining (answers in request order), ``Expect: 100-continue``, chunked
 request bodies, HEAD. A request is handled as soon as its body is complete, in the
-protocol callback itself - no task, no ASGI - unless ``SIM_TWILIO_LATENCY_MS`` delays
+protocol callback itself - no task, no ASGI - unless the handler's latency delays
 it; a request whose client disconnects during that delay is not handled (logged with
 499), as before with FastAPI, whose form parsing then failed. Connections idle for more
 than ``IDLE_TIMEOUT_S`` are closed. The ledger is kept out of the cyclic garbage
@@ -18,7 +21,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import cast
@@ -26,9 +29,9 @@ from urllib.parse import unquote
 
 import httptools
 
-from simulators.twilio.app import Reply, SimConfig, Simulator, log_ready, twilio_error
+from simulators.core.base import Handler, Reply
 
-log = logging.getLogger("simulators.twilio")
+log = logging.getLogger("simulators")
 
 IDLE_TIMEOUT_S = 75.0
 FREEZE_EVERY = 1000  # accepted creates
@@ -78,6 +81,8 @@ class _HttpConnection(asyncio.Protocol):
         # requests read but not answered yet (only while one waits for its latency)
         self.backlog: collections.deque[_Request] | None = None
         self.worker: asyncio.Task[None] | None = None
+        # a handled request whose answer waits (Reply.delay_s), written by the worker
+        self.delayed: tuple[_Request, Reply, float] | None = None
         self.closing = False
 
     # ------------------------------------------------------------------ protocol
@@ -105,7 +110,9 @@ class _HttpConnection(asyncio.Protocol):
             else:
                 self._close()
         except httptools.HttpParserError:
-            self._write_reply(twilio_error(400, "Invalid HTTP request", 400), False, False, "GET")
+            self._write_reply(
+                self.sim.error_reply(400, "Invalid HTTP request"), False, False, "GET"
+            )
             self._close()
 
     def on_message_begin(self) -> None:
@@ -166,7 +173,15 @@ class _HttpConnection(asyncio.Protocol):
         backlog = self.backlog
         assert backlog is not None
         try:
-            while backlog:
+            while backlog or self.delayed is not None:
+                if self.delayed is not None:
+                    # An answer that waits after the request was handled (a provider
+                    # that accepted the message, then was slow to say so).
+                    request, reply, took = self.delayed
+                    self.delayed = None
+                    await asyncio.sleep(reply.delay_s)
+                    self._finish(request, reply, took)
+                    continue
                 latency = self.sim.latency_for(backlog[0].path)
                 if latency:
                     await asyncio.sleep(latency)
@@ -202,8 +217,19 @@ class _HttpConnection(asyncio.Protocol):
             )
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
-            reply = twilio_error(20500, "An internal server error has occurred", 500)
+            reply = self.sim.error_reply(500, "An internal server error has occurred")
         took = time.perf_counter() - started
+        if reply.delay_s > 0:
+            # Written by the worker after the delay; later requests queue behind it.
+            self.delayed = (request, reply, took)
+            if self.backlog is None:
+                self.backlog = collections.deque()
+            if self.worker is None:
+                self.worker = self.server.spawn(self._work())
+            return
+        self._finish(request, reply, took)
+
+    def _finish(self, request: _Request, reply: Reply, took: float) -> None:
         self._write_reply(reply, request.keep_alive, request.http_10, request.method)
         if not request.keep_alive:
             self._close()
@@ -216,9 +242,10 @@ class _HttpConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         body = reply.body
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
             reply.status,
             _REASONS.get(reply.status, b"Unknown"),
+            reply.content_type.encode("latin-1"),
             len(body),
         )
         for name, value in reply.headers:
@@ -239,10 +266,10 @@ class _HttpConnection(asyncio.Protocol):
 
 
 class SimServer:
-    """Serves one :class:`Simulator` on ``host``:``port``."""
+    """Serves one simulator (a :class:`Handler`) on ``host``:``port``."""
 
-    def __init__(self, config: SimConfig) -> None:
-        self.sim = Simulator(config)
+    def __init__(self, sim: Handler) -> None:
+        self.sim = sim
         self.connections: set[_HttpConnection] = set()
         self.workers: set[asyncio.Task[None]] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -262,7 +289,7 @@ class SimServer:
         )
         self._sweeper = loop.create_task(self._sweep())
         self._gc_keeper = loop.create_task(self._keep_gc())
-        log_ready(self.sim.config, f"http://{host}:{port}")
+        self.sim.log_ready(f"http://{host}:{port}")
 
     async def _sweep(self) -> None:
         while True:
@@ -302,13 +329,17 @@ class SimServer:
         for conn in list(self.connections):
             conn._close()
         cancelled = await self.sim.close()
-        log.info("Twilio simulator stopped (%d pending callback task(s) cancelled)", cancelled)
+        log.info(
+            "%s simulator stopped (%d pending callback task(s) cancelled)", self.sim.name, cancelled
+        )
 
 
-async def serve(config: SimConfig, host: str, port: int) -> None:
-    """Runs until SIGINT or SIGTERM."""
-    server = SimServer(config)
-    await server.start(host, port)
+async def serve(sims: list[tuple[Callable[[], Handler], int]], host: str) -> None:
+    """Builds each simulator (in the loop: their clients belong to it) and serves it on
+    its port until SIGINT or SIGTERM."""
+    servers = [SimServer(make()) for make, _ in sims]
+    for server, (_, port) in zip(servers, sims, strict=True):
+        await server.start(host, port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -317,14 +348,15 @@ async def serve(config: SimConfig, host: str, port: int) -> None:
     try:
         await stop.wait()
     finally:
-        await server.stop()
+        for server in servers:
+            await server.stop()
 
 
-def run(config: SimConfig, host: str, port: int) -> None:
+def run(sims: list[tuple[Callable[[], Handler], int]], host: str) -> None:
     """:func:`serve` on uvloop (plain asyncio without it)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(serve(config, host, port))
+        asyncio.run(serve(sims, host))
     else:
-        uvloop.run(serve(config, host, port))
+        uvloop.run(serve(sims, host))

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import psycopg
@@ -177,23 +178,21 @@ async def run_imports(settings: ImportSettings) -> None:
     # Held as 'failed' if it raises (a bug, the database gone): the import stays in its
     # stage and app.run_maintenance's sweep gives it its jobs again.
     # A job that fails is counted first (the third failure fails the import for good).
-    @pgq.entrypoint("import_parse", on_failure="hold")
-    async def import_parse(job: Job) -> None:
+    async def counted(job: Job, stage: str, run: Callable[[bytes | None], Awaitable[None]]) -> None:
         try:
-            await jobs.parse(job.payload)
+            await run(job.payload)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await jobs.failed(job.payload, "parse", exc)
+                await jobs.failed(job.payload, stage, exc)
             raise
+
+    @pgq.entrypoint("import_parse", on_failure="hold")
+    async def import_parse(job: Job) -> None:
+        await counted(job, "parse", jobs.parse)
 
     @pgq.entrypoint("import_merge", on_failure="hold")
     async def import_merge(job: Job) -> None:
-        try:
-            await jobs.merge(job.payload)
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                await jobs.failed(job.payload, "merge", exc)
-            raise
+        await counted(job, "merge", jobs.merge)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

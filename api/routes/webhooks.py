@@ -135,7 +135,7 @@ class StatusCallbacks:
             and scope["method"] == "POST"
             and scope["path"].startswith(TWILIO_PREFIX)
         ):
-            await self._twilio(scope, receive, send)
+            await self._guarded(scope, receive, send, self._twilio)
             return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == SES_SNS_PATH:
             await self._guarded(scope, receive, send, self._ses)
@@ -193,39 +193,28 @@ class StatusCallbacks:
             log.warning("SES event for unknown attempt %s", receipt["attempt_id"])
         return 204
 
-    async def _twilio(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _twilio(self, scope: Scope, receive: Receive) -> int:
         path: str = scope["path"]
         try:
-            try:
-                attempt_id = str(uuid.UUID(path[len(TWILIO_PREFIX) :]))
-            except ValueError:
-                raise Problem(404, "not_found", "No such callback URL.") from None
-            body = await _read_body(receive, self.settings.max_body_bytes)
-            signature = ""
-            for name, value in scope["headers"]:
-                if name == b"x-twilio-signature":
-                    signature = value.decode("latin-1")
-                    break
-            receipt = twilio_receipt(
-                self.settings,
-                attempt_id,
-                scope.get("query_string", b"").decode("latin-1"),
-                body,
-                signature,
-            )
-            if await self.receipts.add(receipt) == "attempt_not_found":
-                raise Problem(404, "attempt_not_found", "No such attempt.")
-        except Problem as problem:
-            await problem.response(path)(scope, receive, send)
-            return
-        except psycopg.Error as exc:
-            mapped = from_db_error(exc)
-            if mapped.status >= 500:
-                log.error("status callback %s failed: %s", path, type(exc).__name__)
-            await mapped.response(path)(scope, receive, send)
-            return
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+            attempt_id = str(uuid.UUID(path[len(TWILIO_PREFIX) :]))
+        except ValueError:
+            raise Problem(404, "not_found", "No such callback URL.") from None
+        body = await _read_body(receive, self.settings.max_body_bytes)
+        signature = ""
+        for name, value in scope["headers"]:
+            if name == b"x-twilio-signature":
+                signature = value.decode("latin-1")
+                break
+        receipt = twilio_receipt(
+            self.settings,
+            attempt_id,
+            scope.get("query_string", b"").decode("latin-1"),
+            body,
+            signature,
+        )
+        if await self.receipts.add(receipt) == "attempt_not_found":
+            raise Problem(404, "attempt_not_found", "No such attempt.")
+        return 204
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

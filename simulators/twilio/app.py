@@ -168,7 +168,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import orjson
 
-from simulators.core.base import Reply, env_bool, env_float, env_int
+from simulators.core.base import Reply, Tasks, env_bool, env_float, env_int
 from simulators.core.http_client import HttpClient, Target
 
 log = logging.getLogger("simulators.twilio")
@@ -606,7 +606,7 @@ class Simulator:
         self.accepted = 0  # creates since start (the stats count since the last reset)
         self.resets = 0
         self.rng = random.Random(config.seed)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks()  # the pending callbacks and inbound deliveries
         self.http = HttpClient(timeout=config.callback_timeout_s, max_connections=64)
         self._seq = itertools.count(1)
         credentials = f"{config.account_sid}:{config.auth_token}".encode()
@@ -638,16 +638,7 @@ class Simulator:
         return self.latency_s if path.startswith(API_PREFIX) else 0.0
 
     def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+        return self.tasks.spawn(coro, name)
 
     def log_request(
         self, method: str, path: str, query: str, status: int, took_s: float, note: str | None
@@ -668,8 +659,7 @@ class Simulator:
 
     def reset(self) -> int:
         count = len(self.ledger)
-        for task in list(self.tasks):
-            task.cancel()
+        self.tasks.cancel()
         self.messages.clear()
         self.ledger.clear()
         self.by_to.clear()
@@ -680,13 +670,9 @@ class Simulator:
 
     async def close(self) -> int:
         """Cancels pending callbacks and closes idle connections; how many tasks."""
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        cancelled = await self.tasks.close()
         self.http.close()
-        return len(tasks)
+        return cancelled
 
     # -------------------------------------------------------------------- routing
 

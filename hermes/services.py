@@ -67,6 +67,9 @@ class StackConfig:
     # The SES simulator (email), None: not started and no email sent.
     ses_port: int | None = None
     ses_env: dict[str, str] = field(default_factory=dict)
+    # The FCM simulator (push), None: not started and no push sent.
+    fcm_port: int | None = None
+    fcm_env: dict[str, str] = field(default_factory=dict)
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -97,6 +100,23 @@ class StackConfig:
     @property
     def ses_ca_dir(self) -> Path:
         return self.run_dir / "ses-sim"
+
+    @property
+    def fcm_url(self) -> str:
+        return f"http://127.0.0.1:{self.fcm_port}"
+
+    @property
+    def fcm_credentials_dir(self) -> Path:
+        return self.run_dir / "fcm-sim"
+
+    def fcm_worker_env(self) -> dict[str, str]:
+        """The service-account key file the FCM simulator wrote, and its base URL."""
+        if self.fcm_port is None:
+            return {}
+        return {
+            "FCM_SERVICE_ACCOUNT_FILE": str(self.fcm_credentials_dir / "service-account.json"),
+            "FCM_BASE_URL": self.fcm_url,
+        }
 
     def sns_env(self) -> dict[str, str]:
         """What the API needs to trust the SES simulator's SNS messages."""
@@ -203,6 +223,7 @@ def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
             "TWILIO_API_BASE_URL": cfg.sim_url,
         }
         | cfg.ses_worker_env()
+        | cfg.fcm_worker_env()
     )
     env |= cfg.worker_env
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
@@ -246,10 +267,23 @@ def ses_simulator_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("ses-sim", argv, env, f"{cfg.ses_url}/_sim/health")
 
 
+def fcm_simulator_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "SIM_FCM_PUBLIC_URL": cfg.fcm_url,
+        "SIM_FCM_CREDENTIALS_DIR": str(cfg.fcm_credentials_dir),
+    }
+    env |= cfg.fcm_env
+    argv = [sys.executable, "-m", "simulators.fcm", "--host", "127.0.0.1"]
+    argv += ["--port", str(cfg.fcm_port)]
+    return ServiceSpec("fcm-sim", argv, env, f"{cfg.fcm_url}/_sim/health")
+
+
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
     specs = [simulator_spec(cfg)]
     if cfg.ses_port is not None:  # before the API: it reads the simulator's CA
         specs.append(ses_simulator_spec(cfg))
+    if cfg.fcm_port is not None:  # before the workers: it writes their key file
+        specs.append(fcm_simulator_spec(cfg))
     specs += [postgrest_spec(cfg), api_spec(cfg)]
     if cfg.receiver_port is not None:
         specs.append(receiver_spec(cfg))

@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ses-port", type=int, default=int(os.environ.get("HERMES_SES_SIM_PORT", "8090"))
     )
+    parser.add_argument(
+        "--fcm-port", type=int, default=int(os.environ.get("HERMES_FCM_SIM_PORT", "8091"))
+    )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("HERMES_WORKERS", "1")))
     parser.add_argument(
         "--api-processes",
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         postgrest_port=args.postgrest_port,
         sim_port=args.sim_port,
         ses_port=args.ses_port,
+        fcm_port=args.fcm_port,
         run_dir=STATE / "run",
         workers=args.workers,
         api_processes=args.api_processes,

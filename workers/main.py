@@ -27,6 +27,7 @@ from workers.db import Commands
 from workers.entrypoints.imports import ImportJobs
 from workers.entrypoints.send import SendBatcher, attempt_of
 from workers.providers.base import Provider
+from workers.providers.fcm import FcmPush
 from workers.providers.ses import SesEmail
 from workers.providers.twilio import TwilioSms
 from workers.queue_driver import SplitListenPsycopgDriver
@@ -70,6 +71,13 @@ async def run(settings: Settings) -> None:
             settings.ses_secret_access_key,
             settings.ses_configuration_set,
             settings.ses_endpoint_url,
+            settings.provider_timeout_seconds,
+            connections=min(settings.max_concurrent_tasks, 64),
+        )
+    if settings.fcm_service_account_file:
+        providers["fcm"] = FcmPush(
+            settings.fcm_service_account_file,
+            settings.fcm_base_url,
             settings.provider_timeout_seconds,
             connections=min(settings.max_concurrent_tasks, 64),
         )

@@ -22,6 +22,10 @@ class Settings:
     ses_secret_access_key: str | None
     ses_configuration_set: str | None
     ses_endpoint_url: str | None
+    # Firebase Cloud Messaging (push): the service-account key file and the API's base
+    # URL (the simulator; None: Google's). No key file: this worker sends no push.
+    fcm_service_account_file: str | None
+    fcm_base_url: str | None
     # Crash recovery: a picked job whose heartbeat is older than this is re-picked by
     # another worker. pgqueuer's heartbeat beats at half this interval.
     heartbeat_timeout: timedelta
@@ -63,6 +67,8 @@ class Settings:
             ses_secret_access_key=env.get("SES_SECRET_ACCESS_KEY") or None,
             ses_configuration_set=env.get("SES_CONFIGURATION_SET", "hermes") or None,
             ses_endpoint_url=env.get("SES_ENDPOINT_URL") or None,
+            fcm_service_account_file=env.get("FCM_SERVICE_ACCOUNT_FILE") or None,
+            fcm_base_url=env.get("FCM_BASE_URL") or None,
             heartbeat_timeout=timedelta(
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),

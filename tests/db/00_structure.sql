@@ -99,7 +99,7 @@ SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'lock_attempt', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
-  'configure_database', 'provider_error_is_permanent', 'accept_messages', 'enqueue_jobs',
+  'configure_database', 'provider_error_is_permanent', 'provider_error_suppression', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
   'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease',

@@ -94,6 +94,8 @@ def start_stack(
     import_env: dict[str, str] | None = None,
     ses: bool = False,
     ses_env: dict[str, str] | None = None,
+    fcm: bool = False,
+    fcm_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -117,6 +119,8 @@ def start_stack(
         | (import_env or {}),
         ses_port=free_port() if ses else None,
         ses_env={"SIM_SES_RECEIPT_DELAY_MS": "50"} | (ses_env or {}),
+        fcm_port=free_port() if fcm else None,
+        fcm_env=fcm_env or {},
     )
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))

@@ -1,5 +1,7 @@
 """Every channel through real processes: email through boto3 to the SES simulator, its
-events back through signed SNS notifications; the cascade (issue #6's contract)."""
+events back through signed SNS notifications; push through google-auth's service-account
+token and FCM's HTTP v1 API to the FCM simulator; the cascade (issue #6's contract, and
+three steps: email fails, SMS times out, push delivered)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
-    s = start_stack(cluster, make_db, tmp_path_factory.mktemp("channels"), ses=True)
+    s = start_stack(cluster, make_db, tmp_path_factory.mktemp("channels"), ses=True, fcm=True)
     yield s
     stop_stack(s, request)
 
@@ -205,3 +207,129 @@ def test_ses_faults_are_retried_and_no_email_is_sent_twice(
             # had it come later, at the re-claim. Never a resend.
             handed = [e for e in events if e["event_type"] == "handed_off"]
             assert [h["details"]["via"] for h in handed] == ["receipt"], events
+
+
+def fcm_ledger(stack: Stack) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{stack.cfg.fcm_url}/_sim/messages").json())
+
+
+TOKEN = "dGVzdC1kZXZpY2U:APA91bF-0123456789abcdefABCDEF"
+
+
+def test_push_is_sent_through_fcm_v1_and_delivered_on_acceptance(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = tenant["api_key"]["token"]
+    msg = post(stack, token, {"channel": "push", "to": TOKEN, "title": "Hi", "body": "Hello",
+                              "data": {"order": "42", "n": "1"}})  # fmt: skip
+    assert msg["channel"] == "push" and msg["from"] is None
+    done = stack.wait_message(token, msg["id"], {"delivered", "failed", "unknown"})
+    assert done["status"] == "delivered" and done["provider"] == "fcm"
+    attempt = rows(stack, token, "message_attempts", msg["id"], "step")[0]
+    sent = [m for m in fcm_ledger(stack) if m["name"] == attempt["provider_message_id"]]
+    assert len(sent) == 1
+    assert sent[0]["token"] == TOKEN
+    assert sent[0]["notification"] == {"title": "Hi", "body": "Hello"}
+    assert sent[0]["data"] == {"order": "42", "n": "1"}
+    events = rows(stack, token, "message_events", msg["id"], "id")
+    assert [e["provider_status"] for e in events if e["event_type"] == "provider_status"] == [
+        "accepted"
+    ]
+    # The worker authenticated as the service account (a signed JWT for a token).
+    stats = httpx.get(f"{stack.cfg.fcm_url}/_sim/stats").json()
+    assert stats["tokens_issued"] >= 1 and "token_refused" not in stats
+
+
+def test_fcm_errors_unregistered_token_is_suppressed_transient_ones_retried(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = tenant["api_key"]["token"]
+    ids = {}
+    for fixture in ("unregistered", "invalid", "quota-once", "unavailable-once", "internal-once"):
+        to = f"{fixture}-0123456789abcdefXYZ"
+        ids[fixture] = post(stack, token, {"channel": "push", "to": to, "body": fixture})["id"]
+    final = {"delivered", "failed", "unknown"}
+    got = {f: stack.wait_message(token, i, final, timeout=40) for f, i in ids.items()}
+    assert {f: (m["status"], m["error_code"]) for f, m in got.items()} == {
+        "unregistered": ("failed", "fcm:UNREGISTERED"),
+        "invalid": ("failed", "fcm:INVALID_ARGUMENT"),
+        "quota-once": ("delivered", None),
+        "unavailable-once": ("delivered", None),
+        "internal-once": ("delivered", None),
+    }
+    accepted = [m["token"] for m in fcm_ledger(stack)]
+    for fixture in ("quota-once", "unavailable-once", "internal-once"):
+        assert accepted.count(f"{fixture}-0123456789abcdefXYZ") == 1, fixture
+    quota = rows(stack, token, "message_events", ids["quota-once"], "id")
+    retry = [e for e in quota if e["event_type"] == "retry_scheduled"]
+    assert len(retry) == 1 and retry[0]["details"]["delay_seconds"] >= 2  # Retry-After
+    # The dead token is on the tenant's hard_bounce list: the next push to it is refused
+    # at intake, and never reaches FCM.
+    again = post(stack, token, {"channel": "push", "to": "unregistered-0123456789abcdefXYZ",
+                                "body": "again"})  # fmt: skip
+    assert again["status"] == "rejected"
+    assert [r["code"] for r in again["reasons"]] == ["suppressed"]
+
+
+def test_fcm_timeout_after_accepting_is_never_resent(stack: Stack, tenant: dict[str, Any]) -> None:
+    """FCM took the push but answered after the worker's timeout: the outcome is unknown,
+    and FCM can be neither asked nor heard from again (no receipts). The attempt waits
+    out the reconcile window (shortened here), then is 'unknown' -- never resent."""
+    stack.sql("UPDATE private.settings SET value = '3 seconds' WHERE key = 'reconcile_window'")
+    try:
+        token = tenant["api_key"]["token"]
+        to = "timeout-once-0123456789abcdefXYZ"
+        msg = post(stack, token, {"channel": "push", "to": to, "body": "late"})
+        done = stack.wait_message(token, msg["id"], {"delivered", "failed", "unknown"}, timeout=40)
+        assert done["status"] == "unknown", done
+        assert [m["token"] for m in fcm_ledger(stack)].count(to) == 1
+        events = rows(stack, token, "message_events", msg["id"], "id")
+        assert not [e for e in events if e["event_type"] in ("resend", "handed_off")]
+    finally:
+        stack.sql("UPDATE private.settings SET value = '10 minutes' WHERE key = 'reconcile_window'")
+
+
+def test_three_step_cascade_email_fails_sms_times_out_push_delivered(stack: Stack) -> None:
+    """The issue's cascade: the email bounces, the SMS is taken by the carrier but never
+    confirmed (+15005550013: sent, no final status) and times out after its 2 s, the push
+    is delivered; the whole timeline is readable in api.message_events. (A tenant of its
+    own: the contract test's bounce put bounce@ on the other's hard_bounce list.)"""
+    token = stack.new_tenant("Cascade Co")["api_key"]["token"]
+    push_to = "cascade-device-0123456789abcdef"
+    msg = post(stack, token, {"channels": [
+        {"channel": "email", "to": "bounce@simulator.amazonses.com", "subject": "Hi", "body": "Hello"},
+        {"channel": "sms", "to": "+15005550013", "body": "Hello", "timeout_seconds": 2},
+        {"channel": "push", "to": push_to, "title": "Hi", "body": "Hello"},
+    ]})  # fmt: skip
+    assert msg["steps"] == 3
+    done = stack.wait_message(token, msg["id"], {"delivered", "undelivered", "failed"}, timeout=40)
+    assert (done["status"], done["channel"], done["provider"]) == ("delivered", "push", "fcm")
+    attempts = rows(stack, token, "message_attempts", msg["id"], "step")
+    assert [(a["step"], a["channel"], a["status"], a["is_fallback"]) for a in attempts] == [
+        (1, "email", "undelivered", False),
+        (2, "sms", "timed_out", True),
+        (3, "push", "delivered", True),
+    ]
+    events = rows(stack, token, "message_events", msg["id"], "id")
+    by_attempt = {a["id"]: a["step"] for a in attempts}
+    timeline = [
+        (
+            by_attempt.get(e["attempt_id"]),
+            e["event_type"]
+            if e["event_type"] != "provider_status"
+            else f"provider_status {e['provider_status']}",
+        )
+        for e in events
+    ]
+
+    def at(step: int, what: str) -> int:
+        return timeline.index((step, what))
+
+    assert at(1, "provider_status Bounce") < at(2, "fallback")
+    assert at(2, "fallback") < at(2, "provider_status sent")
+    assert at(2, "provider_status sent") < at(2, "step_timeout")
+    assert at(2, "step_timeout") < at(3, "fallback")
+    assert at(3, "fallback") < at(3, "provider_status accepted")
+    fallbacks = [e["details"]["because"] for e in events if e["event_type"] == "fallback"]
+    assert fallbacks == ["undelivered", "timed_out"]
+    assert [m["token"] for m in fcm_ledger(stack)].count(push_to) == 1

@@ -28,6 +28,7 @@ DECLARE
   v_found   jsonb[];
   v_inbox   text;
   v_check   record;
+  v_since   timestamptz;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -57,15 +58,27 @@ BEGIN
 
   -- A provider Hermes cannot ask (SES, FCM, WhatsApp: no lookup by sender and
   -- recipient; the worker passes NULL): never resend blindly. Wait for a receipt (they
-  -- carry the attempt id) for reconcile_window after the last claim; then the hand-off
-  -- is 'unknown' and the cascade moves on (or the message ends unknown).
+  -- carry the attempt id) for reconcile_window from the first of these waits (every
+  -- wait is a reconcile_ambiguous event; a re-claim must not restart the window); then
+  -- the hand-off is 'unknown' and the cascade moves on (or the message ends unknown).
+  -- Each wait ends its claim (nothing is being sent: the next look need not wait out a
+  -- lease) and looks again at the end of the window, or a lease later if that is sooner.
   IF p_candidates IS NULL THEN
-    IF v_attempt.last_claimed_at > now() - private.reconcile_window() THEN
-      PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), v_lease);
+    SELECT min(e.created_at) INTO v_since FROM app.message_events e
+     WHERE e.message_id = v_attempt.message_id AND e.message_created_at = v_attempt.message_created_at
+       AND e.attempt_id = v_attempt.id AND e.event_type = 'reconcile_ambiguous'
+       AND e.details ->> 'reason' = 'no_provider_lookup';
+    v_since := coalesce(v_since, now());
+    IF v_since > now() - private.reconcile_window() THEN
+      UPDATE app.message_attempts SET last_claimed_at = NULL, updated_at = now()
+       WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+      PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id),
+                                  least(v_lease, greatest(v_since + private.reconcile_window() - now(),
+                                                          interval '1 second')));
       PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                                 v_attempt.id, 'reconcile_ambiguous', NULL, NULL, NULL,
                                 jsonb_build_object('claim_no', p_claim_no, 'reason', 'no_provider_lookup',
-                                                   'waiting_for', 'receipt'));
+                                                   'waiting_for', 'receipt', 'since', v_since));
       RETURN jsonb_build_object('action', 'wait', 'reason', 'no_provider_lookup');
     END IF;
     UPDATE app.message_attempts

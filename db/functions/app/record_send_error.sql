@@ -11,7 +11,9 @@
 --     5 min, at least p_retry_after), up to 6 claims. After that the message fails as
 --     provider_unavailable.
 --   A refusal that means "the recipient opted out" (private.provider_error_is_opt_out,
---     Twilio 21610) also records an opt-out consent event (source provider_error).
+--     Twilio 21610) also records an opt-out consent event (source provider_error); one
+--     that means the address is dead (private.provider_error_suppression, FCM
+--     UNREGISTERED) puts it on the tenant's hard_bounce list.
 -- Returns {action: failed|retry_scheduled|skip, ...}.
 CREATE OR REPLACE FUNCTION app.record_send_error(
   p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
@@ -26,6 +28,7 @@ DECLARE
   v_delay   interval;
   v_code    text;
   v_permanent boolean;
+  v_list    text;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -34,7 +37,7 @@ BEGIN
     RETURN jsonb_build_object('action', 'skip', 'reason', 'not_current_claim');
   END IF;
   v_code := v_attempt.provider || ':' || coalesce(p_error_code, 'unknown');
-  v_permanent := private.provider_error_is_permanent(v_attempt.provider, p_http_status);
+  v_permanent := private.provider_error_is_permanent(v_attempt.provider, p_http_status, p_error_code);
 
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                             v_attempt.id, 'send_error', NULL, NULL, v_code,
@@ -60,6 +63,13 @@ BEGIN
         'address', v_attempt.to_address, 'kind', 'opt_out', 'channel', v_attempt.channel, 'source', 'provider_error',
         'evidence', jsonb_build_object('provider', v_attempt.provider, 'error_code', p_error_code,
                                        'attempt_id', v_attempt.id, 'message', left(p_error_message, 200)))));
+    END IF;
+    -- A refusal that says the address is dead (FCM UNREGISTERED) lists it.
+    v_list := private.provider_error_suppression(v_attempt.provider, p_error_code);
+    IF v_list IS NOT NULL AND private.address_key(v_attempt.to_address) IS NOT NULL THEN
+      PERFORM private.record_suppressions(v_attempt.tenant_id, NULL, 'add', v_list,
+                                          jsonb_build_array(v_attempt.to_address),
+                                          format('%s %s', v_attempt.provider, p_error_code), 'bounce');
     END IF;
     RETURN jsonb_build_object('action', 'failed', 'error_code', v_code);
   END IF;

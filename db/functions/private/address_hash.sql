@@ -5,6 +5,8 @@
 -- -- national forms, tel: URIs, full-width digits -- with phonenumbers and the
 -- tenant's default country; SQL only re-validates). Emails are trimmed and lower-cased
 -- (local part too: an opt-out of John@x.com also covers john@x.com -- the safe error).
+-- Push registration tokens (16 to 4096 characters of [A-Za-z0-9_:.-], letters and
+-- digits both) are kept as given: they are case-sensitive.
 CREATE OR REPLACE FUNCTION private.address_key(p_address text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -15,10 +17,14 @@ AS $$
     WHEN lower(btrim(p_address)) ~ '^[^@\s<>(),;:"\[\]]{1,64}@[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$'
          AND length(btrim(p_address)) <= 254
       THEN lower(btrim(p_address))
+    -- a push registration token (FCM's are ~160 characters of [A-Za-z0-9_:-]), as given
+    WHEN p_address ~ '^[A-Za-z0-9_:.-]{16,}$' AND length(p_address) <= 4096
+         AND p_address ~ '[A-Za-z]' AND p_address ~ '[0-9]'
+      THEN p_address
   END
 $$;
 COMMENT ON FUNCTION private.address_key(text) IS
-  'The canonical form of an address (E.164 phone, lower-cased email), or NULL when it is neither.';
+  'The canonical form of an address (E.164 phone, lower-cased email, push token as given), or NULL when it is none.';
 
 -- The one-way key of a canonical address: sha256 of the deployment's secret pepper
 -- (private.settings address_pepper) and the address. Suppression tombstones of erased

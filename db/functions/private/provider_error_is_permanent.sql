@@ -4,8 +4,9 @@
 -- cannot succeed. 401/403/404 mean Hermes's credentials or account are wrong, 429 and
 -- 5xx are Twilio's load: the operator or time fixes those, so they are retried. No
 -- HTTP status at all (timeout, connection lost) is never permanent.
+DROP FUNCTION IF EXISTS private.provider_error_is_permanent(text, int);
 CREATE OR REPLACE FUNCTION private.provider_error_is_permanent(
-  p_provider text, p_http_status int)
+  p_provider text, p_http_status int, p_error_code text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -14,15 +15,36 @@ AS $$
     -- SES v2: 400 is MessageRejected, BadRequest, MailFromDomainNotVerified (403 is the
     -- account's, 429 throttling, 5xx SES's: those are retried)
     WHEN 'ses' THEN coalesce(p_http_status = 400, false)
-    -- FCM HTTP v1: 400 INVALID_ARGUMENT, 404 UNREGISTERED (the token is dead)
+    -- FCM HTTP v1: 400 INVALID_ARGUMENT, 404 UNREGISTERED (the token is dead), 403
+    -- SENDER_ID_MISMATCH (the token belongs to another project); a 403 without that code
+    -- is Hermes's credentials (retried)
     WHEN 'fcm' THEN coalesce(p_http_status IN (400, 404), false)
+                    OR coalesce(p_error_code IN ('UNREGISTERED', 'INVALID_ARGUMENT', 'SENDER_ID_MISMATCH'), false)
+    -- WhatsApp Cloud API (Graph API): 400 is a refusal of the message (131026 not
+    -- deliverable, 131047 outside the 24-hour window, 131051 unsupported type, 100
+    -- invalid parameter ...) except the Graph API's throttling codes, which it also
+    -- answers with 400: 4, 80007, 130429 (rate limit), 131048 (spam rate limit), 131056
+    -- (pair rate limit) -- those are retried
     WHEN 'whatsapp' THEN coalesce(p_http_status = 400, false)
+                         AND coalesce(p_error_code NOT IN ('4', '80007', '130429', '131048', '131056'), true)
     WHEN 'vonage' THEN coalesce(p_http_status IN (400, 422), false)
     ELSE false
   END
 $$;
-COMMENT ON FUNCTION private.provider_error_is_permanent(text, int) IS
-  'True when a provider error means the message can never be sent as it is (no retry).';
+COMMENT ON FUNCTION private.provider_error_is_permanent(text, int, text) IS
+  'True when a provider error (HTTP status, the provider''s own code) means the message can never be sent as it is (no retry).';
+
+-- The suppression list a provider's refusal puts the address on, or NULL: FCM's
+-- UNREGISTERED means the app is gone from the device (the token will never work again)
+-- -> hard_bounce, so that no later message (or cascade step) is planned to it.
+CREATE OR REPLACE FUNCTION private.provider_error_suppression(p_provider text, p_error_code text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN p_provider = 'fcm' AND p_error_code = 'UNREGISTERED' THEN 'hard_bounce' END
+$$;
+COMMENT ON FUNCTION private.provider_error_suppression(text, text) IS
+  'The suppression list a provider refusal puts the address on (FCM UNREGISTERED -> hard_bounce), or NULL.';
 
 -- Whether a provider's refusal means the recipient opted out of this sender: Twilio
 -- 21610 ("Attempt to send to unsubscribed recipient": they replied STOP).

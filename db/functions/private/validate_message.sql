@@ -67,11 +67,12 @@ BEGIN
     END IF;
     v_to := CASE v_channel
               WHEN 'email' THEN private.address_key(p_step ->> 'to')
-              WHEN 'push' THEN CASE WHEN p_step ->> 'to' ~ '^[A-Za-z0-9_:.-]+$'
-                                         AND length(p_step ->> 'to') BETWEEN 16 AND 4096 THEN p_step ->> 'to' END
+              -- a registration token: what private.address_key keeps as given
+              WHEN 'push' THEN CASE WHEN private.address_key(p_step ->> 'to') = p_step ->> 'to'
+                                         AND p_step ->> 'to' !~ '[+@]' THEN p_step ->> 'to' END
               ELSE CASE WHEN p_step ->> 'to' ~ '^\+[1-9][0-9]{6,14}$' THEN p_step ->> 'to' END
             END;
-    IF v_to IS NULL OR (v_channel = 'email' AND v_to LIKE '+%') THEN
+    IF v_to IS NULL OR (v_channel = 'email' AND v_to NOT LIKE '%@%') THEN
       problem_code := 'invalid_to';
       problem_detail := format('%s"to" is not %s: %s.', v_where,
                                CASE v_channel WHEN 'email' THEN 'an email address'

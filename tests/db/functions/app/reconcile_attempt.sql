@@ -7,7 +7,7 @@
 -- reaches attempt and message through the receipt inbox (app.apply_receipts).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(62);
+SELECT plan(67);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -299,6 +299,30 @@ SELECT results_eq(format($$SELECT a.status, m.status, m.error_code, m.reasons ->
   $$VALUES ('rejected', 'rejected', 'opted_out', 'opted_out')$$, 'attempt and message rejected');
 SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mq'))) AND 'rejected' = ANY(pg_temp.events_of(:'mq')),
   'a rejected event, no resend event');
+
+-- A provider that cannot be asked: the wait for a receipt lasts reconcile_window from
+-- the first wait, however often the attempt is claimed again meanwhile.
+SELECT pg_temp.new_message(:'t', 'no lookups') AS mw \gset
+SELECT pg_temp.attempt_of(:'mw') AS aw \gset
+SELECT pg_temp.claim_twice(:'aw') AS cw \gset
+SELECT is(app.reconcile_attempt(:'aw', :cw, NULL), '{"action": "wait", "reason": "no_provider_lookup"}'::jsonb,
+  'no lookups: wait');
+SELECT is((SELECT last_claimed_at FROM app.message_attempts WHERE id = :'aw'), NULL,
+  'the wait ends the claim (nothing is being sent)');
+SELECT is((SELECT execute_after FROM pgqueuer.pgqueuer
+            WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = :'aw' ORDER BY id DESC LIMIT 1),
+  now() + interval '60 seconds', 'and looks again a lease later (the window is longer)');
+SELECT (app.claim_attempt(:'aw') ->> 'claim_no')::int AS cw2 \gset
+SELECT app.reconcile_attempt(:'aw', :cw2, NULL) IS NOT NULL AS w2 \gset
+SELECT is((SELECT count(DISTINCT details ->> 'since')::int FROM app.message_events
+            WHERE attempt_id = :'aw' AND event_type = 'reconcile_ambiguous'), 1,
+  'a re-claim does not restart the window: every wait names the first');
+-- (events are append-only and now() is the transaction's: the window shrinks instead)
+UPDATE private.settings SET value = '0 seconds' WHERE key = 'reconcile_window';
+SELECT (app.claim_attempt(:'aw') ->> 'claim_no')::int AS cw3 \gset
+SELECT is(app.reconcile_attempt(:'aw', :cw3, NULL) || jsonb_build_object('status', pg_temp.attempt_status(:'aw')),
+  '{"action": "skip", "reason": "handoff_unknown", "status": "unknown"}'::jsonb,
+  'once the window has passed: unknown, never resent');
 
 SELECT * FROM finish();
 ROLLBACK;

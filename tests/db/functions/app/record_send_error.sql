@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(44);
+SELECT plan(48);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -179,6 +179,25 @@ SELECT results_eq($$SELECT address, kind, channel, scope, source, evidence ->> '
   'Twilio 21610 records an opt-out (source provider_error) for the recipient');
 SELECT is((SELECT evidence ->> 'attempt_id' FROM app.consent_events), :'a5', 'naming the attempt');
 SELECT is(pg_temp.verdict(:'t', '+14155550123'), 'opted_out', 'so nothing more goes to them');
+
+-- FCM UNREGISTERED: the token is dead -- the push fails and the token is listed.
+SELECT (private.submit_message(:'t', NULL, '{"channel": "push", "to": "dead-token-0123456789abcdef", "body": "hi"}')
+        -> 'message' ->> 'id') AS m6 \gset
+SELECT pg_temp.attempt_of(:'m6') AS a6 \gset
+SELECT app.claim_attempt(:'a6') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'a6', 1, 'UNREGISTERED', 'Requested entity was not found.', 404),
+  '{"action": "failed", "error_code": "fcm:UNREGISTERED"}'::jsonb, 'FCM 404 UNREGISTERED: failed');
+SELECT results_eq($$SELECT list, action, source, reason FROM app.suppression_events WHERE address = 'dead-token-0123456789abcdef'$$,
+  $$VALUES ('hard_bounce', 'add', 'bounce', 'fcm UNREGISTERED')$$, 'and the token is on the tenant''s hard_bounce list');
+SELECT is(pg_temp.verdict(:'t', 'dead-token-0123456789abcdef', 'push'), 'suppressed', 'so no push goes to it again');
+SELECT (private.submit_message(:'t', NULL, '{"channel": "push", "to": "mismatch-token-0123456789ab", "body": "hi"}')
+        -> 'message' ->> 'id') AS m7 \gset
+SELECT pg_temp.attempt_of(:'m7') AS a7 \gset
+SELECT app.claim_attempt(:'a7') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'a7', 1, 'SENDER_ID_MISMATCH', 'SenderId mismatch', 403) || jsonb_build_object(
+            'listed', EXISTS (SELECT 1 FROM app.suppression_events WHERE address = 'mismatch-token-0123456789ab')),
+  '{"action": "failed", "error_code": "fcm:SENDER_ID_MISMATCH", "listed": false}'::jsonb,
+  'FCM 403 SENDER_ID_MISMATCH: failed by its code (not a credentials 403), the token not listed');
 
 -- The error message is capped.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset

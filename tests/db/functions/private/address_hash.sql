@@ -2,7 +2,7 @@
 -- peppered one-way key) and private.lock_addresses (the per-address lock).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(9);
+SELECT plan(11);
 
 SELECT is(ARRAY[private.address_key('+14155550100'), private.address_key(' Someone@Example.COM '),
                 private.address_key('first.last+tag@sub.example.co.uk')],
@@ -14,6 +14,15 @@ SELECT is(ARRAY[private.address_key('+1 415 555 0100'), private.address_key('141
                 private.address_key(NULL)],
   ARRAY[NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL]::text[],
   'anything else has no key: formatted or national numbers, bad E.164, malformed emails, empty, NULL');
+SELECT is(ARRAY[private.address_key('fcm-token-0123456789abcdef'),
+                private.address_key('dGhpcyBpcyBh:APA91bH-x_y.z0123456789ABCDEFabcdef')],
+  ARRAY['fcm-token-0123456789abcdef', 'dGhpcyBpcyBh:APA91bH-x_y.z0123456789ABCDEFabcdef'],
+  'push registration tokens: kept as given (case-sensitive)');
+SELECT is(ARRAY[private.address_key('short-token-1'), private.address_key('not-a-phone-number'),
+                private.address_key('4155550100415555010041555501004155550100'), private.address_key('token with spaces 0123456789'),
+                private.address_key(repeat('a1', 2049))],
+  ARRAY[NULL, NULL, NULL, NULL, NULL]::text[],
+  'not tokens: under 16 characters, no digit, digits only, spaces, over 4096 characters');
 SELECT is(length(private.address_hash('+14155550100')), 32, 'the hash is 32 bytes (sha256)');
 SELECT is(private.address_hash('+14155550100'), private.address_hash('+14155550100'), 'deterministic');
 SELECT isnt(private.address_hash('+14155550100'), private.address_hash('+14155550101'), 'distinct addresses, distinct hashes');

@@ -26,6 +26,10 @@ class Settings:
     sns_topic_arns: frozenset[str] = frozenset()
     sns_url_prefixes: tuple[str, ...] = ()
     sns_ca_file: str | None = None
+    # WhatsApp Cloud API webhooks: the Meta app's secret (X-Hub-Signature-256; none: every
+    # webhook is refused) and the verify token of the subscription handshake.
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +51,8 @@ class Settings:
             sns_topic_arns=frozenset(_list(os.environ.get("HERMES_SNS_TOPIC_ARNS", ""))),
             sns_url_prefixes=tuple(_list(os.environ.get("HERMES_SNS_URL_PREFIXES", ""))),
             sns_ca_file=os.environ.get("HERMES_SNS_CA_FILE") or None,
+            whatsapp_app_secret=os.environ.get("HERMES_WHATSAPP_APP_SECRET", ""),
+            whatsapp_verify_token=os.environ.get("HERMES_WHATSAPP_VERIFY_TOKEN", ""),
         )
 
 

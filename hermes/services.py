@@ -32,6 +32,14 @@ SIM_AUTH_TOKEN = "simulator-auth-token"
 SES_ACCESS_KEY_ID = "AKIASIMULATOR0000000"
 SES_SECRET_ACCESS_KEY = "simulator-secret-access-key"
 SES_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:hermes-ses-events"
+# The WhatsApp simulator's (simulators/whatsapp): the system user's access token, the
+# Meta app's secret (webhook signatures), the webhook's verify token, and the business
+# number with its phone-number id.
+WHATSAPP_ACCESS_TOKEN = "EAAsimulator-whatsapp-access-token"
+WHATSAPP_APP_SECRET = "simulator-whatsapp-app-secret"
+WHATSAPP_VERIFY_TOKEN = "simulator-whatsapp-verify-token"
+WHATSAPP_NUMBER = "+14155550170"
+WHATSAPP_PHONE_NUMBERS = f"{WHATSAPP_NUMBER}=100000000000001"
 
 
 def free_port() -> int:
@@ -70,6 +78,9 @@ class StackConfig:
     # The FCM simulator (push), None: not started and no push sent.
     fcm_port: int | None = None
     fcm_env: dict[str, str] = field(default_factory=dict)
+    # The WhatsApp Cloud API simulator, None: not started and no WhatsApp sent.
+    whatsapp_port: int | None = None
+    whatsapp_env: dict[str, str] = field(default_factory=dict)
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -117,6 +128,29 @@ class StackConfig:
             "FCM_SERVICE_ACCOUNT_FILE": str(self.fcm_credentials_dir / "service-account.json"),
             "FCM_BASE_URL": self.fcm_url,
         }
+
+    @property
+    def whatsapp_url(self) -> str:
+        return f"http://127.0.0.1:{self.whatsapp_port}"
+
+    def whatsapp_worker_env(self) -> dict[str, str]:
+        if self.whatsapp_port is None:
+            return {}
+        return {
+            "WHATSAPP_ACCESS_TOKEN": WHATSAPP_ACCESS_TOKEN,
+            "WHATSAPP_PHONE_NUMBERS": WHATSAPP_PHONE_NUMBERS,
+            "WHATSAPP_API_BASE_URL": self.whatsapp_url,
+        }
+
+    def webhook_env(self) -> dict[str, str]:
+        """What the API needs to trust the simulators' callbacks (besides Twilio's)."""
+        env = self.sns_env()
+        if self.whatsapp_port is not None:
+            env |= {
+                "HERMES_WHATSAPP_APP_SECRET": WHATSAPP_APP_SECRET,
+                "HERMES_WHATSAPP_VERIFY_TOKEN": WHATSAPP_VERIFY_TOKEN,
+            }
+        return env
 
     def sns_env(self) -> dict[str, str]:
         """What the API needs to trust the SES simulator's SNS messages."""
@@ -180,7 +214,7 @@ def api_spec(cfg: StackConfig) -> ServiceSpec:
             "HERMES_PUBLIC_URL": cfg.api_url,
             "TWILIO_AUTH_TOKEN": cfg.twilio_auth_token,
         }
-        | cfg.sns_env()
+        | cfg.webhook_env()
     )
     env |= cfg.api_env
     argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
@@ -204,7 +238,7 @@ def receiver_spec(cfg: StackConfig) -> ServiceSpec:
             "HERMES_API_POOL_MIN": "1",
             "HERMES_API_POOL_MAX": "4",
         }
-        | cfg.sns_env()
+        | cfg.webhook_env()
     )
     argv = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
     argv += ["--host", "127.0.0.1", "--port", str(cfg.receiver_port), "--no-access-log"]
@@ -224,6 +258,7 @@ def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
         }
         | cfg.ses_worker_env()
         | cfg.fcm_worker_env()
+        | cfg.whatsapp_worker_env()
     )
     env |= cfg.worker_env
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
@@ -278,12 +313,28 @@ def fcm_simulator_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("fcm-sim", argv, env, f"{cfg.fcm_url}/_sim/health")
 
 
+def whatsapp_simulator_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "SIM_WHATSAPP_ACCESS_TOKEN": WHATSAPP_ACCESS_TOKEN,
+        "SIM_WHATSAPP_APP_SECRET": WHATSAPP_APP_SECRET,
+        "SIM_WHATSAPP_VERIFY_TOKEN": WHATSAPP_VERIFY_TOKEN,
+        "SIM_WHATSAPP_PHONE_NUMBERS": WHATSAPP_PHONE_NUMBERS,
+        "SIM_WHATSAPP_WEBHOOK_URL": f"{cfg.callbacks_url}/v1/webhooks/whatsapp",
+    }
+    env |= cfg.whatsapp_env
+    argv = [sys.executable, "-m", "simulators.whatsapp", "--host", "127.0.0.1"]
+    argv += ["--port", str(cfg.whatsapp_port)]
+    return ServiceSpec("wa-sim", argv, env, f"{cfg.whatsapp_url}/_sim/health")
+
+
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
     specs = [simulator_spec(cfg)]
     if cfg.ses_port is not None:  # before the API: it reads the simulator's CA
         specs.append(ses_simulator_spec(cfg))
     if cfg.fcm_port is not None:  # before the workers: it writes their key file
         specs.append(fcm_simulator_spec(cfg))
+    if cfg.whatsapp_port is not None:
+        specs.append(whatsapp_simulator_spec(cfg))
     specs += [postgrest_spec(cfg), api_spec(cfg)]
     if cfg.receiver_port is not None:
         specs.append(receiver_spec(cfg))

@@ -19,7 +19,7 @@ import psycopg
 
 from hermes.cluster import LocalCluster
 from hermes.migrate import migrate
-from hermes.services import STATE, StackConfig, Supervisor, stack_specs
+from hermes.services import STATE, WHATSAPP_NUMBER, StackConfig, Supervisor, stack_specs
 
 DEMO_ENV = STATE / "demo.env"
 
@@ -43,7 +43,8 @@ def ensure_demo(cluster: LocalCluster, db: str, cfg: StackConfig) -> dict[str, s
         admin = conn.execute("SELECT app.create_admin_key('make run')->>'token'").fetchone()
         tenant = conn.execute(
             "SELECT private.create_tenant(NULL, 'Demo', 'sandbox', '+15005550006', "
-            "'Hermes Demo <demo@hermes.example>')"
+            "'Hermes Demo <demo@hermes.example>', %s)",
+            (WHATSAPP_NUMBER,),
         ).fetchone()
     assert admin is not None and tenant is not None
     env = {
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fcm-port", type=int, default=int(os.environ.get("HERMES_FCM_SIM_PORT", "8091"))
     )
+    parser.add_argument(
+        "--whatsapp-port",
+        type=int,
+        default=int(os.environ.get("HERMES_WHATSAPP_SIM_PORT", "8092")),
+    )
     parser.add_argument("--workers", type=int, default=int(os.environ.get("HERMES_WORKERS", "1")))
     parser.add_argument(
         "--api-processes",
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         sim_port=args.sim_port,
         ses_port=args.ses_port,
         fcm_port=args.fcm_port,
+        whatsapp_port=args.whatsapp_port,
         run_dir=STATE / "run",
         workers=args.workers,
         api_processes=args.api_processes,

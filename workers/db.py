@@ -59,10 +59,11 @@ class Commands:
         message: str,
         http_status: int | None,
         retry_after: timedelta | None = None,
+        sent: bool | None = None,
     ) -> dict[str, Any]:
         return await self._call(
-            "SELECT app.record_send_error(%s, %s, %s, %s, %s, %s) AS r",
-            (attempt_id, claim_no, code, message, http_status, retry_after),
+            "SELECT app.record_send_error(%s, %s, %s, %s, %s, %s, %s) AS r",
+            (attempt_id, claim_no, code, message, http_status, retry_after, sent),
         )
 
     async def check_settings(self, provider_timeout: timedelta) -> dict[str, Any]:

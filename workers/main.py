@@ -30,6 +30,7 @@ from workers.providers.base import Provider
 from workers.providers.fcm import FcmPush
 from workers.providers.ses import SesEmail
 from workers.providers.twilio import TwilioSms
+from workers.providers.whatsapp import WhatsAppCloud
 from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import ImportSettings, Settings
 
@@ -78,6 +79,15 @@ async def run(settings: Settings) -> None:
         providers["fcm"] = FcmPush(
             settings.fcm_service_account_file,
             settings.fcm_base_url,
+            settings.provider_timeout_seconds,
+            connections=min(settings.max_concurrent_tasks, 64),
+        )
+    if settings.whatsapp_access_token:
+        providers["whatsapp"] = WhatsAppCloud(
+            settings.whatsapp_access_token,
+            settings.whatsapp_phone_numbers,
+            settings.whatsapp_api_base_url,
+            settings.whatsapp_api_version,
             settings.provider_timeout_seconds,
             connections=min(settings.max_concurrent_tasks, 64),
         )

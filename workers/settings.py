@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
+from workers.providers.whatsapp import parse_phone_numbers
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,6 +28,13 @@ class Settings:
     # URL (the simulator; None: Google's). No key file: this worker sends no push.
     fcm_service_account_file: str | None
     fcm_base_url: str | None
+    # WhatsApp Cloud API: the system user's access token, the business numbers'
+    # phone-number ids ({"+14155550170": "100000000000001"}), the Graph API's base URL
+    # (the simulator; None: Meta's) and version. No token: this worker sends no WhatsApp.
+    whatsapp_access_token: str | None
+    whatsapp_phone_numbers: dict[str, str]
+    whatsapp_api_base_url: str | None
+    whatsapp_api_version: str | None
     # Crash recovery: a picked job whose heartbeat is older than this is re-picked by
     # another worker. pgqueuer's heartbeat beats at half this interval.
     heartbeat_timeout: timedelta
@@ -69,6 +78,10 @@ class Settings:
             ses_endpoint_url=env.get("SES_ENDPOINT_URL") or None,
             fcm_service_account_file=env.get("FCM_SERVICE_ACCOUNT_FILE") or None,
             fcm_base_url=env.get("FCM_BASE_URL") or None,
+            whatsapp_access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+            whatsapp_phone_numbers=parse_phone_numbers(env.get("WHATSAPP_PHONE_NUMBERS", "")),
+            whatsapp_api_base_url=env.get("WHATSAPP_API_BASE_URL") or None,
+            whatsapp_api_version=env.get("WHATSAPP_API_VERSION") or None,
             heartbeat_timeout=timedelta(
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),

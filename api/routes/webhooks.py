@@ -12,6 +12,7 @@ a 204 always means the receipt is stored.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from api.db import Commands
 from api.errors import Problem, from_db_error
 from api.settings import Settings
 from api.sns import SnsPolicy, SnsVerifier, ses_receipt
+from api.whatsapp import verify_signature, verify_subscription, whatsapp_receipts
 from hermes.gather import Gatherer
 from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
 
@@ -34,6 +36,8 @@ log = logging.getLogger("hermes.api.webhooks")
 TWILIO_PREFIX = STATUS_CALLBACK_PATH.format(provider="twilio", attempt_id="")
 # SES's events, through the SNS topic of its configuration set's event destination.
 SES_SNS_PATH = "/v1/webhooks/ses/sns"
+# The WhatsApp Cloud API app's webhook (statuses; GET: the subscription handshake).
+WHATSAPP_PATH = "/v1/webhooks/whatsapp"
 
 
 class ReceiptBatcher:
@@ -140,6 +144,13 @@ class StatusCallbacks:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == SES_SNS_PATH:
             await self._guarded(scope, receive, send, self._ses)
             return
+        if scope["type"] == "http" and scope["path"] == WHATSAPP_PATH:
+            if scope["method"] == "POST":
+                await self._guarded(scope, receive, send, self._whatsapp)
+                return
+            if scope["method"] == "GET":
+                await self._whatsapp_handshake(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
     async def _guarded(
@@ -192,6 +203,43 @@ class StatusCallbacks:
             # Acknowledged all the same: SNS would retry a 4xx for nothing.
             log.warning("SES event for unknown attempt %s", receipt["attempt_id"])
         return 204
+
+    async def _whatsapp(self, scope: Scope, receive: Receive) -> int:
+        """``POST /v1/webhooks/whatsapp``: verified first (X-Hub-Signature-256), then each
+        status carrying a Hermes attempt id is a receipt. 200, as Meta expects, once every
+        receipt is stored; Meta retries anything else."""
+        body = await _read_body(receive, self.settings.max_body_bytes * 4)
+        signature = None
+        for name, value in scope["headers"]:
+            if name == b"x-hub-signature-256":
+                signature = value.decode("latin-1")
+                break
+        verify_signature(self.settings.whatsapp_app_secret, body, signature)
+        receipts = whatsapp_receipts(body)
+        if not receipts:
+            return 200  # messages, or statuses of messages Hermes did not send
+        outcomes = await asyncio.gather(*(self.receipts.add(r) for r in receipts))
+        for receipt, outcome in zip(receipts, outcomes, strict=True):
+            if outcome == "attempt_not_found":
+                log.warning("WhatsApp status for unknown attempt %s", receipt["attempt_id"])
+        return 200
+
+    async def _whatsapp_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..``"""
+        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        try:
+            challenge = verify_subscription(self.settings.whatsapp_verify_token, params)
+        except Problem as problem:
+            await problem.response(scope["path"])(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
+        await send({"type": "http.response.body", "body": challenge.encode()})
 
     async def _twilio(self, scope: Scope, receive: Receive) -> int:
         path: str = scope["path"]

@@ -178,7 +178,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.record_lookups(jsonb)'),
   ('hermes_worker', 'app.reconcile_attempt(uuid,integer,jsonb)'),
   ('hermes_worker', 'app.record_handoff(uuid,text,text)'),
-  ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)'),
+  ('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval,boolean)'),
   ('hermes_worker', 'app.record_import_failure(bigint,text,text)'),
   ('hermes_worker', 'app.expire_steps(uuid[])'),
   ('hermes_worker', 'app.run_maintenance()'),

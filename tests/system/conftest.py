@@ -15,7 +15,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from hermes.services import StackConfig, Supervisor, free_port, stack_specs
+from hermes.services import WHATSAPP_NUMBER, StackConfig, Supervisor, free_port, stack_specs
 from tests.conftest import TEST_POLICY, Cluster
 
 
@@ -48,6 +48,7 @@ class Stack:
                     "name": name,
                     "default_sms_from": "+15005550006",
                     "default_email_from": "Hermes Tests <tests@hermes.example>",
+                    "default_whatsapp_from": WHATSAPP_NUMBER,
                 },
             )
         assert r.status_code == 201, r.text
@@ -96,6 +97,8 @@ def start_stack(
     ses_env: dict[str, str] | None = None,
     fcm: bool = False,
     fcm_env: dict[str, str] | None = None,
+    whatsapp: bool = False,
+    whatsapp_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -121,6 +124,8 @@ def start_stack(
         ses_env={"SIM_SES_RECEIPT_DELAY_MS": "50"} | (ses_env or {}),
         fcm_port=free_port() if fcm else None,
         fcm_env=fcm_env or {},
+        whatsapp_port=free_port() if whatsapp else None,
+        whatsapp_env={"SIM_WHATSAPP_RECEIPT_DELAY_MS": "50"} | (whatsapp_env or {}),
     )
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))

@@ -1,11 +1,14 @@
 """Every channel through real processes: email through boto3 to the SES simulator, its
 events back through signed SNS notifications; push through google-auth's service-account
-token and FCM's HTTP v1 API to the FCM simulator; the cascade (issue #6's contract, and
+token and FCM's HTTP v1 API to the FCM simulator; WhatsApp through the Cloud API to its
+simulator, its statuses back through signed webhooks; the cascade (issue #6's contract, and
 three steps: email fails, SMS times out, push delivered)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +27,9 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
-    s = start_stack(cluster, make_db, tmp_path_factory.mktemp("channels"), ses=True, fcm=True)
+    s = start_stack(
+        cluster, make_db, tmp_path_factory.mktemp("channels"), ses=True, fcm=True, whatsapp=True
+    )
     yield s
     stop_stack(s, request)
 
@@ -333,3 +338,112 @@ def test_three_step_cascade_email_fails_sms_times_out_push_delivered(stack: Stac
     fallbacks = [e["details"]["because"] for e in events if e["event_type"] == "fallback"]
     assert fallbacks == ["undelivered", "timed_out"]
     assert [m["token"] for m in fcm_ledger(stack)].count(push_to) == 1
+
+
+def wa_ledger(stack: Stack) -> list[dict[str, Any]]:
+    return list(httpx.get(f"{stack.cfg.whatsapp_url}/_sim/messages").json())
+
+
+def test_whatsapp_through_the_cloud_api_with_signed_status_webhooks(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = tenant["api_key"]["token"]
+    ok = post(stack, token, {"channel": "whatsapp", "to": "+14155550171", "body": "Hello"})
+    failed = post(stack, token, {"channel": "whatsapp", "to": "+14155550172", "body": "Hello"})
+    assert ok["from"] == "+14155550170"  # the tenant's default WhatsApp number
+    done = stack.wait_message(token, ok["id"], {"delivered", "failed"})
+    assert done["status"] == "delivered" and done["provider"] == "whatsapp"
+    bad = stack.wait_message(token, failed["id"], {"delivered", "failed"})
+    assert (bad["status"], bad["error_code"]) == ("failed", "whatsapp:131026")
+    attempt = rows(stack, token, "message_attempts", ok["id"], "step")[0]
+    sent = [m for m in wa_ledger(stack) if m["id"] == attempt["provider_message_id"]]
+    assert len(sent) == 1
+    # The attempt id travelled as biz_opaque_callback_data; the sender as its number's id.
+    assert sent[0]["biz_opaque_callback_data"] == attempt["id"]
+    assert sent[0]["phone_number_id"] == "100000000000001" and sent[0]["to"] == "+14155550171"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # read follows delivered
+        events = rows(stack, token, "message_events", ok["id"], "id")
+        statuses = [e["provider_status"] for e in events if e["event_type"] == "provider_status"]
+        if "read" in statuses:
+            break
+        time.sleep(0.2)
+    assert statuses == ["accepted", "sent", "delivered", "read"]
+    assert rows(stack, token, "message_attempts", ok["id"], "step")[0]["provider_status"] == "read"
+    # Meta's subscription handshake was made (and answered) before any webhook.
+    assert httpx.get(f"{stack.cfg.whatsapp_url}/_sim/stats").json()["verified"] is True
+
+
+def test_whatsapp_refusals_are_final_throttling_and_errors_retried(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = tenant["api_key"]["token"]
+    numbers = {
+        "refused": "+14155550174",
+        "rate_limited": "+14155550175",
+        "error500": "+14155550176",
+    }
+    ids = {k: post(stack, token, {"channel": "whatsapp", "to": n, "body": k})["id"]
+           for k, n in numbers.items()}  # fmt: skip
+    got = {
+        k: stack.wait_message(token, i, {"delivered", "failed"}, timeout=40) for k, i in ids.items()
+    }
+    assert {k: (m["status"], m["error_code"]) for k, m in got.items()} == {
+        "refused": ("failed", "whatsapp:131030"),
+        "rate_limited": ("delivered", None),
+        "error500": ("delivered", None),
+    }
+    ledger = [m["to"] for m in wa_ledger(stack)]
+    assert ledger.count("+14155550174") == 0  # refused: never accepted
+    assert ledger.count("+14155550175") == 1 and ledger.count("+14155550176") == 1
+
+
+def _wa_status(attempt: dict[str, Any], status: str) -> bytes:
+    return orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [
+            {"id": attempt["provider_message_id"], "status": status, "timestamp": "1",
+             "recipient_id": "14155550173", "biz_opaque_callback_data": attempt["id"],
+             "errors": [{"code": 131026, "title": "forged"}]}]}}]}]})  # fmt: skip
+
+
+def test_forged_whatsapp_webhooks_are_refused_and_the_handshake_needs_the_token(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    token = tenant["api_key"]["token"]
+    msg = post(stack, token, {"channel": "whatsapp", "to": "+14155550173", "body": "forged?"})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        attempt = rows(stack, token, "message_attempts", msg["id"], "step")[0]
+        if attempt["provider_status"] == "sent":
+            break
+        time.sleep(0.2)
+    assert attempt["provider_status"] == "sent"  # +14155550173: sent, never final
+    url = f"{stack.cfg.callbacks_url}/v1/webhooks/whatsapp"
+    body = _wa_status(attempt, "failed")
+    wrong = "sha256=" + hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+    other = _wa_status(attempt, "delivered")
+    right_for_other = (
+        "sha256=" + hmac.new(b"simulator-whatsapp-app-secret", other, hashlib.sha256).hexdigest()
+    )
+    cases = {
+        "no signature": {},
+        "wrong secret": {"X-Hub-Signature-256": wrong},
+        "signature of another body": {"X-Hub-Signature-256": right_for_other},
+        "not sha256": {"X-Hub-Signature-256": "sha1=" + wrong[7:]},
+        "garbage": {"X-Hub-Signature-256": "sha256=zz"},
+    }
+    for name, headers in cases.items():
+        r = httpx.post(url, content=body, headers={"Content-Type": "application/json"} | headers)
+        assert r.status_code == 403, (name, r.text)
+        assert r.json()["code"] == "invalid_signature", name
+    time.sleep(0.5)
+    after = rows(stack, token, "message_attempts", msg["id"], "step")[0]
+    assert (after["status"], after["provider_status"]) == ("handed_off", "sent")
+    events = rows(stack, token, "message_events", msg["id"], "id")
+    assert not [e for e in events if e["provider_status"] in ("failed", "delivered")]
+    # The subscription handshake: the challenge comes back only with the verify token.
+    params = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+    r = httpx.get(url, params=params | {"hub.verify_token": "wrong"})
+    assert r.status_code == 403 and r.json()["code"] == "invalid_verify_token"
+    r = httpx.get(url, params=params | {"hub.verify_token": "simulator-whatsapp-verify-token"})
+    assert r.status_code == 200 and r.text == "1158201444"

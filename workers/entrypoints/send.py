@@ -114,6 +114,7 @@ class SendBatcher:
                 "provider_not_configured",
                 f"this worker has no adapter for provider {claim['provider']!r}",
                 None,
+                sent=False,
             )
             log.error("attempt %s: no adapter for %r -> %s", attempt_id, claim["provider"], result)
             return
@@ -151,7 +152,7 @@ class SendBatcher:
         except ProviderError as exc:
             retry_after = None if exc.retry_after is None else timedelta(seconds=exc.retry_after)
             result = await self.db.record_send_error(
-                attempt_id, claim_no, exc.code, exc.message, exc.http_status, retry_after
+                attempt_id, claim_no, exc.code, exc.message, exc.http_status, retry_after, exc.sent
             )
             log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
             return

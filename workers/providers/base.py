@@ -70,18 +70,26 @@ class ProviderError(Exception):
 
     ``http_status`` is the provider's answer, None when there was none (timeout,
     connection lost: the outcome is unknown). ``retry_after`` is the answer's
-    Retry-After in seconds (429, 503), if it had one. ``message`` holds no credentials
-    or URLs.
+    Retry-After in seconds (429, 503), if it had one. ``sent=False``: the provider was
+    never called (no account or sender for it here), so it certainly does not have the
+    message. ``message`` holds no credentials or URLs.
     """
 
     def __init__(
-        self, code: str, message: str, http_status: int | None, retry_after: float | None = None
+        self,
+        code: str,
+        message: str,
+        http_status: int | None,
+        retry_after: float | None = None,
+        *,
+        sent: bool | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+        self.sent = sent
 
 
 class Provider(Protocol):

@@ -1,6 +1,7 @@
 -- The provider call did not hand the message off. p_http_status is the provider's
 -- answer (NULL when there was none: timeout, connection lost), p_error_code its own
--- code (e.g. Twilio's 21211).
+-- code (e.g. Twilio's 21211). p_sent false: the provider was never called (this worker
+-- has no adapter, account or sender for it), so it certainly does not have the message.
 --   permanent (private.provider_error_is_permanent: the provider refused this message,
 --     e.g. Twilio 21211 invalid number, 21610 unsubscribed, 21614 not SMS-capable):
 --     the attempt fails, and with it the message, or its cascade moves on to the next
@@ -15,9 +16,10 @@
 --     that means the address is dead (private.provider_error_suppression, FCM
 --     UNREGISTERED) puts it on the tenant's hard_bounce list.
 -- Returns {action: failed|retry_scheduled|skip, ...}.
+DROP FUNCTION IF EXISTS app.record_send_error(uuid, int, text, text, int, interval);
 CREATE OR REPLACE FUNCTION app.record_send_error(
   p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
-  p_http_status int, p_retry_after interval DEFAULT NULL)
+  p_http_status int, p_retry_after interval DEFAULT NULL, p_sent boolean DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -77,13 +79,14 @@ BEGIN
   -- This claim's call is over: the retry need not wait out its lease. A provider that
   -- cannot be asked (private.providers.lookups) but answered with an error (5xx, 429)
   -- did not take the message: the attempt is pending again and the retry sends (after
-  -- the eligibility check of a claim). Without an answer (a timeout) it stays claimed:
+  -- the eligibility check of a claim); so does one that was never called (p_sent false). Without an answer (a timeout) it stays claimed:
   -- the retry waits for a receipt and never resends blindly (app.reconcile_attempt).
   UPDATE app.message_attempts
      SET last_claimed_at = NULL, updated_at = now(),
-         status = CASE WHEN p_http_status IS NOT NULL
-                            AND NOT coalesce((SELECT p.lookups FROM private.providers p
-                                               WHERE p.provider = v_attempt.provider), true)
+         status = CASE WHEN p_sent IS FALSE
+                         OR (p_http_status IS NOT NULL
+                             AND NOT coalesce((SELECT p.lookups FROM private.providers p
+                                                WHERE p.provider = v_attempt.provider), true))
                        THEN 'pending' ELSE status END
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   v_delay := greatest(coalesce(p_retry_after, interval '0'),
@@ -95,6 +98,6 @@ BEGIN
   RETURN jsonb_build_object('action', 'retry_scheduled', 'delay_seconds', extract(epoch FROM v_delay));
 END
 $$;
-COMMENT ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval) IS
+COMMENT ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval, boolean) IS
   'Records a failed provider call: permanent -> failed; transient -> reconcile-first retry with backoff.';
-GRANT EXECUTE ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval) TO hermes_worker;
+GRANT EXECUTE ON FUNCTION app.record_send_error(uuid, int, text, text, int, interval, boolean) TO hermes_worker;

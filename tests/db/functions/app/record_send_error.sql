@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(48);
+SELECT plan(50);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -199,6 +199,16 @@ SELECT is(app.record_send_error(:'a7', 1, 'SENDER_ID_MISMATCH', 'SenderId mismat
   '{"action": "failed", "error_code": "fcm:SENDER_ID_MISMATCH", "listed": false}'::jsonb,
   'FCM 403 SENDER_ID_MISMATCH: failed by its code (not a credentials 403), the token not listed');
 
+-- Never called (no adapter, account or sender here): pending again, so the retry sends
+-- without waiting for a receipt (even at a provider that cannot be asked).
+SELECT (private.submit_message(:'t', NULL, '{"channel": "push", "to": "never-called-0123456789ab", "body": "hi"}')
+        -> 'message' ->> 'id') AS m8 \gset
+SELECT pg_temp.attempt_of(:'m8') AS a8 \gset
+SELECT app.claim_attempt(:'a8') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'a8', 1, 'provider_not_configured', 'no adapter', NULL, NULL, false) ->> 'action',
+  'retry_scheduled', 'never called: a retry');
+SELECT is(pg_temp.attempt_status(:'a8'), 'pending', 'and the attempt is pending again: the retry sends');
+
 -- The error message is capped.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset
 SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
@@ -207,9 +217,9 @@ SELECT app.record_send_error(:'a4', 1, '21211', repeat('x', 2000), 400) IS NOT N
 SELECT is((SELECT length(error_message) FROM app.messages WHERE id = :'m4'), 500, 'error messages are cut to 500 characters');
 SELECT is((SELECT length(details ->> 'message') FROM app.message_events WHERE message_id = :'m4' AND event_type = 'send_error'),
   500, 'in the event too');
-SELECT ok(has_function_privilege('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval)', 'EXECUTE'),
+SELECT ok(has_function_privilege('hermes_worker', 'app.record_send_error(uuid,integer,text,text,integer,interval,boolean)', 'EXECUTE'),
   'the workers may record send errors');
-SELECT ok(NOT has_function_privilege('hermes_api', 'app.record_send_error(uuid,integer,text,text,integer,interval)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('hermes_api', 'app.record_send_error(uuid,integer,text,text,integer,interval,boolean)', 'EXECUTE'),
   'the API may not');
 
 SELECT * FROM finish();

@@ -30,6 +30,10 @@ class Settings:
     # webhook is refused) and the verify token of the subscription handshake.
     whatsapp_app_secret: str = ""
     whatsapp_verify_token: str = ""
+    # Vonage delivery receipts: the account's API key and signature secret (none: every
+    # receipt is refused).
+    vonage_api_key: str = ""
+    vonage_signature_secret: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +57,8 @@ class Settings:
             sns_ca_file=os.environ.get("HERMES_SNS_CA_FILE") or None,
             whatsapp_app_secret=os.environ.get("HERMES_WHATSAPP_APP_SECRET", ""),
             whatsapp_verify_token=os.environ.get("HERMES_WHATSAPP_VERIFY_TOKEN", ""),
+            vonage_api_key=os.environ.get("HERMES_VONAGE_API_KEY", ""),
+            vonage_signature_secret=os.environ.get("HERMES_VONAGE_SIGNATURE_SECRET", ""),
         )
 
 

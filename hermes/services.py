@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -40,6 +41,10 @@ WHATSAPP_APP_SECRET = "simulator-whatsapp-app-secret"
 WHATSAPP_VERIFY_TOKEN = "simulator-whatsapp-verify-token"
 WHATSAPP_NUMBER = "+14155550170"
 WHATSAPP_PHONE_NUMBERS = f"{WHATSAPP_NUMBER}=100000000000001"
+# The Vonage simulator's account (simulators/vonage): key, secret, signature secret.
+VONAGE_API_KEY = "simkey01"
+VONAGE_API_SECRET = "simulator-vonage-api-secret"
+VONAGE_SIGNATURE_SECRET = "simulator-vonage-signature-secret"
 
 
 def free_port() -> int:
@@ -81,6 +86,9 @@ class StackConfig:
     # The WhatsApp Cloud API simulator, None: not started and no WhatsApp sent.
     whatsapp_port: int | None = None
     whatsapp_env: dict[str, str] = field(default_factory=dict)
+    # The Vonage SMS API simulator (TLS), None: not started and no SMS through Vonage.
+    vonage_port: int | None = None
+    vonage_env: dict[str, str] = field(default_factory=dict)
 
     def dsn(self, role: str) -> str:
         return f"postgresql://{role}@{self.db_host}:{self.db_port}/{self.db_name}"
@@ -142,9 +150,34 @@ class StackConfig:
             "WHATSAPP_API_BASE_URL": self.whatsapp_url,
         }
 
+    @property
+    def vonage_url(self) -> str:
+        return f"https://127.0.0.1:{self.vonage_port}"
+
+    @property
+    def vonage_ca_dir(self) -> Path:
+        return self.run_dir / "vonage-sim"
+
+    def vonage_worker_env(self) -> dict[str, str]:
+        """The account, the simulator's host, and a CA bundle that trusts its certificate
+        (the SDK speaks only https; the public roots are in the bundle too)."""
+        if self.vonage_port is None:
+            return {}
+        return {
+            "VONAGE_API_KEY": VONAGE_API_KEY,
+            "VONAGE_API_SECRET": VONAGE_API_SECRET,
+            "VONAGE_REST_HOST": f"127.0.0.1:{self.vonage_port}",
+            "REQUESTS_CA_BUNDLE": str(self.vonage_ca_dir / "ca-bundle.pem"),
+        }
+
     def webhook_env(self) -> dict[str, str]:
         """What the API needs to trust the simulators' callbacks (besides Twilio's)."""
         env = self.sns_env()
+        if self.vonage_port is not None:
+            env |= {
+                "HERMES_VONAGE_API_KEY": VONAGE_API_KEY,
+                "HERMES_VONAGE_SIGNATURE_SECRET": VONAGE_SIGNATURE_SECRET,
+            }
         if self.whatsapp_port is not None:
             env |= {
                 "HERMES_WHATSAPP_APP_SECRET": WHATSAPP_APP_SECRET,
@@ -259,6 +292,7 @@ def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
         | cfg.ses_worker_env()
         | cfg.fcm_worker_env()
         | cfg.whatsapp_worker_env()
+        | cfg.vonage_worker_env()
     )
     env |= cfg.worker_env
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)
@@ -327,6 +361,20 @@ def whatsapp_simulator_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("wa-sim", argv, env, f"{cfg.whatsapp_url}/_sim/health")
 
 
+def vonage_simulator_spec(cfg: StackConfig) -> ServiceSpec:
+    env = _base_env() | {
+        "SIM_VONAGE_API_KEY": VONAGE_API_KEY,
+        "SIM_VONAGE_API_SECRET": VONAGE_API_SECRET,
+        "SIM_VONAGE_SIGNATURE_SECRET": VONAGE_SIGNATURE_SECRET,
+        "SIM_VONAGE_DLR_URL": f"{cfg.callbacks_url}/v1/webhooks/vonage/dlr",
+        "SIM_VONAGE_CA_DIR": str(cfg.vonage_ca_dir),
+    }
+    env |= cfg.vonage_env
+    argv = [sys.executable, "-m", "simulators.vonage", "--host", "127.0.0.1"]
+    argv += ["--port", str(cfg.vonage_port)]
+    return ServiceSpec("vonage-sim", argv, env, f"{cfg.vonage_url}/_sim/health")
+
+
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
     specs = [simulator_spec(cfg)]
     if cfg.ses_port is not None:  # before the API: it reads the simulator's CA
@@ -335,6 +383,8 @@ def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
         specs.append(fcm_simulator_spec(cfg))
     if cfg.whatsapp_port is not None:
         specs.append(whatsapp_simulator_spec(cfg))
+    if cfg.vonage_port is not None:  # before the workers: it writes their CA bundle
+        specs.append(vonage_simulator_spec(cfg))
     specs += [postgrest_spec(cfg), api_spec(cfg)]
     if cfg.receiver_port is not None:
         specs.append(receiver_spec(cfg))
@@ -345,11 +395,14 @@ def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:
 
 def wait_http(url: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
     deadline = time.monotonic() + timeout
+    # A liveness probe of a local simulator serving TLS from a CA of its own: whether it
+    # answers, not who it is.
+    tls = ssl._create_unverified_context() if url.startswith("https:") else None
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError(f"process died before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=1, context=tls):
                 return
         except urllib.error.HTTPError:
             return  # it answers

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fcm-port", type=int, default=int(os.environ.get("HERMES_FCM_SIM_PORT", "8091"))
     )
     parser.add_argument(
+        "--vonage-port", type=int, default=int(os.environ.get("HERMES_VONAGE_SIM_PORT", "8093"))
+    )
+    parser.add_argument(
         "--whatsapp-port",
         type=int,
         default=int(os.environ.get("HERMES_WHATSAPP_SIM_PORT", "8092")),
@@ -148,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         ses_port=args.ses_port,
         fcm_port=args.fcm_port,
         whatsapp_port=args.whatsapp_port,
+        vonage_port=args.vonage_port,
         run_dir=STATE / "run",
         workers=args.workers,
         api_processes=args.api_processes,

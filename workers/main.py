@@ -30,6 +30,7 @@ from workers.providers.base import Provider
 from workers.providers.fcm import FcmPush
 from workers.providers.ses import SesEmail
 from workers.providers.twilio import TwilioSms
+from workers.providers.vonage import VonageSms
 from workers.providers.whatsapp import WhatsAppCloud
 from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import ImportSettings, Settings
@@ -88,6 +89,14 @@ async def run(settings: Settings) -> None:
             settings.whatsapp_phone_numbers,
             settings.whatsapp_api_base_url,
             settings.whatsapp_api_version,
+            settings.provider_timeout_seconds,
+            connections=min(settings.max_concurrent_tasks, 64),
+        )
+    if settings.vonage_api_key and settings.vonage_api_secret:
+        providers["vonage"] = VonageSms(
+            settings.vonage_api_key,
+            settings.vonage_api_secret,
+            settings.vonage_rest_host,
             settings.provider_timeout_seconds,
             connections=min(settings.max_concurrent_tasks, 64),
         )

@@ -35,6 +35,11 @@ class Settings:
     whatsapp_phone_numbers: dict[str, str]
     whatsapp_api_base_url: str | None
     whatsapp_api_version: str | None
+    # Vonage SMS API: the account's key and secret, and its REST host (the simulator's
+    # host:port; None: rest.nexmo.com). No key: this worker sends nothing through Vonage.
+    vonage_api_key: str | None
+    vonage_api_secret: str | None
+    vonage_rest_host: str | None
     # Crash recovery: a picked job whose heartbeat is older than this is re-picked by
     # another worker. pgqueuer's heartbeat beats at half this interval.
     heartbeat_timeout: timedelta
@@ -82,6 +87,9 @@ class Settings:
             whatsapp_phone_numbers=parse_phone_numbers(env.get("WHATSAPP_PHONE_NUMBERS", "")),
             whatsapp_api_base_url=env.get("WHATSAPP_API_BASE_URL") or None,
             whatsapp_api_version=env.get("WHATSAPP_API_VERSION") or None,
+            vonage_api_key=env.get("VONAGE_API_KEY") or None,
+            vonage_api_secret=env.get("VONAGE_API_SECRET") or None,
+            vonage_rest_host=env.get("VONAGE_REST_HOST") or None,
             heartbeat_timeout=timedelta(
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),

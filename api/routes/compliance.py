@@ -160,6 +160,9 @@ class PolicyUpdate(BaseModel):
     cooldown_cross_seconds: int | None = None
     content_dedup_seconds: int | None = None
     default_category: str | None = Field(default=None, max_length=32)
+    cascade_channels: list[str] | None = Field(default=None, max_length=5)
+    step_timeouts: dict[str, int] | None = None
+    providers: dict[str, list[str]] | None = None
 
 
 @router.get("/policy")
@@ -171,7 +174,8 @@ async def get_policy(token: Token, commands: CommandsDep) -> Response:
 @router.put("/policy")
 async def set_policy(body: PolicyUpdate, token: Token, commands: CommandsDep) -> Response:
     """Sets part of the policy: the quiet window (narrows the legal one, never widens
-    it), cooldowns, the content-dedup window, the default category."""
+    it), cooldowns, the content-dedup window, the default category, the cascade's order
+    and step timeouts, and the providers of each channel in the order they are tried."""
     return JSON(await commands.set_tenant_policy(token, body.model_dump(exclude_unset=True)))
 
 

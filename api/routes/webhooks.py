@@ -27,6 +27,7 @@ from api.db import Commands
 from api.errors import Problem, from_db_error
 from api.settings import Settings
 from api.sns import SnsPolicy, SnsVerifier, ses_receipt
+from api.vonage import verified_vonage_params, vonage_params, vonage_receipt
 from api.whatsapp import verify_signature, verify_subscription, whatsapp_receipts
 from hermes.gather import Gatherer
 from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
@@ -38,6 +39,8 @@ TWILIO_PREFIX = STATUS_CALLBACK_PATH.format(provider="twilio", attempt_id="")
 SES_SNS_PATH = "/v1/webhooks/ses/sns"
 # The WhatsApp Cloud API app's webhook (statuses; GET: the subscription handshake).
 WHATSAPP_PATH = "/v1/webhooks/whatsapp"
+# Vonage's delivery receipts (the account's signed DLR webhook).
+VONAGE_DLR_PATH = "/v1/webhooks/vonage/dlr"
 
 
 class ReceiptBatcher:
@@ -144,6 +147,13 @@ class StatusCallbacks:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == SES_SNS_PATH:
             await self._guarded(scope, receive, send, self._ses)
             return
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == VONAGE_DLR_PATH
+        ):
+            await self._guarded(scope, receive, send, self._vonage)
+            return
         if scope["type"] == "http" and scope["path"] == WHATSAPP_PATH:
             if scope["method"] == "POST":
                 await self._guarded(scope, receive, send, self._whatsapp)
@@ -223,6 +233,27 @@ class StatusCallbacks:
             if outcome == "attempt_not_found":
                 log.warning("WhatsApp status for unknown attempt %s", receipt["attempt_id"])
         return 200
+
+    async def _vonage(self, scope: Scope, receive: Receive) -> int:
+        """``POST /v1/webhooks/vonage/dlr``: a signed delivery receipt (api/vonage.py)."""
+        body = await _read_body(receive, self.settings.max_body_bytes)
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+                break
+        params = verified_vonage_params(
+            self.settings.vonage_api_key,
+            self.settings.vonage_signature_secret,
+            vonage_params(body, content_type),
+        )
+        receipt = vonage_receipt(params)
+        if receipt is None:
+            log.info("Vonage receipt without a Hermes attempt id: dropped")
+            return 204
+        if await self.receipts.add(receipt) == "attempt_not_found":
+            log.warning("Vonage receipt for unknown attempt %s", receipt["attempt_id"])
+        return 204
 
     async def _whatsapp_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..``"""

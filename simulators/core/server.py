@@ -20,6 +20,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -284,12 +285,14 @@ class SimServer:
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
+        # A simulator whose provider's SDK insists on https (Vonage's) offers a context.
+        tls: ssl.SSLContext | None = getattr(self.sim, "ssl_context", None)
         self._server = await loop.create_server(
-            lambda: _HttpConnection(self), host, port, reuse_address=True, backlog=1024
+            lambda: _HttpConnection(self), host, port, reuse_address=True, backlog=1024, ssl=tls
         )
         self._sweeper = loop.create_task(self._sweep())
         self._gc_keeper = loop.create_task(self._keep_gc())
-        self.sim.log_ready(f"http://{host}:{port}")
+        self.sim.log_ready(f"{'https' if tls else 'http'}://{host}:{port}")
 
     async def _sweep(self) -> None:
         while True:

@@ -99,6 +99,8 @@ def start_stack(
     fcm_env: dict[str, str] | None = None,
     whatsapp: bool = False,
     whatsapp_env: dict[str, str] | None = None,
+    vonage: bool = False,
+    vonage_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -126,6 +128,8 @@ def start_stack(
         fcm_env=fcm_env or {},
         whatsapp_port=free_port() if whatsapp else None,
         whatsapp_env={"SIM_WHATSAPP_RECEIPT_DELAY_MS": "50"} | (whatsapp_env or {}),
+        vonage_port=free_port() if vonage else None,
+        vonage_env={"SIM_VONAGE_RECEIPT_DELAY_MS": "50"} | (vonage_env or {}),
     )
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))

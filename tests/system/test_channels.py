@@ -1,7 +1,8 @@
 """Every channel through real processes: email through boto3 to the SES simulator, its
 events back through signed SNS notifications; push through google-auth's service-account
 token and FCM's HTTP v1 API to the FCM simulator; WhatsApp through the Cloud API to its
-simulator, its statuses back through signed webhooks; the cascade (issue #6's contract, and
+simulator, its statuses back through signed webhooks; SMS through the Vonage SDK (TLS)
+to its simulator, signed delivery receipts back, and failover between providers; the cascade (issue #6's contract, and
 three steps: email fails, SMS times out, push delivered)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +30,13 @@ def stack(
     request: pytest.FixtureRequest,
 ) -> Iterator[Stack]:
     s = start_stack(
-        cluster, make_db, tmp_path_factory.mktemp("channels"), ses=True, fcm=True, whatsapp=True
+        cluster,
+        make_db,
+        tmp_path_factory.mktemp("channels"),
+        ses=True,
+        fcm=True,
+        whatsapp=True,
+        vonage=True,
     )
     yield s
     stop_stack(s, request)
@@ -447,3 +455,107 @@ def test_forged_whatsapp_webhooks_are_refused_and_the_handshake_needs_the_token(
     assert r.status_code == 403 and r.json()["code"] == "invalid_verify_token"
     r = httpx.get(url, params=params | {"hub.verify_token": "simulator-whatsapp-verify-token"})
     assert r.status_code == 200 and r.text == "1158201444"
+
+
+def vonage_ledger(stack: Stack) -> list[dict[str, Any]]:
+    ca = ssl.create_default_context(cafile=str(stack.cfg.vonage_ca_dir / "ca.pem"))
+    return list(httpx.get(f"{stack.cfg.vonage_url}/_sim/messages", verify=ca).json())
+
+
+def routed_tenant(stack: Stack, name: str, providers: list[str]) -> str:
+    token: str = stack.new_tenant(name)["api_key"]["token"]
+    with stack.api(token) as c:
+        r = c.put("/v1/policy", json={"providers": {"sms": providers}})
+    assert r.status_code == 200, r.text
+    assert r.json()["providers"] == {"sms": providers}
+    return token
+
+
+def test_sms_through_vonage_with_signed_delivery_receipts(stack: Stack) -> None:
+    token = routed_tenant(stack, "Vonage Co", ["vonage"])
+    numbers = {
+        "delivered": "+14155550181",
+        "failed": "+14155550182",
+        "expired": "+14155550183",
+        "refused": "+14155550184",
+        "throttled_once": "+14155550185",
+        "error500_once": "+14155550186",
+    }
+    ids = {k: post(stack, token, {"to": n, "body": k})["id"] for k, n in numbers.items()}
+    final = {"delivered", "failed", "undelivered", "unknown"}
+    got = {k: stack.wait_message(token, i, final, timeout=40) for k, i in ids.items()}
+    assert {k: (m["status"], m["provider"], m["error_code"]) for k, m in got.items()} == {
+        "delivered": ("delivered", "vonage", None),
+        "failed": ("failed", "vonage", "vonage:1"),
+        "expired": ("undelivered", "vonage", "vonage:5"),
+        "refused": ("failed", "vonage", "vonage:29"),
+        "throttled_once": ("delivered", "vonage", None),
+        "error500_once": ("delivered", "vonage", None),
+    }
+    ledger = vonage_ledger(stack)
+    attempt = rows(stack, token, "message_attempts", ids["delivered"], "step")[0]
+    sent = [m for m in ledger if m["message_id"] == attempt["provider_message_id"]]
+    assert len(sent) == 1 and sent[0]["client_ref"] == attempt["id"]  # the attempt id travels
+    assert sent[0]["from"] == "15005550006" and sent[0]["to"] == "+14155550181"
+    to = [m["to"] for m in ledger]
+    assert to.count("+14155550184") == 0
+    assert to.count("+14155550185") == 1 and to.count("+14155550186") == 1
+    events = rows(stack, token, "message_events", ids["delivered"], "id")
+    statuses = [e["provider_status"] for e in events if e["event_type"] == "provider_status"]
+    # (the first receipt may land before the worker records the hand-off's answer)
+    assert sorted(statuses) == ["accepted", "delivered", "submitted"]
+
+
+def test_failover_to_the_next_provider_when_the_first_does_not_take_the_message(
+    stack: Stack,
+) -> None:
+    """Vonage answers HTTP 500 for +14155550188, every time: after its second refusal the
+    step fails over to Twilio (the tenant's next SMS provider), which delivers it."""
+    token = routed_tenant(stack, "Failover Co", ["vonage", "twilio"])
+    msg = post(stack, token, {"to": "+14155550188", "body": "failover"})
+    done = stack.wait_message(token, msg["id"], {"delivered", "failed"}, timeout=40)
+    assert (done["status"], done["provider"]) == ("delivered", "twilio")
+    events = rows(stack, token, "message_events", msg["id"], "id")
+    errors = [e["error_code"] for e in events if e["event_type"] == "send_error"]
+    assert errors == ["vonage:http_500", "vonage:http_500"]
+    failover = [e for e in events if e["event_type"] == "failover"]
+    assert [(e["details"]["from"], e["details"]["to"]) for e in failover] == [("vonage", "twilio")]
+    assert [m["to"] for m in vonage_ledger(stack)].count("+14155550188") == 0
+    assert [m["to"] for m in stack.carrier_ledger()].count("+14155550188") == 1
+
+
+def test_forged_vonage_receipts_are_refused(stack: Stack) -> None:
+    token = routed_tenant(stack, "Vonage Forgery Co", ["vonage"])
+    msg = post(stack, token, {"to": "+14155550181", "body": "forged?"})
+    stack.wait_message(token, msg["id"], {"delivered"}, timeout=20)
+    attempt = rows(stack, token, "message_attempts", msg["id"], "step")[0]
+    url = f"{stack.cfg.callbacks_url}/v1/webhooks/vonage/dlr"
+
+    def signed(
+        params: dict[str, str], secret: str = "simulator-vonage-signature-secret"
+    ) -> dict[str, str]:
+        mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        for k in sorted(params):
+            mac.update(f"&{k}={params[k].replace('&', '_').replace('=', '_')}".encode())
+        return params | {"sig": mac.hexdigest()}
+
+    base = {"msisdn": "14155550181", "to": "15005550006", "messageId": attempt["provider_message_id"],
+            "status": "failed", "err-code": "1", "api-key": "simkey01", "client-ref": attempt["id"],
+            "nonce": "n-1"}  # fmt: skip
+    now = str(int(time.time()))
+    cases = {
+        "unsigned": base | {"timestamp": now},
+        "wrong secret": signed(base | {"timestamp": now}, "guess"),
+        "tampered after signing": signed(base | {"timestamp": now}) | {"status": "expired"},
+        "stale": signed(base | {"timestamp": str(int(time.time()) - 3600)}),
+        "another account": signed(base | {"timestamp": now, "api-key": "other"}),
+    }
+    for name, params in cases.items():
+        r = httpx.post(url, data=params)
+        assert r.status_code == 403, (name, r.text)
+        assert r.json()["code"] == "invalid_signature", name
+    # A correctly signed receipt is taken (delivered stays: failed does not outrank it).
+    assert httpx.post(url, data=signed(base | {"timestamp": now})).status_code == 204
+    time.sleep(0.5)
+    after = stack.wait_message(token, msg["id"], {"delivered"})
+    assert after["status"] == "delivered"

@@ -15,7 +15,11 @@
 --     Twilio 21610) also records an opt-out consent event (source provider_error); one
 --     that means the address is dead (private.provider_error_suppression, FCM
 --     UNREGISTERED) puts it on the tenant's hard_bounce list.
--- Returns {action: failed|retry_scheduled|skip, ...}.
+--   Failover: when the provider did not take the message (never called; 429 or 5xx; any
+--     answer at a provider that cannot be asked) for the second time and the tenant routes
+--     the channel through another provider after it, the step moves there (pending, sent
+--     at once, event 'failover'). Timeouts never fail over.
+-- Returns {action: failed|retry_scheduled|failover|skip, ...}.
 DROP FUNCTION IF EXISTS app.record_send_error(uuid, int, text, text, int, interval);
 CREATE OR REPLACE FUNCTION app.record_send_error(
   p_attempt_id uuid, p_claim_no int, p_error_code text, p_error_message text,
@@ -31,6 +35,7 @@ DECLARE
   v_code    text;
   v_permanent boolean;
   v_list    text;
+  v_next    text;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -46,6 +51,45 @@ BEGIN
                             jsonb_build_object('permanent', v_permanent, 'http_status', p_http_status,
                                                'claim_no', p_claim_no,
                                                'message', left(p_error_message, 500)));
+
+  -- Failover: the provider did not take the message (it was never called; or it
+  -- answered 429 or 5xx -- at a provider that cannot be asked, any answer) for the second
+  -- time, and the tenant routes the channel through another provider after this one
+  -- (app.tenant_policies.channel_providers): the step moves there, pending, and is sent
+  -- at once. A timeout (no answer) never fails over: the first provider may have it.
+  IF NOT v_permanent
+     AND (p_sent IS FALSE
+          OR (p_http_status IS NOT NULL
+              AND (p_http_status IN (429, 503)
+                   OR (p_http_status >= 500 OR p_http_status = 200)
+                      AND NOT coalesce((SELECT p.lookups FROM private.providers p
+                                         WHERE p.provider = v_attempt.provider), true)))) THEN
+    SELECT r.next INTO v_next
+      FROM app.tenant_policies tp
+     CROSS JOIN LATERAL (
+       SELECT l.value #>> '{}' AS next
+         FROM jsonb_array_elements(tp.channel_providers -> v_attempt.channel) WITH ORDINALITY l(value, n)
+        WHERE l.n > (SELECT c.n FROM jsonb_array_elements(tp.channel_providers -> v_attempt.channel)
+                                     WITH ORDINALITY c(value, n)
+                      WHERE c.value #>> '{}' = v_attempt.provider)
+        ORDER BY l.n LIMIT 1) r
+     WHERE tp.tenant_id = v_attempt.tenant_id;
+    IF v_next IS NOT NULL AND (p_sent IS FALSE OR (
+         SELECT count(*) FROM app.message_events e
+          WHERE e.message_id = v_attempt.message_id AND e.message_created_at = v_attempt.message_created_at
+            AND e.attempt_id = v_attempt.id AND e.event_type = 'send_error'
+            AND e.error_code LIKE v_attempt.provider || ':%') >= 2) THEN
+      UPDATE app.message_attempts
+         SET provider = v_next, status = 'pending', last_claimed_at = NULL, updated_at = now()
+       WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+      PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), interval '0');
+      PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                                v_attempt.id, 'failover', NULL, NULL, v_code,
+                                jsonb_build_object('from', v_attempt.provider, 'to', v_next,
+                                                   'claim_no', p_claim_no));
+      RETURN jsonb_build_object('action', 'failover', 'provider', v_next);
+    END IF;
+  END IF;
 
   IF v_permanent OR v_attempt.claim_count >= max_claims THEN
     IF NOT v_permanent THEN

@@ -42,7 +42,8 @@ BEGIN
          jsonb_strip_nulls(jsonb_build_object(
            'sms', p_default_from, 'email', t.default_email_from, 'whatsapp', t.default_whatsapp_from,
            'channels', to_jsonb(coalesce(p.cascade_channels, '{sms}')),
-           'timeouts', coalesce(p.step_timeouts, '{"sms": 300, "email": 900, "push": 300, "whatsapp": 300}')))
+           'timeouts', coalesce(p.step_timeouts, '{"sms": 300, "email": 900, "push": 300, "whatsapp": 300}'),
+           'providers', coalesce(p.channel_providers, '{}')))
     INTO v_default_category, v_dedup_window, v_rules, v_defaults
     FROM (SELECT 1) one
     LEFT JOIN app.tenants t ON t.id = p_tenant_id
@@ -289,7 +290,9 @@ BEGIN
                                       channel, provider, status, to_address, from_address, content,
                                       step_timeout, reasons, error_code, completed_at)
     SELECT CASE WHEN s.n = n.run AND n.attempt_id IS NOT NULL THEN n.attempt_id ELSE private.uuid7(n.created_at) END,
-           n.created_at, n.message_id, p_tenant_id, s.n, s.step ->> 'channel', cp.provider,
+           n.created_at, n.message_id, p_tenant_id, s.n, s.step ->> 'channel',
+           -- the tenant's first provider for the channel (app.tenant_policies.channel_providers), or its default
+           coalesce(v_defaults #>> ARRAY['providers', s.step ->> 'channel', '0'], cp.provider),
            x.state, s.step ->> 'to', s.step ->> 'from', s.step -> 'content',
            CASE WHEN s.n < jsonb_array_length(n.steps) THEN (s.step ->> 'timeout_seconds')::int * interval '1 second' END,
            x.reasons, CASE WHEN x.state = 'rejected' THEN x.reasons -> 0 ->> 'code' END,

@@ -27,7 +27,12 @@ AS $$
     -- (pair rate limit) -- those are retried
     WHEN 'whatsapp' THEN coalesce(p_http_status = 400, false)
                          AND coalesce(p_error_code NOT IN ('4', '80007', '130429', '131048', '131056'), true)
+    -- Vonage SMS API: HTTP 200 with the message's status -- 2 missing and 3 invalid
+    -- parameters, 6 invalid message, 7 number barred, 15 invalid sender, 29 destination
+    -- not allowed are final; 1 throttled, 4 credentials, 5 internal, 8 account barred,
+    -- 9 quota are not
     WHEN 'vonage' THEN coalesce(p_http_status IN (400, 422), false)
+                       OR coalesce(p_error_code IN ('2', '3', '6', '7', '15', '29'), false)
     ELSE false
   END
 $$;

@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(50);
+SELECT plan(58);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -208,6 +208,37 @@ SELECT app.claim_attempt(:'a8') IS NOT NULL AS c \gset
 SELECT is(app.record_send_error(:'a8', 1, 'provider_not_configured', 'no adapter', NULL, NULL, false) ->> 'action',
   'retry_scheduled', 'never called: a retry');
 SELECT is(pg_temp.attempt_status(:'a8'), 'pending', 'and the attempt is pending again: the retry sends');
+
+-- Failover: the tenant routes SMS through Vonage, then Twilio.
+SELECT (pg_temp.new_tenant('Failover Co') -> 'tenant' ->> 'id') AS tf \gset
+SELECT private.set_tenant_policy(:'tf', NULL, '{"providers": {"sms": ["vonage", "twilio"]}}') IS NOT NULL AS p \gset
+SELECT pg_temp.new_message(:'tf', 'fail over') AS mf \gset
+SELECT pg_temp.attempt_of(:'mf') AS af \gset
+SELECT is((SELECT provider FROM app.message_attempts WHERE id = :'af'), 'vonage', 'routed to the first provider');
+SELECT app.claim_attempt(:'af') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'af', 1, '5', 'Internal Error', 200) ->> 'action', 'retry_scheduled',
+  'Vonage refuses once (status 5, answered): retried at Vonage first');
+SELECT app.claim_attempt(:'af') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'af', 2, 'http_500', 'Internal Server Error', 500),
+  '{"action": "failover", "provider": "twilio"}'::jsonb, 'the second refusal: failover to the next provider');
+SELECT results_eq(format('SELECT provider, status, claim_count FROM app.message_attempts WHERE id = %L', :'af'),
+  $$VALUES ('twilio', 'pending', 2)$$, 'the step is Twilio''s now, pending (Vonage did not take it)');
+SELECT results_eq(format($$SELECT details ->> 'from', details ->> 'to', error_code FROM app.message_events
+                           WHERE message_id = %L AND event_type = 'failover'$$, :'mf'),
+  $$VALUES ('vonage', 'twilio', 'vonage:http_500')$$, 'a failover event');
+SELECT is(app.claim_attempt(:'af') ->> 'action', 'send', 'and the next claim sends it through Twilio');
+SELECT is(app.record_send_error(:'af', 3, 'http_500', 'x', 500) ->> 'action', 'retry_scheduled',
+  'the last provider: no failover, retried');
+-- A timeout never fails over (the provider may have it).
+SELECT pg_temp.new_message(:'tf', 'timeout') AS mt \gset
+SELECT pg_temp.attempt_of(:'mt') AS at \gset
+SELECT app.claim_attempt(:'at') IS NOT NULL AS c \gset
+SELECT app.record_send_error(:'at', 1, 'ReadTimeout', 'no answer', NULL) IS NOT NULL AS e \gset
+SELECT pg_temp.end_lease(:'at');
+SELECT (app.claim_attempt(:'at') ->> 'claim_no')::int AS ct \gset
+SELECT is(app.record_send_error(:'at', :ct, 'ReadTimeout', 'no answer', NULL) ->> 'action' || ':'
+          || (SELECT provider || ':' || status FROM app.message_attempts WHERE id = :'at'),
+  'retry_scheduled:vonage:claimed', 'two timeouts: still Vonage''s, still claimed (never failed over)');
 
 -- The error message is capped.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset

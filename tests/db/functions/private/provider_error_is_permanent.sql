@@ -3,7 +3,7 @@
 -- WhatsApp). Twilio: 400, 413 and 422 only. private.provider_error_suppression.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(25);
+SELECT plan(26);
 
 SELECT is(private.provider_error_is_permanent('twilio', 400), true, 'twilio 400 (e.g. 21211 invalid To): permanent');
 SELECT is(private.provider_error_is_permanent('twilio', 413), true, 'twilio 413 (request too large): permanent');
@@ -53,6 +53,9 @@ SELECT is(ARRAY[private.provider_error_is_permanent('ses', 400, 'MessageRejected
                 private.provider_error_is_permanent('ses', 429, 'TooManyRequestsException'),
                 private.provider_error_is_permanent('twilio', 400, NULL)],
   ARRAY[true, false, true], 'the code changes nothing for ses and twilio');
+SELECT is(ARRAY(SELECT c FROM unnest(ARRAY['1', '2', '3', '4', '5', '6', '7', '8', '9', '15', '29']) c
+                WHERE private.provider_error_is_permanent('vonage', 200, c)),
+  ARRAY['2', '3', '6', '7', '15', '29'], 'vonage: parameters, message, barred number, sender, destination are final');
 SELECT is(ARRAY[private.provider_error_suppression('fcm', 'UNREGISTERED'),
                 private.provider_error_suppression('fcm', 'INVALID_ARGUMENT'),
                 private.provider_error_suppression('twilio', 'UNREGISTERED'),

@@ -1,5 +1,5 @@
 # Hermes. The two commands that matter: `make run` and `make test`.
-.PHONY: run test test-db test-system lint fmt typecheck check bench bench-imports db-migrate clean
+.PHONY: run test test-db test-system lint fmt typecheck check bench bench-imports bench-channels db-migrate clean
 
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
@@ -35,6 +35,9 @@ bench:  ## end-to-end latency and throughput against a throwaway stack
 
 bench-imports:  ## the import pipeline: 100k and 1M generated rows against a raw COPY
 	$(UV) run python -m bench.imports $(BENCH_ARGS)
+
+bench-channels:  ## accept -> hand-off and -> delivered, p50/p99, per channel (simulators at 0 ms)
+	$(UV) run python -m bench.channels $(BENCH_ARGS)
 
 db-migrate:  ## migrate the database named by DATABASE_URL
 	$(UV) run python -m hermes.migrate "$$DATABASE_URL"

@@ -7,6 +7,7 @@ from typing import Any, cast
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from hermes.accounts import CREDENTIALS_SQL
 from hermes.sqlcall import call
 
 
@@ -138,6 +139,32 @@ class Commands:
             dict[str, Any],
             await self._call("SELECT app.set_tenant_policy(%s, %s) AS r", (token, Jsonb(policy))),
         )
+
+    async def set_provider_account(
+        self, token: str, account_id: str, provider: str, name: str, sealed: bytes, key_id: str
+    ) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.set_provider_account(%s, %s, %s, %s, %s, %s) AS r",
+                (token, account_id, provider, name, sealed, key_id),
+            ),
+        )
+
+    async def disable_provider_account(self, token: str, account_id: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.disable_provider_account(%s, %s) AS r", (token, account_id)
+            ),
+        )
+
+    async def provider_account_credentials(self, ids: list[str]) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self._call(CREDENTIALS_SQL, (ids,)))
+
+    async def attempt_provider_account(self, attempt_id: str) -> str | None:
+        r = await self._call("SELECT app.attempt_provider_account(%s) AS r", (attempt_id,))
+        return None if r is None else str(r)
 
     async def record_inbound(
         self,

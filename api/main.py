@@ -19,9 +19,10 @@ from starlette.types import ASGIApp
 from api import errors
 from api.body_limit import BodyLimit
 from api.db import Commands
-from api.routes import compliance, imports, inbound, messages, tenants, webhooks
+from api.routes import compliance, imports, inbound, messages, providers, tenants, webhooks
 from api.settings import Settings
 from api.submit import Submits
+from hermes.credentials import Sealer
 
 log = logging.getLogger("hermes.api")
 
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         description="Writes go here; reads go to the PostgREST read API.",
     )
     app.state.settings = settings
+    # Opens tenants' provider accounts (sealing them; their callbacks' signatures).
+    app.state.sealer = Sealer.from_env()
     app.add_exception_handler(errors.Problem, errors.problem_handler)
     app.add_exception_handler(psycopg.Error, errors.db_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
@@ -75,5 +78,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.include_router(compliance.router)
     app.include_router(imports.router)
     app.include_router(inbound.router)
+    app.include_router(providers.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
-    return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands)
+    return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands, app.state.sealer)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from hermes.credentials import new_key_spec
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".hermes"
 POSTGREST_BIN = STATE / "bin" / "postgrest"
@@ -170,9 +172,19 @@ class StackConfig:
             "REQUESTS_CA_BUNDLE": str(self.vonage_ca_dir / "ca-bundle.pem"),
         }
 
+    def credentials_env(self) -> dict[str, str]:
+        """The key tenants' provider accounts are sealed with (made once per run dir)."""
+        path = self.run_dir / "credentials.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_key_spec("k1"))
+            path.chmod(0o600)
+        return {"HERMES_CREDENTIALS_KEYS": path.read_text().strip()}
+
     def webhook_env(self) -> dict[str, str]:
-        """What the API needs to trust the simulators' callbacks (besides Twilio's)."""
-        env = self.sns_env()
+        """What the API needs to trust the simulators' callbacks (besides Twilio's), and
+        to open tenants' accounts."""
+        env = self.sns_env() | self.credentials_env()
         if self.vonage_port is not None:
             env |= {
                 "HERMES_VONAGE_API_KEY": VONAGE_API_KEY,
@@ -293,6 +305,9 @@ def worker_spec(cfg: StackConfig, index: int = 1) -> ServiceSpec:
         | cfg.fcm_worker_env()
         | cfg.whatsapp_worker_env()
         | cfg.vonage_worker_env()
+        | cfg.credentials_env()
+        # every provider of this stack is a simulator: sandbox tenants may use them
+        | {"HERMES_SANDBOX_PROVIDERS": "live"}
     )
     env |= cfg.worker_env
     return ServiceSpec(f"worker{index}", [sys.executable, "-m", "workers"], env)

@@ -84,9 +84,10 @@ def test_images_are_built_here_or_pinned_upstream() -> None:
 
 def _env_reads(code: str) -> set[str]:
     """The environment variables the code reads: os.environ[...] / .get(...) /
-    os.getenv(...) / env[...] / env.get(...) with a literal name. A name that only
+    os.getenv(...) / env[...] / env.get(...) / prefixed_env(...) (workers/settings.py:
+    the provider settings, read with an optional SANDBOX_ prefix) with a literal name. A name that only
     appears in a docstring or a comment is not read."""
-    pattern = r"""(?:\benviron|\benv|\bgetenv)\s*(?:\.get\(|\.setdefault\(|\[|\()\s*["']([A-Z][A-Z0-9_]*)["']"""
+    pattern = r"""(?:\benviron|\benv|\bgetenv|\bprefixed_env)\s*(?:\.get\(|\.setdefault\(|\[|\()\s*["']([A-Z][A-Z0-9_]*)["']"""
     return set(re.findall(pattern, code))
 
 

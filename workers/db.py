@@ -8,6 +8,7 @@ from typing import Any, cast
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from hermes.accounts import CREDENTIALS_SQL
 from hermes.sqlcall import call
 
 
@@ -50,6 +51,10 @@ class Commands:
 
     async def expire_steps(self, attempt_ids: list[str]) -> dict[str, Any]:
         return await self._call("SELECT app.expire_steps(%s::uuid[]) AS r", (attempt_ids,))
+
+    async def provider_account_credentials(self, ids: list[str]) -> list[dict[str, Any]]:
+        rows = await call(self.pool, CREDENTIALS_SQL, (ids,))
+        return cast(list[dict[str, Any]], rows)
 
     async def record_send_error(
         self,

@@ -22,16 +22,13 @@ from pgqueuer import PgQueuer
 from pgqueuer.models import Job, Schedule
 from psycopg_pool import AsyncConnectionPool
 
+from hermes.accounts import Accounts
+from hermes.credentials import Sealer
 from workers import loops
 from workers.db import Commands
 from workers.entrypoints.imports import ImportJobs
 from workers.entrypoints.send import SendBatcher, attempt_of
-from workers.providers.base import Provider
-from workers.providers.fcm import FcmPush
-from workers.providers.ses import SesEmail
-from workers.providers.twilio import TwilioSms
-from workers.providers.vonage import VonageSms
-from workers.providers.whatsapp import WhatsAppCloud
+from workers.providers.registry import Registry, deployment_providers
 from workers.queue_driver import SplitListenPsycopgDriver
 from workers.settings import ImportSettings, Settings
 
@@ -58,51 +55,20 @@ async def run(settings: Settings) -> None:
     # Refused (HM422 provider_timeout_exceeds_lease) if a provider call could outlast the
     # claim lease: the worker then exits with the problem instead of risking double sends.
     await db.check_settings(timedelta(seconds=settings.provider_timeout_seconds))
-    twilio = TwilioSms(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        settings.twilio_api_base_url,
-        settings.provider_timeout_seconds,
-        connections=settings.max_concurrent_tasks,
+    providers = deployment_providers(settings)
+    if settings.sandbox_providers == "live":
+        sandbox = providers  # this deployment's providers are the simulators
+    else:
+        sandbox = deployment_providers(Settings.from_env(prefix="SANDBOX_"))
+    registry = Registry(
+        providers,
+        sandbox,
+        Accounts(Sealer.from_env(), db.provider_account_credentials),
+        settings,
     )
-    providers: dict[str, Provider] = {twilio.name: twilio}
-    if settings.ses_access_key_id and settings.ses_secret_access_key:
-        providers["ses"] = SesEmail(
-            settings.ses_region,
-            settings.ses_access_key_id,
-            settings.ses_secret_access_key,
-            settings.ses_configuration_set,
-            settings.ses_endpoint_url,
-            settings.provider_timeout_seconds,
-            connections=min(settings.max_concurrent_tasks, 64),
-        )
-    if settings.fcm_service_account_file:
-        providers["fcm"] = FcmPush(
-            settings.fcm_service_account_file,
-            settings.fcm_base_url,
-            settings.provider_timeout_seconds,
-            connections=min(settings.max_concurrent_tasks, 64),
-        )
-    if settings.whatsapp_access_token:
-        providers["whatsapp"] = WhatsAppCloud(
-            settings.whatsapp_access_token,
-            settings.whatsapp_phone_numbers,
-            settings.whatsapp_api_base_url,
-            settings.whatsapp_api_version,
-            settings.provider_timeout_seconds,
-            connections=min(settings.max_concurrent_tasks, 64),
-        )
-    if settings.vonage_api_key and settings.vonage_api_secret:
-        providers["vonage"] = VonageSms(
-            settings.vonage_api_key,
-            settings.vonage_api_secret,
-            settings.vonage_rest_host,
-            settings.provider_timeout_seconds,
-            connections=min(settings.max_concurrent_tasks, 64),
-        )
     batcher = SendBatcher(
         db,
-        providers,
+        registry,
         settings.public_url,
         max_batch=settings.batch_size,
         linger_seconds=settings.batch_linger_seconds,
@@ -173,8 +139,7 @@ async def run(settings: Settings) -> None:
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
-        for provider in providers.values():
-            await provider.close()
+        await registry.close()
         await pool.close()
         await queue_conn.close()
         await listen_conn.close()

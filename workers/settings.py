@@ -13,8 +13,8 @@ from workers.providers.whatsapp import parse_phone_numbers
 class Settings:
     database_url: str
     public_url: str
-    twilio_account_sid: str
-    twilio_auth_token: str
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
     twilio_api_base_url: str | None
     # Amazon SES v2 (email): region, credentials, the configuration set whose event
     # destination reports to Hermes, and the endpoint (the simulator; None: AWS's).
@@ -65,31 +65,49 @@ class Settings:
     lookup_poll_seconds: float
     maintenance_cron: str
 
+    # Sandbox tenants' steps: "live" -- through the providers above (a deployment whose
+    # providers are the simulators: make run, the tests); otherwise through the
+    # SANDBOX_-prefixed provider settings (SANDBOX_TWILIO_API_BASE_URL ...: simulators),
+    # and with none of those never sent (provider_not_configured), so that a sandbox
+    # message cannot reach a real provider.
+    sandbox_providers: str = ""
+
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, prefix: str = "") -> Settings:
+        """The settings; ``prefix`` reads the provider settings with it (SANDBOX_)."""
         env = os.environ
+
+        def prefixed_env(name: str, default: str | None = None) -> str | None:
+            return env.get(prefix + name, default)
+
         return cls(
             database_url=env["HERMES_WORKER_DATABASE_URL"],
             # Where providers send status callbacks: the API's public URL. Required: a
             # wrong default would lose every receipt.
             public_url=env["HERMES_PUBLIC_URL"].rstrip("/"),
-            twilio_account_sid=env["TWILIO_ACCOUNT_SID"],
-            twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
-            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
-            ses_region=env.get("SES_REGION") or env.get("AWS_REGION") or "us-east-1",
-            ses_access_key_id=env.get("SES_ACCESS_KEY_ID") or None,
-            ses_secret_access_key=env.get("SES_SECRET_ACCESS_KEY") or None,
-            ses_configuration_set=env.get("SES_CONFIGURATION_SET", "hermes") or None,
-            ses_endpoint_url=env.get("SES_ENDPOINT_URL") or None,
-            fcm_service_account_file=env.get("FCM_SERVICE_ACCOUNT_FILE") or None,
-            fcm_base_url=env.get("FCM_BASE_URL") or None,
-            whatsapp_access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
-            whatsapp_phone_numbers=parse_phone_numbers(env.get("WHATSAPP_PHONE_NUMBERS", "")),
-            whatsapp_api_base_url=env.get("WHATSAPP_API_BASE_URL") or None,
-            whatsapp_api_version=env.get("WHATSAPP_API_VERSION") or None,
-            vonage_api_key=env.get("VONAGE_API_KEY") or None,
-            vonage_api_secret=env.get("VONAGE_API_SECRET") or None,
-            vonage_rest_host=env.get("VONAGE_REST_HOST") or None,
+            twilio_account_sid=env["TWILIO_ACCOUNT_SID"]
+            if not prefix
+            else prefixed_env("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=env["TWILIO_AUTH_TOKEN"]
+            if not prefix
+            else prefixed_env("TWILIO_AUTH_TOKEN"),
+            twilio_api_base_url=prefixed_env("TWILIO_API_BASE_URL") or None,
+            ses_region=prefixed_env("SES_REGION") or env.get("AWS_REGION") or "us-east-1",
+            ses_access_key_id=prefixed_env("SES_ACCESS_KEY_ID") or None,
+            ses_secret_access_key=prefixed_env("SES_SECRET_ACCESS_KEY") or None,
+            ses_configuration_set=prefixed_env("SES_CONFIGURATION_SET", "hermes") or None,
+            ses_endpoint_url=prefixed_env("SES_ENDPOINT_URL") or None,
+            fcm_service_account_file=prefixed_env("FCM_SERVICE_ACCOUNT_FILE") or None,
+            fcm_base_url=prefixed_env("FCM_BASE_URL") or None,
+            whatsapp_access_token=prefixed_env("WHATSAPP_ACCESS_TOKEN") or None,
+            whatsapp_phone_numbers=parse_phone_numbers(
+                prefixed_env("WHATSAPP_PHONE_NUMBERS") or ""
+            ),
+            whatsapp_api_base_url=prefixed_env("WHATSAPP_API_BASE_URL") or None,
+            whatsapp_api_version=prefixed_env("WHATSAPP_API_VERSION") or None,
+            vonage_api_key=prefixed_env("VONAGE_API_KEY") or None,
+            vonage_api_secret=prefixed_env("VONAGE_API_SECRET") or None,
+            vonage_rest_host=prefixed_env("VONAGE_REST_HOST") or None,
             heartbeat_timeout=timedelta(
                 seconds=float(env.get("HERMES_JOB_HEARTBEAT_TIMEOUT", "30"))
             ),
@@ -103,6 +121,7 @@ class Settings:
             receipt_idle_seconds=float(env.get("HERMES_RECEIPT_IDLE", "0.05")),
             lookup_poll_seconds=float(env.get("HERMES_RECEIPT_LOOKUP_POLL", "5")),
             maintenance_cron=env.get("HERMES_MAINTENANCE_CRON", "* * * * *"),
+            sandbox_providers=env.get("HERMES_SANDBOX_PROVIDERS", ""),
         )
 
 

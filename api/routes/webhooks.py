@@ -29,6 +29,8 @@ from api.settings import Settings
 from api.sns import SnsPolicy, SnsVerifier, ses_receipt
 from api.vonage import verified_vonage_params, vonage_params, vonage_receipt
 from api.whatsapp import verify_signature, verify_subscription, whatsapp_receipts
+from hermes.accounts import Accounts
+from hermes.credentials import Sealer
 from hermes.gather import Gatherer
 from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
 
@@ -84,31 +86,41 @@ class _FormParams(dict[str, str]):
 
 
 def verified_twilio_params(
-    settings: Settings, url: str, query: str, body: bytes, signature: str
+    settings: Settings,
+    url: str,
+    query: str,
+    body: bytes,
+    signature: str,
+    auth_token: str | None = None,
 ) -> dict[str, str]:
     """The form params of a Twilio webhook to ``url`` (the URL Twilio was given: our
     public base URL, not whatever host or scheme a proxy in between presents to us),
-    once its ``X-Twilio-Signature`` is checked with the SDK's ``RequestValidator``;
+    once its ``X-Twilio-Signature`` is checked with the SDK's ``RequestValidator``
+    (with the deployment's auth token, or ``auth_token``: a tenant's own account's);
     403 invalid_signature otherwise. NULs are dropped after the check (which covers
     what was sent): the params are stored as text and jsonb, which hold none."""
     params = _FormParams(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     if query:
         url += "?" + query
-    if not settings.twilio_auth_token or not RequestValidator(settings.twilio_auth_token).validate(
-        url, params, signature
-    ):
+    token = auth_token or settings.twilio_auth_token
+    if not token or not RequestValidator(token).validate(url, params, signature):
         raise Problem(403, "invalid_signature", "The X-Twilio-Signature does not match.")
     return {k.replace("\x00", ""): v.replace("\x00", "") for k, v in params.items()}
 
 
 def twilio_receipt(
-    settings: Settings, attempt_id: str, query: str, body: bytes, signature: str
+    settings: Settings,
+    attempt_id: str,
+    query: str,
+    body: bytes,
+    signature: str,
+    auth_token: str | None = None,
 ) -> dict[str, Any]:
     """``POST /v1/webhooks/twilio/status/{attempt_id}``: one Twilio status callback
     (form-encoded), verified and turned into the receipt to append. Raises
     :class:`Problem` (403 invalid_signature, 422 invalid_receipt)."""
     url = status_callback_url(settings.public_url, "twilio", attempt_id)
-    params = verified_twilio_params(settings, url, query, body, signature)
+    params = verified_twilio_params(settings, url, query, body, signature, auth_token)
     sid = params.get("MessageSid") or params.get("SmsSid")
     status = params.get("MessageStatus") or params.get("SmsStatus")
     if not sid or not status:
@@ -127,9 +139,19 @@ def twilio_receipt(
 class StatusCallbacks:
     """ASGI: provider status callbacks here, every other request to ``app``."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, commands: Callable[[], Commands]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        commands: Callable[[], Commands],
+        sealer: Sealer | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
+        self.commands = commands
+        # Tenants' own Twilio and Vonage accounts sign their callbacks with their own
+        # secrets: opened on the first callback that the deployment's does not verify.
+        self.accounts = Accounts(sealer, lambda ids: commands().provider_account_credentials(ids))
         # commands: returns the live Commands (created in the app's lifespan).
         self.receipts = ReceiptBatcher(commands)
         self.sns = SnsVerifier(
@@ -214,6 +236,19 @@ class StatusCallbacks:
             log.warning("SES event for unknown attempt %s", receipt["attempt_id"])
         return 204
 
+    async def _account_secret(self, attempt_id: str, provider: str, field: str) -> str | None:
+        """A secret of the tenant account an attempt went through, if it has one."""
+        if self.accounts.sealer is None:
+            return None
+        account_id = await self.commands().attempt_provider_account(attempt_id)
+        if account_id is None:
+            return None
+        account = await self.accounts.get(account_id)
+        if account is None or account.provider != provider:
+            return None
+        value = account.credentials.get(field)
+        return str(value) if value else None
+
     async def _whatsapp(self, scope: Scope, receive: Receive) -> int:
         """``POST /v1/webhooks/whatsapp``: verified first (X-Hub-Signature-256), then each
         status carrying a Hermes attempt id is a receipt. 200, as Meta expects, once every
@@ -242,11 +277,25 @@ class StatusCallbacks:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
                 break
-        params = verified_vonage_params(
-            self.settings.vonage_api_key,
-            self.settings.vonage_signature_secret,
-            vonage_params(body, content_type),
-        )
+        raw = vonage_params(body, content_type)
+        try:
+            params = verified_vonage_params(
+                self.settings.vonage_api_key, self.settings.vonage_signature_secret, raw
+            )
+        except Problem:
+            # A tenant's own Vonage account signs with its own secret (its client-ref
+            # names the attempt, hence the account).
+            try:
+                attempt_id = str(uuid.UUID(raw.get("client-ref", "")))
+            except ValueError:
+                raise Problem(
+                    403, "invalid_signature", "The receipt's signature does not match."
+                ) from None
+            secret = await self._account_secret(attempt_id, "vonage", "signature_secret")
+            key = await self._account_secret(attempt_id, "vonage", "api_key")
+            if secret is None or key is None:
+                raise
+            params = verified_vonage_params(key, secret, raw)
         receipt = vonage_receipt(params)
         if receipt is None:
             log.info("Vonage receipt without a Hermes attempt id: dropped")
@@ -284,13 +333,16 @@ class StatusCallbacks:
             if name == b"x-twilio-signature":
                 signature = value.decode("latin-1")
                 break
-        receipt = twilio_receipt(
-            self.settings,
-            attempt_id,
-            scope.get("query_string", b"").decode("latin-1"),
-            body,
-            signature,
-        )
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            receipt = twilio_receipt(self.settings, attempt_id, query, body, signature)
+        except Problem as problem:
+            # Not the deployment's account: the attempt may have gone through the
+            # tenant's own, whose auth token signs its callbacks.
+            token = await self._account_secret(attempt_id, "twilio", "auth_token")
+            if problem.code != "invalid_signature" or token is None:
+                raise
+            receipt = twilio_receipt(self.settings, attempt_id, query, body, signature, token)
         if await self.receipts.add(receipt) == "attempt_not_found":
             raise Problem(404, "attempt_not_found", "No such attempt.")
         return 204

@@ -20,7 +20,9 @@ SELECT tables_are('app',
         -- the identity graph and its imports
         'imports', 'file_rows', 'import_extractions', 'import_errors', 'properties', 'identities',
         'phone_numbers', 'email_addresses', 'identity_phones', 'identity_emails',
-        'identity_properties', 'verticals', 'leads', 'external_refs']::name[]
+        'identity_properties', 'verticals', 'leads', 'external_refs',
+        -- tenants' own provider accounts (sealed credentials)
+        'provider_accounts']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -37,7 +39,8 @@ SELECT is_empty($$
      AND c.relname !~ '^(audit_log|consent_events|inbound_messages|message_attempts|message_events|messages|receipts|suppression_events)_p[0-9]{4}_[0-9]{2}$'
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events', 'message_attempts', 'message_decisions', 'consent_events', 'consent_state',
-                              'suppressions', 'inbound_messages', 'conversations', 'imports', 'import_errors'],
+                              'suppressions', 'inbound_messages', 'conversations', 'imports', 'import_errors',
+                              'provider_accounts'],
                  'schema api has the read views');
 
 -- Views: security_invoker everywhere in api ------------------------------------
@@ -93,7 +96,8 @@ SELECT functions_are('app', ARRAY[
   'revoke_api_key', 'rotate_api_key', 'run_maintenance', 'submit_message', 'submit_messages',
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
   'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure',
-  'expire_steps'],
+  'expire_steps', 'set_provider_account', 'disable_provider_account', 'provider_account_credentials',
+  'attempt_provider_account'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -170,6 +174,11 @@ $$, $$ VALUES
   ('hermes_api', 'app.record_suppressions(text,text,text,jsonb,text)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),
+  ('hermes_api', 'app.set_provider_account(text,uuid,text,text,bytea,text)'),
+  ('hermes_api', 'app.disable_provider_account(text,uuid)'),
+  ('hermes_api', 'app.provider_account_credentials(uuid[])'),
+  ('hermes_api', 'app.attempt_provider_account(uuid)'),
+  ('hermes_worker', 'app.provider_account_credentials(uuid[])'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
   ('hermes_worker', 'app.claim_attempts(uuid[])'),
   ('hermes_worker', 'app.apply_receipts(integer)'),
@@ -291,7 +300,8 @@ $$, $$ VALUES
   ('hermes_integrator', 'app.imports', 'SELECT'), ('hermes_anon', 'app.imports', 'SELECT'),
   ('hermes_integrator', 'app.import_errors', 'SELECT'), ('hermes_anon', 'app.import_errors', 'SELECT'),
   ('hermes_integrator', 'api.imports', 'SELECT'), ('hermes_anon', 'api.imports', 'SELECT'),
-  ('hermes_integrator', 'api.import_errors', 'SELECT'), ('hermes_anon', 'api.import_errors', 'SELECT')
+  ('hermes_integrator', 'api.import_errors', 'SELECT'), ('hermes_anon', 'api.import_errors', 'SELECT'),
+  ('hermes_integrator', 'api.provider_accounts', 'SELECT'), ('hermes_anon', 'api.provider_accounts', 'SELECT')
 $$, 'the only table grants are SELECT on the read API''s views and their tables to the PostgREST roles');
 SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -31,7 +30,8 @@ from hermes.gather import Gatherer
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
-from workers.providers.base import Handoff, Outgoing, Provider, ProviderError
+from workers.providers.base import Handoff, Outgoing, ProviderError
+from workers.providers.registry import Registry
 
 log = logging.getLogger("hermes.worker.send")
 
@@ -45,13 +45,13 @@ class SendBatcher:
     def __init__(
         self,
         db: Commands,
-        providers: Mapping[str, Provider],
+        registry: Registry,
         public_url: str,
         max_batch: int = 100,
         linger_seconds: float = 0.005,
     ) -> None:
         self.db = db
-        self.providers = dict(providers)
+        self.registry = registry
         self.public_url = public_url
         self._gather: Gatherer[str, None] = Gatherer(self._run, max_batch, linger_seconds)
 
@@ -64,6 +64,7 @@ class SendBatcher:
         transaction. An attempt's own failure is its outcome (its job is retried by
         pgqueuer); a failure of the batch's SQL fails every job of the batch."""
         decisions = await self.db.claim_attempts(list(dict.fromkeys(attempt_ids)))
+        await self.registry.prepare(decisions)  # tenants' accounts: one query a batch
         await failpoint("after_claim")
         handoffs: dict[str, Handoff] = {}
         results = await asyncio.gather(
@@ -104,10 +105,11 @@ class SendBatcher:
             content=claim.get("content") or {"body": claim.get("body") or ""},
             callback_url="",
         )
-        provider = self.providers.get(claim["provider"])
+        provider = self.registry.for_claim(claim)
         if provider is None:
-            # This worker has no adapter for the attempt's provider: not the message's
-            # fault, so never permanent; SQL retries it with backoff, then fails it.
+            # This worker has no adapter for the attempt's provider (or account, or the
+            # sandbox): not the message's fault, so never permanent; nothing was sent;
+            # SQL retries it with backoff, then fails it.
             result = await self.db.record_send_error(
                 attempt_id,
                 claim_no,

@@ -77,12 +77,13 @@ class FcmPush(NoLookups):
 
     def __init__(
         self,
-        service_account_file: str,
+        key: str | Mapping[str, Any],
         base_url: str | None,
         timeout: float,
         connections: int = 64,
     ) -> None:
-        info = json.loads(Path(service_account_file).read_text())
+        """``key``: the service-account key file's path, or its JSON (a tenant's account)."""
+        info = json.loads(Path(key).read_text()) if isinstance(key, str) else dict(key)
         self.project_id = str(info["project_id"])
         self.credentials: Any = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=[SCOPE]

@@ -73,7 +73,7 @@ BEGIN
     SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i
   ), classified AS (
     SELECT w.id, a.message_created_at, a.message_id, a.tenant_id, a.claim_count, a.last_claimed_at,
-           a.status,
+           a.status, t.environment,
            CASE WHEN a.id IS NULL THEN 'skip'
                 WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
                 WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
@@ -146,7 +146,7 @@ BEGIN
       FROM classified c
      WHERE c.decision = 'claim' AND a.id = c.id AND a.message_created_at = c.message_created_at
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.claim_count, a.claimed_at,
-              a.channel, a.to_address, a.from_address, a.content, a.attempt_no
+              a.channel, a.to_address, a.from_address, a.content, a.attempt_no, a.provider_account_id
   ), claimed_messages AS (
     UPDATE app.messages m
        SET status = 'sending', reasons = NULL, updated_at = now()
@@ -186,7 +186,10 @@ BEGIN
                'attempt_id', k.id, 'claim_no', k.claim_count, 'message_id', k.message_id,
                'provider', k.provider, 'channel', k.channel, 'to', k.to_address, 'from', k.from_address,
                'body', k.content ->> 'body', 'content', k.content, 'step', k.attempt_no,
-               'first_claimed_at', k.claimed_at)
+               'first_claimed_at', k.claimed_at,
+               -- through which account: the tenant's own (provider_account_id), or the
+               -- deployment's; a sandbox tenant's always through the simulators
+               'provider_account_id', k.provider_account_id, 'environment', c.environment)
              WHEN 'defer' THEN jsonb_build_object(
                'action', 'defer', 'reason', 'claim_lease', 'attempt_id', c.id,
                'wait_seconds', extract(epoch FROM c.last_claimed_at + v_lease - now()))

@@ -80,7 +80,11 @@ BEGIN
             AND e.attempt_id = v_attempt.id AND e.event_type = 'send_error'
             AND e.error_code LIKE v_attempt.provider || ':%') >= 2) THEN
       UPDATE app.message_attempts
-         SET provider = v_next, status = 'pending', last_claimed_at = NULL, updated_at = now()
+         SET provider = v_next, status = 'pending', last_claimed_at = NULL, updated_at = now(),
+             provider_account_id = (SELECT pa.id FROM app.provider_accounts pa
+                                      JOIN app.tenants t ON t.id = pa.tenant_id
+                                     WHERE pa.tenant_id = v_attempt.tenant_id AND pa.provider = v_next
+                                       AND pa.disabled_at IS NULL AND t.environment <> 'sandbox')
        WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
       PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), interval '0');
       PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,

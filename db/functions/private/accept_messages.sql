@@ -43,7 +43,7 @@ BEGIN
            'sms', p_default_from, 'email', t.default_email_from, 'whatsapp', t.default_whatsapp_from,
            'channels', to_jsonb(coalesce(p.cascade_channels, '{sms}')),
            'timeouts', coalesce(p.step_timeouts, '{"sms": 300, "email": 900, "push": 300, "whatsapp": 300}'),
-           'providers', coalesce(p.channel_providers, '{}')))
+           'providers', coalesce(p.channel_providers, '{}'), 'environment', t.environment))
     INTO v_default_category, v_dedup_window, v_rules, v_defaults
     FROM (SELECT 1) one
     LEFT JOIN app.tenants t ON t.id = p_tenant_id
@@ -287,12 +287,12 @@ BEGIN
     RETURNING *
   ), attempts AS (
     INSERT INTO app.message_attempts (id, message_created_at, message_id, tenant_id, attempt_no,
-                                      channel, provider, status, to_address, from_address, content,
-                                      step_timeout, reasons, error_code, completed_at)
+                                      channel, provider, provider_account_id, status, to_address,
+                                      from_address, content, step_timeout, reasons, error_code, completed_at)
     SELECT CASE WHEN s.n = n.run AND n.attempt_id IS NOT NULL THEN n.attempt_id ELSE private.uuid7(n.created_at) END,
-           n.created_at, n.message_id, p_tenant_id, s.n, s.step ->> 'channel',
-           -- the tenant's first provider for the channel (app.tenant_policies.channel_providers), or its default
-           coalesce(v_defaults #>> ARRAY['providers', s.step ->> 'channel', '0'], cp.provider),
+           n.created_at, n.message_id, p_tenant_id, s.n, s.step ->> 'channel', r.provider,
+           -- the tenant's own account for that provider (never for sandbox tenants: simulators)
+           pa.id,
            x.state, s.step ->> 'to', s.step ->> 'from', s.step -> 'content',
            CASE WHEN s.n < jsonb_array_length(n.steps) THEN (s.step ->> 'timeout_seconds')::int * interval '1 second' END,
            x.reasons, CASE WHEN x.state = 'rejected' THEN x.reasons -> 0 ->> 'code' END,
@@ -300,6 +300,12 @@ BEGIN
       FROM new n
      CROSS JOIN LATERAL jsonb_array_elements(n.steps) WITH ORDINALITY s(step, n)
       JOIN private.providers cp ON cp.channel = s.step ->> 'channel' AND cp.is_default
+     -- the tenant's first provider for the channel (app.tenant_policies.channel_providers), or the default
+     CROSS JOIN LATERAL (SELECT coalesce(v_defaults #>> ARRAY['providers', s.step ->> 'channel', '0'],
+                                         cp.provider) AS provider) r
+      LEFT JOIN app.provider_accounts pa
+        ON pa.tenant_id = p_tenant_id AND pa.provider = r.provider AND pa.disabled_at IS NULL
+       AND v_defaults ->> 'environment' <> 'sandbox'
      CROSS JOIN LATERAL (
        SELECT CASE WHEN n.outcome = 'reject' THEN 'rejected' ELSE s.step ->> 'state' END AS state,
               CASE WHEN n.outcome = 'reject' AND s.step ->> 'state' <> 'rejected' THEN n.reasons

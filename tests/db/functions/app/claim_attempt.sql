@@ -14,7 +14,7 @@ SELECT count(*) AS jobs_before FROM pgqueuer.pgqueuer \gset
 SELECT app.claim_attempt(:'a1') AS c1 \gset
 SELECT is((:'c1'::jsonb), jsonb_build_object(
     'action', 'send', 'attempt_id', :'a1'::uuid, 'claim_no', 1, 'message_id', :'m1'::uuid, 'provider', 'twilio',
-    'to', '+14155550123', 'from', '+15005550006', 'body', 'claim me', 'first_claimed_at', now(),
+    'to', '+14155550123', 'from', '+15005550006', 'body', 'claim me', 'first_claimed_at', now(), 'environment', 'test', 'provider_account_id', NULL,
     'channel', 'sms', 'content', jsonb_build_object('body', 'claim me'), 'step', 1),
   'the first claim says send, with claim_no 1 and what to send (the step''s channel, recipient, sender, content)');
 SELECT results_eq(format('SELECT status, claim_count, claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),

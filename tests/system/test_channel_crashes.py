@@ -1,0 +1,303 @@
+"""kill -9 a worker mid-hand-off on the channels whose providers cannot be asked about
+a message: email (SES), push (FCM) and WhatsApp (Cloud API).
+
+The worker pauses at a named failpoint (workers/failpoints.py) so the SIGKILL lands at a
+known place -- ``after_claim`` (before the provider call) or ``after_provider_call``
+(the provider accepted it, Hermes has not recorded the hand-off) -- then a clean worker
+takes over. None of these providers has a lookup, so a re-claimed attempt is never
+resent (app.reconcile_attempt): it waits ``reconcile_window`` for a receipt. SES events
+and WhatsApp status webhooks carry the attempt id, so a hand-off the dead worker never
+recorded is still found by its receipts and the message delivered; FCM sends none, so
+an accepted push whose worker died ends ``unknown``. A worker that died before the call
+cannot be told apart from one that died after it (the claim is the last thing Hermes
+recorded): the attempt ends ``unknown`` too, and nothing is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hermes.services import worker_spec
+from tests.conftest import Cluster
+from tests.system.conftest import Stack, start_stack, stop_stack
+
+TERMINAL = {"delivered", "undelivered", "failed", "rejected", "unknown"}
+CHANNELS = ("email", "push", "whatsapp")
+POINTS = ("after_claim", "after_provider_call")
+# What each kill ends in. after_provider_call: the provider has it; SES's events and
+# WhatsApp's statuses (tagged with the attempt id) record the hand-off and deliver it,
+# FCM has no receipts -> unknown. after_claim: nothing was sent, but Hermes cannot tell
+# (no lookups) -> it waits out reconcile_window for a receipt, then unknown; never sent.
+EXPECTED = {
+    ("email", "after_provider_call"): "delivered",
+    ("whatsapp", "after_provider_call"): "delivered",
+    ("push", "after_provider_call"): "unknown",
+    ("email", "after_claim"): "unknown",
+    ("whatsapp", "after_claim"): "unknown",
+    ("push", "after_claim"): "unknown",
+}
+
+
+@pytest.fixture(scope="module")
+def crash_stack(
+    cluster: Cluster,
+    make_db: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    # Receipts 1.5 s apart: the dead worker's successor applies most of them. The
+    # provider timeout is half the 4 s lease below (app.check_worker_settings refuses
+    # more); the lease is set before any worker starts.
+    s = start_stack(
+        cluster,
+        make_db,
+        tmp_path_factory.mktemp("channel-crash"),
+        workers=0,
+        worker_env={
+            "HERMES_JOB_HEARTBEAT_TIMEOUT": "1",
+            "HERMES_JOB_POLL_INTERVAL": "0.2",
+            "HERMES_PROVIDER_TIMEOUT": "2",
+        },
+        ses=True,
+        ses_env={"SIM_SES_RECEIPT_DELAY_MS": "1500"},
+        fcm=True,
+        whatsapp=True,
+        whatsapp_env={"SIM_WHATSAPP_RECEIPT_DELAY_MS": "1500"},
+    )
+    # 60 s and 10 minutes in production.
+    s.sql("UPDATE private.settings SET value = '4 seconds' WHERE key = 'claim_lease'")
+    s.sql("UPDATE private.settings SET value = '4 seconds' WHERE key = 'reconcile_window'")
+    yield s
+    stop_stack(s, request)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_workers(crash_stack: Stack) -> Iterator[None]:
+    """A test that failed before its kill leaves no worker paused at a failpoint (it
+    would take the next test's jobs)."""
+    yield
+    for name in [n for n in crash_stack.sup.procs if n.startswith(("doomed-", "survivor-"))]:
+        crash_stack.sup.kill(name)
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _worker_log(stack: Stack, worker: str) -> list[str]:
+    """The worker's lines of stack.log (``name | ...``)."""
+    return [
+        line
+        for line in stack.log_path.read_text().splitlines()
+        if line.partition("|")[0].strip() == worker
+    ]
+
+
+def _start_worker(stack: Stack, name: str, failpoints: str = "") -> None:
+    """Starts a worker and waits until it runs: one that exits at start-up (a refused
+    setting, a broken import) fails here with its log, not as a message stuck later."""
+    spec = worker_spec(stack.cfg)
+    spec.name = name
+    if failpoints:
+        spec.env = spec.env | {"HERMES_FAILPOINTS": failpoints}
+    proc = stack.sup.start(spec)
+    deadline = time.monotonic() + 30
+    while not any("worker started" in line for line in _worker_log(stack, name)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stack.sup.procs.pop(name, None)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            log = "\n".join(_worker_log(stack, name)[-30:])
+            raise AssertionError(f"worker {name} did not start (exit {proc.poll()}):\n{log}")
+        time.sleep(0.05)
+
+
+def _sleeping_at(stack: Stack, worker: str, point: str) -> bool:
+    """The worker logged that it sleeps at the failpoint (stack.log: ``name | ...``)."""
+    return any(f"failpoint {point}: sleeping" in line for line in _worker_log(stack, worker))
+
+
+def _payload(channel: str, tag: str) -> dict[str, Any]:
+    if channel == "email":
+        return {
+            "channel": "email",
+            "to": "success@simulator.amazonses.com",
+            "subject": tag,
+            "body": tag,
+        }
+    if channel == "push":
+        # A token of its own per message: the FCM ledger does not carry the attempt id.
+        return {"channel": "push", "to": f"crash-{tag[-8:]}-0123456789abcdef", "body": tag}
+    return {"channel": "whatsapp", "to": "+14155550171", "body": tag}  # sent, delivered, read
+
+
+def _ledger(stack: Stack, channel: str) -> list[dict[str, Any]]:
+    url = {"email": stack.cfg.ses_url, "push": stack.cfg.fcm_url}.get(
+        channel, stack.cfg.whatsapp_url
+    )
+    return list(httpx.get(f"{url}/_sim/messages").json())
+
+
+def _sends(stack: Stack, channel: str, attempt_id: str, push_token: str) -> list[dict[str, Any]]:
+    """The provider's accepted sends of this attempt."""
+    ledger = _ledger(stack, channel)
+    if channel == "email":
+        return [e for e in ledger if e["tags"].get("hermes_attempt_id") == [attempt_id]]
+    if channel == "push":
+        return [m for m in ledger if m["token"] == push_token]
+    return [m for m in ledger if m["biz_opaque_callback_data"] == attempt_id]
+
+
+def _attempts(stack: Stack, message_id: str) -> list[dict[str, Any]]:
+    return stack.sql(
+        "SELECT id::text, status, claim_count, provider_message_id, error_code"
+        " FROM app.message_attempts WHERE message_id = %s ORDER BY attempt_no",
+        (message_id,),
+    )
+
+
+def _events(stack: Stack, token: str, message_id: str) -> list[dict[str, Any]]:
+    """The message's events, through the read API (PostgREST) as the tenant sees them."""
+    with stack.rest(token) as c:
+        r = c.get("/message_events", params={"message_id": f"eq.{message_id}", "order": "id"})
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def _assert_one_terminal_state(stack: Stack, token: str, message_id: str, status: str) -> None:
+    row = stack.sql("SELECT status, completed_at FROM app.messages WHERE id = %s", (message_id,))
+    assert row[0]["status"] == status and row[0]["completed_at"] is not None, row
+    # No event ever reported another end (an event's status is the message's then).
+    ends = {e["status"] for e in _events(stack, token, message_id) if e["status"] in TERMINAL}
+    assert ends <= {status}, f"more than one terminal state: {ends}"
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, point: str) -> None:
+    stack = crash_stack
+    token = stack.new_tenant(f"Crash {channel} {point}")["api_key"]["token"]
+    tag = f"crash {channel} {point} {uuid.uuid4().hex[:8]}"
+    payload = _payload(channel, tag)
+    doomed, survivor = f"doomed-{channel}-{point}", f"survivor-{channel}-{point}"
+    _start_worker(stack, doomed, f"{point}=sleep:120")
+    with stack.api(token) as c:
+        r = c.post("/v1/messages", json=payload)
+    assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    attempt_id = _attempts(stack, mid)[0]["id"]
+
+    def sends() -> list[dict[str, Any]]:
+        return _sends(stack, channel, attempt_id, str(payload["to"]))
+
+    if point == "after_claim":
+        _wait(
+            lambda: (
+                _attempts(stack, mid)[0]["status"] == "claimed"
+                and _sleeping_at(stack, doomed, point)
+            ),
+            20,
+            "the claim",
+        )
+    else:
+        _wait(lambda: bool(sends()) and _sleeping_at(stack, doomed, point), 20, "the send")
+    stack.sup.kill(doomed)
+    assert len(sends()) == (0 if point == "after_claim" else 1)
+    if channel == "push" or point == "after_claim":
+        # No receipt can come: the hand-off stays unrecorded until the successor decides.
+        attempt = _attempts(stack, mid)[0]
+        assert (attempt["status"], attempt["provider_message_id"]) == ("claimed", None)
+
+    _start_worker(stack, survivor)
+    try:
+        done = stack.wait_message(token, mid, TERMINAL, timeout=45)
+        time.sleep(1.0)  # a late resend, had there been one, would show now
+    finally:
+        stack.sup.stop_one(survivor)
+    expected = EXPECTED[(channel, point)]
+    assert done["status"] == expected, done
+    _assert_one_terminal_state(stack, token, mid, expected)
+
+    sent = sends()
+    assert len(sent) == (0 if point == "after_claim" else 1), "never sent twice"
+    attempts = _attempts(stack, mid)
+    assert len(attempts) == 1
+    events = _events(stack, token, mid)
+    types = [e["event_type"] for e in events]
+    assert "resend" not in types, "a provider without lookups is never resent blindly"
+    if expected == "delivered":
+        # The receipts (tagged with the attempt id) recorded the hand-off.
+        assert attempts[0]["status"] == "delivered"
+        handed = [e for e in events if e["event_type"] == "handed_off"]
+        assert [h["details"]["via"] for h in handed] == ["receipt"], handed
+        pmid = sent[0]["message_id" if channel == "email" else "id"]
+        assert attempts[0]["provider_message_id"] == done["provider_message_id"] == pmid
+    else:
+        assert (attempts[0]["status"], attempts[0]["error_code"]) == ("unknown", "handoff_unknown")
+        assert attempts[0]["provider_message_id"] is None
+        assert "handed_off" not in types
+        assert types.count("receipt_timeout") == 1
+        waits = [e for e in events if e["event_type"] == "reconcile_ambiguous"]
+        assert waits and all(w["details"]["reason"] == "no_provider_lookup" for w in waits)
+        assert "reclaimed" in types
+
+
+def test_kill_mid_batch_of_mixed_channels(crash_stack: Stack) -> None:
+    """Emails, pushes and WhatsApp messages in one batch, all accepted by their
+    providers when the worker dies before recording any hand-off: each message reaches
+    one terminal state (the emails and WhatsApp messages delivered by their receipts,
+    the pushes unknown), and no provider got any of them twice."""
+    stack = crash_stack
+    token = stack.new_tenant("Crash batch")["api_key"]["token"]
+    tag = uuid.uuid4().hex[:8]
+    items = [
+        _payload(channel, f"crash-batch {channel} {i} {tag}{i:02d}")
+        for i in range(3)
+        for channel in CHANNELS
+    ]
+    _start_worker(stack, "doomed-batch", "after_provider_call=sleep:120")
+    with stack.api(token) as c:
+        r = c.post("/v1/messages/batch", json={"messages": items})
+    assert r.status_code == 200, r.text
+    ids = [x["message"]["id"] for x in r.json()["results"]]
+    attempts = {mid: _attempts(stack, mid)[0]["id"] for mid in ids}
+
+    def counts() -> list[int]:
+        return [
+            len(_sends(stack, item["channel"], attempts[mid], str(item["to"])))
+            for mid, item in zip(ids, items, strict=True)
+        ]
+
+    _wait(lambda: counts() == [1] * len(ids), 20, "every send of the batch")
+    _wait(lambda: _sleeping_at(stack, "doomed-batch", "after_provider_call"), 5, "the failpoint")
+    stack.sup.kill("doomed-batch")
+
+    _start_worker(stack, "survivor-batch")
+    try:
+        done = {mid: stack.wait_message(token, mid, TERMINAL, timeout=45) for mid in ids}
+        time.sleep(1.0)
+    finally:
+        stack.sup.stop_one("survivor-batch")
+    for mid, item in zip(ids, items, strict=True):
+        expected = EXPECTED[(item["channel"], "after_provider_call")]
+        assert done[mid]["status"] == expected, (item, done[mid])
+        _assert_one_terminal_state(stack, token, mid, expected)
+    assert counts() == [1] * len(ids), "each sent exactly once"
+    resends = stack.sql(
+        "SELECT count(*) AS n FROM app.message_events"
+        " WHERE message_id = ANY(%s::uuid[]) AND event_type = 'resend'",
+        (ids,),
+    )[0]["n"]
+    assert resends == 0

@@ -330,64 +330,60 @@ def simulator_spec(cfg: StackConfig) -> ServiceSpec:
     return ServiceSpec("twilio-sim", argv, env, f"{cfg.sim_url}/_sim/health")
 
 
+def _simulator_spec(
+    name: str, module: str, port: int | None, url: str, env: dict[str, str]
+) -> ServiceSpec:
+    argv = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
+    return ServiceSpec(name, argv, _base_env() | env, f"{url}/_sim/health")
+
+
 def ses_simulator_spec(cfg: StackConfig) -> ServiceSpec:
-    env = _base_env() | {
+    env = {
         "SIM_SES_ACCESS_KEY_ID": SES_ACCESS_KEY_ID,
         "SIM_SES_TOPIC_ARN": SES_TOPIC_ARN,
         "SIM_SES_SNS_ENDPOINT": f"{cfg.callbacks_url}/v1/webhooks/ses/sns",
         "SIM_SES_PUBLIC_URL": cfg.ses_url,
         "SIM_SES_CA_DIR": str(cfg.ses_ca_dir),
     }
-    env |= cfg.ses_env
-    argv = [
-        sys.executable,
-        "-m",
-        "simulators.ses",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(cfg.ses_port),
-    ]
-    return ServiceSpec("ses-sim", argv, env, f"{cfg.ses_url}/_sim/health")
+    return _simulator_spec(
+        "ses-sim", "simulators.ses", cfg.ses_port, cfg.ses_url, env | cfg.ses_env
+    )
 
 
 def fcm_simulator_spec(cfg: StackConfig) -> ServiceSpec:
-    env = _base_env() | {
+    env = {
         "SIM_FCM_PUBLIC_URL": cfg.fcm_url,
         "SIM_FCM_CREDENTIALS_DIR": str(cfg.fcm_credentials_dir),
     }
-    env |= cfg.fcm_env
-    argv = [sys.executable, "-m", "simulators.fcm", "--host", "127.0.0.1"]
-    argv += ["--port", str(cfg.fcm_port)]
-    return ServiceSpec("fcm-sim", argv, env, f"{cfg.fcm_url}/_sim/health")
+    return _simulator_spec(
+        "fcm-sim", "simulators.fcm", cfg.fcm_port, cfg.fcm_url, env | cfg.fcm_env
+    )
 
 
 def whatsapp_simulator_spec(cfg: StackConfig) -> ServiceSpec:
-    env = _base_env() | {
+    env = {
         "SIM_WHATSAPP_ACCESS_TOKEN": WHATSAPP_ACCESS_TOKEN,
         "SIM_WHATSAPP_APP_SECRET": WHATSAPP_APP_SECRET,
         "SIM_WHATSAPP_VERIFY_TOKEN": WHATSAPP_VERIFY_TOKEN,
         "SIM_WHATSAPP_PHONE_NUMBERS": WHATSAPP_PHONE_NUMBERS,
         "SIM_WHATSAPP_WEBHOOK_URL": f"{cfg.callbacks_url}/v1/webhooks/whatsapp",
     }
-    env |= cfg.whatsapp_env
-    argv = [sys.executable, "-m", "simulators.whatsapp", "--host", "127.0.0.1"]
-    argv += ["--port", str(cfg.whatsapp_port)]
-    return ServiceSpec("wa-sim", argv, env, f"{cfg.whatsapp_url}/_sim/health")
+    return _simulator_spec(
+        "wa-sim", "simulators.whatsapp", cfg.whatsapp_port, cfg.whatsapp_url, env | cfg.whatsapp_env
+    )
 
 
 def vonage_simulator_spec(cfg: StackConfig) -> ServiceSpec:
-    env = _base_env() | {
+    env = {
         "SIM_VONAGE_API_KEY": VONAGE_API_KEY,
         "SIM_VONAGE_API_SECRET": VONAGE_API_SECRET,
         "SIM_VONAGE_SIGNATURE_SECRET": VONAGE_SIGNATURE_SECRET,
         "SIM_VONAGE_DLR_URL": f"{cfg.callbacks_url}/v1/webhooks/vonage/dlr",
         "SIM_VONAGE_CA_DIR": str(cfg.vonage_ca_dir),
     }
-    env |= cfg.vonage_env
-    argv = [sys.executable, "-m", "simulators.vonage", "--host", "127.0.0.1"]
-    argv += ["--port", str(cfg.vonage_port)]
-    return ServiceSpec("vonage-sim", argv, env, f"{cfg.vonage_url}/_sim/health")
+    return _simulator_spec(
+        "vonage-sim", "simulators.vonage", cfg.vonage_port, cfg.vonage_url, env | cfg.vonage_env
+    )
 
 
 def stack_specs(cfg: StackConfig) -> list[ServiceSpec]:

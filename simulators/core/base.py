@@ -6,7 +6,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 log = logging.getLogger("simulators")
 
@@ -105,3 +107,64 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 0 or 1: {raw!r}")
+
+
+class SimBase:
+    """What every provider simulator's Handler does alike: the request log line, the
+    stats counters, and the ``/_sim/`` control endpoints (health, the ledger, stats,
+    reset). A simulator supplies ``ledger()``, ``stats_extra()`` and ``forget()``."""
+
+    name: str
+    logger: logging.Logger
+    accepted: int
+    resets: int
+    stats: dict[str, int]
+
+    def log_request(
+        self,
+        method: str,
+        path: str,
+        query: str,  # noqa: ARG002
+        status: int,
+        took_s: float,
+        note: str | None,
+    ) -> None:
+        level = logging.DEBUG if path.startswith("/_sim/") else logging.INFO
+        self.logger.log(
+            level,
+            "API %s %s -> %d in %.1f ms%s",
+            method,
+            path,
+            status,
+            took_s * 1000,
+            f" | {note}" if note else "",
+        )
+
+    def _count(self, what: str) -> None:
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    def ledger(self) -> list[Any]:
+        raise NotImplementedError
+
+    def stats_extra(self) -> dict[str, Any]:
+        return {}
+
+    def forget(self) -> int:
+        """Clears the ledger (and pending callbacks); returns how many entries it held."""
+        raise NotImplementedError
+
+    def sim_route(self, method: str, path: str) -> Reply | None:
+        """The ``/_sim/`` control endpoints, or None for any other request."""
+        if method in ("GET", "HEAD"):
+            if path == "/_sim/health":
+                return Reply(200, b'{"ok": true}')
+            if path == "/_sim/messages":
+                return Reply(200, orjson.dumps(self.ledger()))
+            if path == "/_sim/stats":
+                return Reply(200, orjson.dumps(self.stats | self.stats_extra()))
+        if method == "POST" and path == "/_sim/reset":
+            n = self.forget()
+            self.stats = {}
+            self.resets += 1
+            return Reply(200, orjson.dumps({"reset": n}))
+        return None

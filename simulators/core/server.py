@@ -363,3 +363,27 @@ def run(sims: list[tuple[Callable[[], Handler], int]], host: str) -> None:
         asyncio.run(serve(sims, host))
     else:
         uvloop.run(serve(sims, host))
+
+
+def cli(
+    module: str,
+    description: str,
+    default_port: int,
+    make: Callable[[int], Handler],
+    argv: list[str] | None = None,
+) -> None:
+    """``python -m <module> [--host] [--port] [--log-level]``: one simulator, built by
+    ``make(port)`` (its configuration from the environment)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run([(lambda: make(args.port), args.port)], args.host)

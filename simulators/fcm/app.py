@@ -70,7 +70,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from simulators.core.base import Reply, env_float, env_int
+from simulators.core.base import Reply, SimBase, env_float, env_int
 
 log = logging.getLogger("simulators.fcm")
 
@@ -166,10 +166,11 @@ def _oauth_error(error: str, description: str) -> Reply:
     return Reply(400, body, note=error)
 
 
-class FcmSimulator:
+class FcmSimulator(SimBase):
     """The FCM simulator's memory and request handling (a core ``Handler``)."""
 
     name = "FCM"
+    logger = log
 
     def __init__(self, config: FcmConfig, port: int) -> None:
         self.config = config
@@ -198,26 +199,6 @@ class FcmSimulator:
     def latency_for(self, path: str) -> float:
         return self.config.latency_ms / 1000 if path.endswith(":send") else 0.0
 
-    def log_request(
-        self,
-        method: str,
-        path: str,
-        query: str,  # noqa: ARG002
-        status: int,
-        took_s: float,
-        note: str | None,
-    ) -> None:
-        level = logging.DEBUG if path.startswith("/_sim/") else logging.INFO
-        log.log(
-            level,
-            "API %s %s -> %d in %.1f ms%s",
-            method,
-            path,
-            status,
-            took_s * 1000,
-            f" | {note}" if note else "",
-        )
-
     def error_reply(self, status: int, message: str) -> Reply:
         return _google_error(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT", message)
 
@@ -231,9 +212,6 @@ class FcmSimulator:
 
     async def close(self) -> int:
         return 0
-
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
 
     def handle(
         self,
@@ -250,21 +228,16 @@ class FcmSimulator:
             if method != "POST":
                 return _google_error(405, "INVALID_ARGUMENT", "POST only")
             return self.send(path, authorization, body)
-        if method in ("GET", "HEAD"):
-            if path == "/_sim/health":
-                return Reply(200, b'{"ok": true}')
-            if path == "/_sim/messages":
-                return Reply(200, orjson.dumps(self.messages))
-            if path == "/_sim/stats":
-                return Reply(200, orjson.dumps(self.stats))
-        if method == "POST" and path == "/_sim/reset":
-            n = len(self.messages)
-            self.messages.clear()
-            self.stats = {}
-            self._faulted.clear()
-            self.resets += 1
-            return Reply(200, orjson.dumps({"reset": n}))
-        return _google_error(404, "NOT_FOUND", f"No route {path}")
+        return self.sim_route(method, path) or _google_error(404, "NOT_FOUND", f"No route {path}")
+
+    def ledger(self) -> list[Any]:
+        return self.messages
+
+    def forget(self) -> int:
+        n = len(self.messages)
+        self.messages.clear()
+        self._faulted.clear()
+        return n
 
     # ---------------------------------------------------------- OAuth 2.0 token
 

@@ -78,7 +78,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from simulators.core.base import Reply, Tasks, env_float, env_int
+from simulators.core.base import Reply, SimBase, Tasks, env_float, env_int
 from simulators.core.http_client import HttpClient, Target
 
 log = logging.getLogger("simulators.ses")
@@ -234,10 +234,11 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-class SesSimulator:
+class SesSimulator(SimBase):
     """The SES simulator's memory and request handling (a core ``Handler``)."""
 
     name = "SES"
+    logger = log
 
     def __init__(self, config: SesConfig, port: int) -> None:
         self.config = config
@@ -263,26 +264,6 @@ class SesSimulator:
     def latency_for(self, path: str) -> float:
         return self.latency_s if path == SEND_PATH else 0.0
 
-    def log_request(
-        self,
-        method: str,
-        path: str,
-        query: str,  # noqa: ARG002
-        status: int,
-        took_s: float,
-        note: str | None,
-    ) -> None:
-        level = logging.DEBUG if path.startswith("/_sim/") else logging.INFO
-        log.log(
-            level,
-            "API %s %s -> %d in %.1f ms%s",
-            method,
-            path,
-            status,
-            took_s * 1000,
-            f" | {note}" if note else "",
-        )
-
     def error_reply(self, status: int, message: str) -> Reply:
         return _error(
             status, "InternalFailure" if status >= 500 else "BadRequestException", message
@@ -302,9 +283,6 @@ class SesSimulator:
         self.http.close()
         return n
 
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
-
     def handle(
         self,
         method: str,
@@ -319,12 +297,6 @@ class SesSimulator:
                 return _error(405, "MethodNotAllowed", "POST only")
             return self.send_email(authorization, body)
         if method in ("GET", "HEAD"):
-            if path == "/_sim/health":
-                return Reply(200, b'{"ok": true}')
-            if path == "/_sim/messages":
-                return Reply(200, orjson.dumps([e.ledger_entry() for e in self.emails]))
-            if path == "/_sim/stats":
-                return Reply(200, orjson.dumps(self.stats | {"confirmed": self.confirmed.is_set()}))
             if path == "/_sim/sns/cert.pem":
                 return Reply(200, self.cert_pem, content_type="application/x-pem-file")
             if path == "/_sim/sns/ca.pem":
@@ -336,14 +308,19 @@ class SesSimulator:
                 self.confirmed.set()
                 self._count("subscriptions_confirmed")
                 return Reply(200, b"<ConfirmSubscriptionResponse/>", content_type="text/xml")
-        if method == "POST" and path == "/_sim/reset":
-            n = len(self.emails)
-            self.tasks.cancel()
-            self.emails.clear()
-            self.stats = {}
-            self.resets += 1
-            return Reply(200, orjson.dumps({"reset": n}))
-        return _error(404, "NotFoundException", f"No route {path}")
+        return self.sim_route(method, path) or _error(404, "NotFoundException", f"No route {path}")
+
+    def ledger(self) -> list[Any]:
+        return [e.ledger_entry() for e in self.emails]
+
+    def stats_extra(self) -> dict[str, Any]:
+        return {"confirmed": self.confirmed.is_set()}
+
+    def forget(self) -> int:
+        n = len(self.emails)
+        self.tasks.cancel()
+        self.emails.clear()
+        return n
 
     # ------------------------------------------------------------------ the API
 

@@ -69,7 +69,7 @@ from urllib.parse import parse_qsl, urlencode
 import certifi
 import orjson
 
-from simulators.core.base import Reply, Tasks, env_int
+from simulators.core.base import Reply, SimBase, Tasks, env_int
 from simulators.core.http_client import HttpClient, Target
 from simulators.core.tls import server_identity
 
@@ -157,10 +157,11 @@ def _answer(to: str, status: str, extra: dict[str, str]) -> dict[str, Any]:
     return {"message-count": "1", "messages": [{"to": to, "status": status} | extra]}
 
 
-class VonageSimulator:
+class VonageSimulator(SimBase):
     """The Vonage simulator's memory and request handling (a core ``Handler``)."""
 
     name = "Vonage"
+    logger = log
 
     def __init__(self, config: VonageConfig, port: int) -> None:  # noqa: ARG002
         self.config = config
@@ -188,26 +189,6 @@ class VonageSimulator:
     def latency_for(self, path: str) -> float:
         return self.config.latency_ms / 1000 if path == SEND_PATH else 0.0
 
-    def log_request(
-        self,
-        method: str,
-        path: str,
-        query: str,  # noqa: ARG002
-        status: int,
-        took_s: float,
-        note: str | None,
-    ) -> None:
-        level = logging.DEBUG if path.startswith("/_sim/") else logging.INFO
-        log.log(
-            level,
-            "API %s %s -> %d in %.1f ms%s",
-            method,
-            path,
-            status,
-            took_s * 1000,
-            f" | {note}" if note else "",
-        )
-
     def error_reply(self, status: int, message: str) -> Reply:
         return Reply(status, orjson.dumps({"type": "about:blank", "title": message}))
 
@@ -218,9 +199,6 @@ class VonageSimulator:
         n = await self.tasks.close()
         self.http.close()
         return n
-
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
 
     def handle(
         self,
@@ -235,22 +213,17 @@ class VonageSimulator:
             if method != "POST":
                 return self.error_reply(405, "POST only")
             return self.send(authorization, body)
-        if method in ("GET", "HEAD"):
-            if path == "/_sim/health":
-                return Reply(200, b'{"ok": true}')
-            if path == "/_sim/messages":
-                return Reply(200, orjson.dumps([m.ledger_entry() for m in self.messages]))
-            if path == "/_sim/stats":
-                return Reply(200, orjson.dumps(self.stats))
-        if method == "POST" and path == "/_sim/reset":
-            n = len(self.messages)
-            self.tasks.cancel()
-            self.messages.clear()
-            self.stats = {}
-            self._faulted.clear()
-            self.resets += 1
-            return Reply(200, orjson.dumps({"reset": n}))
-        return self.error_reply(404, f"No route {path}")
+        return self.sim_route(method, path) or self.error_reply(404, f"No route {path}")
+
+    def ledger(self) -> list[Any]:
+        return [m.ledger_entry() for m in self.messages]
+
+    def forget(self) -> int:
+        n = len(self.messages)
+        self.tasks.cancel()
+        self.messages.clear()
+        self._faulted.clear()
+        return n
 
     def _credentials_ok(self, authorization: str | None, form: dict[str, str]) -> bool:
         key, secret = form.get("api_key", ""), form.get("api_secret", "")

@@ -67,7 +67,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from simulators.core.base import Reply, Tasks, env_int
+from simulators.core.base import Reply, SimBase, Tasks, env_int
 from simulators.core.http_client import HttpClient, Target
 
 log = logging.getLogger("simulators.whatsapp")
@@ -170,10 +170,11 @@ class WaMessage:
         }
 
 
-class WhatsAppSimulator:
+class WhatsAppSimulator(SimBase):
     """The WhatsApp simulator's memory and request handling (a core ``Handler``)."""
 
     name = "WhatsApp"
+    logger = log
 
     def __init__(self, config: WhatsAppConfig, port: int) -> None:  # noqa: ARG002
         self.config = config
@@ -194,26 +195,6 @@ class WhatsAppSimulator:
     def latency_for(self, path: str) -> float:
         return self.config.latency_ms / 1000 if path.endswith("/messages") else 0.0
 
-    def log_request(
-        self,
-        method: str,
-        path: str,
-        query: str,  # noqa: ARG002
-        status: int,
-        took_s: float,
-        note: str | None,
-    ) -> None:
-        level = logging.DEBUG if path.startswith("/_sim/") else logging.INFO
-        log.log(
-            level,
-            "API %s %s -> %d in %.1f ms%s",
-            method,
-            path,
-            status,
-            took_s * 1000,
-            f" | {note}" if note else "",
-        )
-
     def error_reply(self, status: int, message: str) -> Reply:
         return _graph_error(status, 1 if status >= 500 else 100, message)
 
@@ -230,9 +211,6 @@ class WhatsAppSimulator:
         self.http.close()
         return n
 
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
-
     def handle(
         self,
         method: str,
@@ -247,22 +225,22 @@ class WhatsAppSimulator:
             if method != "POST":
                 return _graph_error(400, 100, "Unsupported get request.")
             return self.send(match.group(1), authorization, body)
-        if method in ("GET", "HEAD"):
-            if path == "/_sim/health":
-                return Reply(200, b'{"ok": true}')
-            if path == "/_sim/messages":
-                return Reply(200, orjson.dumps([m.ledger_entry() for m in self.messages]))
-            if path == "/_sim/stats":
-                return Reply(200, orjson.dumps(self.stats | {"verified": self.verified.is_set()}))
-        if method == "POST" and path == "/_sim/reset":
-            n = len(self.messages)
-            self.tasks.cancel()
-            self.messages.clear()
-            self.stats = {}
-            self._faulted.clear()
-            self.resets += 1
-            return Reply(200, orjson.dumps({"reset": n}))
-        return _graph_error(400, 100, f"Unknown path components: {path}")
+        return self.sim_route(method, path) or _graph_error(
+            400, 100, f"Unknown path components: {path}"
+        )
+
+    def ledger(self) -> list[Any]:
+        return [m.ledger_entry() for m in self.messages]
+
+    def stats_extra(self) -> dict[str, Any]:
+        return {"verified": self.verified.is_set()}
+
+    def forget(self) -> int:
+        n = len(self.messages)
+        self.tasks.cancel()
+        self.messages.clear()
+        self._faulted.clear()
+        return n
 
     # ------------------------------------------------------------------ the API
 

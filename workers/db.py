@@ -25,6 +25,14 @@ class Commands:
             await call(self.pool, "SELECT app.claim_attempts(%s::uuid[]) AS r", (attempt_ids,)),
         )
 
+    async def begin_calls(self, attempt_ids: list[str], claim_nos: list[int]) -> list[str]:
+        calling = await call(
+            self.pool,
+            "SELECT app.begin_calls(%s::uuid[], %s::int[]) AS r",
+            (attempt_ids, claim_nos),
+        )
+        return [str(a) for a in calling]
+
     async def record_handoffs(self, handoffs: list[dict[str, str]]) -> dict[str, Any]:
         return await self._call("SELECT app.record_handoffs(%s) AS r", (Jsonb(handoffs),))
 

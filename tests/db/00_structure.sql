@@ -97,7 +97,7 @@ SELECT functions_are('app', ARRAY[
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
   'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure',
   'expire_steps', 'set_provider_account', 'disable_provider_account', 'provider_account_credentials',
-  'attempt_provider_account'],
+  'attempt_provider_account', 'begin_calls'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -181,6 +181,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.provider_account_credentials(uuid[])'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
   ('hermes_worker', 'app.claim_attempts(uuid[])'),
+  ('hermes_worker', 'app.begin_calls(uuid[],integer[])'),
   ('hermes_worker', 'app.apply_receipts(integer)'),
   ('hermes_worker', 'app.record_handoffs(jsonb)'),
   ('hermes_worker', 'app.due_lookups(integer)'),

@@ -2,15 +2,17 @@
 a message: email (SES), push (FCM) and WhatsApp (Cloud API).
 
 The worker pauses at a named failpoint (workers/failpoints.py) so the SIGKILL lands at a
-known place -- ``after_claim`` (before the provider call) or ``after_provider_call``
-(the provider accepted it, Hermes has not recorded the hand-off) -- then a clean worker
-takes over. None of these providers has a lookup, so a re-claimed attempt is never
-resent (app.reconcile_attempt): it waits ``reconcile_window`` for a receipt. SES events
-and WhatsApp status webhooks carry the attempt id, so a hand-off the dead worker never
-recorded is still found by its receipts and the message delivered; FCM sends none, so
-an accepted push whose worker died ends ``unknown``. A worker that died before the call
-cannot be told apart from one that died after it (the claim is the last thing Hermes
-recorded): the attempt ends ``unknown`` too, and nothing is ever sent twice.
+known place -- ``after_claim`` (claimed, the calling mark not yet recorded),
+``before_provider_call`` (marked as calling, not called) or ``after_provider_call`` (the
+provider accepted it, Hermes has not recorded the hand-off) -- then a clean worker takes
+over. A claim that never got its calling mark (app.begin_calls) cannot have reached the
+provider: the successor releases it and sends it, once. Past the mark, none of these
+providers can be asked, so a re-claimed attempt is never resent (app.reconcile_attempt):
+it waits ``reconcile_window`` for a receipt. SES events and WhatsApp status webhooks carry
+the attempt id, so a hand-off the dead worker never recorded is still found by its
+receipts and the message delivered; FCM sends none, so an accepted push whose worker died
+ends ``unknown`` -- and so does any message whose worker died between the mark and the
+call (Hermes cannot tell that from dying during the call), and nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -29,19 +31,26 @@ from tests.system.conftest import Stack, start_stack, stop_stack
 
 TERMINAL = {"delivered", "undelivered", "failed", "rejected", "unknown"}
 CHANNELS = ("email", "push", "whatsapp")
-POINTS = ("after_claim", "after_provider_call")
-# What each kill ends in. after_provider_call: the provider has it; SES's events and
-# WhatsApp's statuses (tagged with the attempt id) record the hand-off and deliver it,
-# FCM has no receipts -> unknown. after_claim: nothing was sent, but Hermes cannot tell
-# (no lookups) -> it waits out reconcile_window for a receipt, then unknown; never sent.
+POINTS = ("after_claim", "before_provider_call", "after_provider_call")
+# What each kill ends in. after_claim: no calling mark -> released and sent by the
+# successor: delivered, one send. before_provider_call: nothing was sent, but Hermes
+# cannot tell (no lookups) -> it waits out reconcile_window for a receipt, then unknown;
+# never sent. after_provider_call: the provider has it; SES's events and WhatsApp's
+# statuses (tagged with the attempt id) record the hand-off and deliver it, FCM has no
+# receipts -> unknown.
 EXPECTED = {
+    ("email", "after_claim"): "delivered",
+    ("whatsapp", "after_claim"): "delivered",
+    ("push", "after_claim"): "delivered",
+    ("email", "before_provider_call"): "unknown",
+    ("whatsapp", "before_provider_call"): "unknown",
+    ("push", "before_provider_call"): "unknown",
     ("email", "after_provider_call"): "delivered",
     ("whatsapp", "after_provider_call"): "delivered",
     ("push", "after_provider_call"): "unknown",
-    ("email", "after_claim"): "unknown",
-    ("whatsapp", "after_claim"): "unknown",
-    ("push", "after_claim"): "unknown",
 }
+# How many sends of the attempt each provider saw in the end.
+SENDS = {"after_claim": 1, "before_provider_call": 0, "after_provider_call": 1}
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +211,7 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
     def sends() -> list[dict[str, Any]]:
         return _sends(stack, channel, attempt_id, str(payload["to"]))
 
-    if point == "after_claim":
+    if point != "after_provider_call":
         _wait(
             lambda: (
                 _attempts(stack, mid)[0]["status"] == "claimed"
@@ -214,8 +223,8 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
     else:
         _wait(lambda: bool(sends()) and _sleeping_at(stack, doomed, point), 20, "the send")
     stack.sup.kill(doomed)
-    assert len(sends()) == (0 if point == "after_claim" else 1)
-    if channel == "push" or point == "after_claim":
+    assert len(sends()) == (1 if point == "after_provider_call" else 0)
+    if channel == "push" or point != "after_provider_call":
         # No receipt can come: the hand-off stays unrecorded until the successor decides.
         attempt = _attempts(stack, mid)[0]
         assert (attempt["status"], attempt["provider_message_id"]) == ("claimed", None)
@@ -231,18 +240,27 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
     _assert_one_terminal_state(stack, token, mid, expected)
 
     sent = sends()
-    assert len(sent) == (0 if point == "after_claim" else 1), "never sent twice"
+    assert len(sent) == SENDS[point], "never sent twice"
     attempts = _attempts(stack, mid)
     assert len(attempts) == 1
     events = _events(stack, token, mid)
     types = [e["event_type"] for e in events]
     assert "resend" not in types, "a provider without lookups is never resent blindly"
+    released = [e for e in events if e["event_type"] == "released"]
+    if point == "after_claim":
+        # Never marked as calling: released (not reconciled) and sent by the successor.
+        assert [r["details"] for r in released] == [{"claim_no": 1, "reason": "never_called"}]
+        assert "reconcile_ambiguous" not in types
+    else:
+        assert not released, "a claim marked as calling is never released"
     if expected == "delivered":
-        # The receipts (tagged with the attempt id) recorded the hand-off.
         assert attempts[0]["status"] == "delivered"
         handed = [e for e in events if e["event_type"] == "handed_off"]
-        assert [h["details"]["via"] for h in handed] == ["receipt"], handed
-        pmid = sent[0]["message_id" if channel == "email" else "id"]
+        # after_provider_call: the receipts (tagged with the attempt id) recorded the
+        # hand-off the dead worker never did; after_claim: the successor's send did.
+        want = "receipt" if point == "after_provider_call" else "worker"
+        assert [h["details"]["via"] for h in handed] == [want], handed
+        pmid = sent[0][{"email": "message_id", "push": "name"}.get(channel, "id")]
         assert attempts[0]["provider_message_id"] == done["provider_message_id"] == pmid
     else:
         assert (attempts[0]["status"], attempts[0]["error_code"]) == ("unknown", "handoff_unknown")

@@ -78,23 +78,39 @@ def _attempt(stack: Stack, message_id: str) -> dict[str, Any]:
     return stack.sql("SELECT * FROM app.message_attempts WHERE message_id = %s", (message_id,))[0]
 
 
-def test_kill_after_claim_before_provider_call(crash_stack: Stack) -> None:
+@pytest.mark.parametrize("point", ["after_claim", "before_provider_call"])
+def test_kill_after_claim_before_provider_call(crash_stack: Stack, point: str) -> None:
+    """Killed before the provider call. after_claim: the calling mark (app.begin_calls)
+    was never recorded, so the next claim releases the attempt and sends it, no lookup.
+    before_provider_call: marked, so Hermes cannot know the call did not happen; the
+    next claim looks the message up at Twilio, finds nothing and resends it."""
     stack = crash_stack
-    tenant = stack.new_tenant("CrashA")
+    tenant = stack.new_tenant(f"CrashA {point}")
     token = tenant["api_key"]["token"]
-    body = f"crash-before-call {uuid.uuid4()}"
-    _start_worker(stack, "doomed-a", "after_claim=sleep:120")
+    body = f"crash-before-call {point} {uuid.uuid4()}"
+    _start_worker(stack, f"doomed-a-{point}", f"{point}=sleep:120")
     with stack.api(token) as c:
         mid = c.post("/v1/messages", json={"to": "+14155550170", "body": body}).json()["id"]
-    _wait(lambda: _attempt(stack, mid)["status"] == "claimed", 15, "the claim")
-    stack.sup.kill("doomed-a")
+    marked = point == "before_provider_call"
+    _wait(
+        lambda: (
+            _attempt(stack, mid)["calling_claim_no"] == (1 if marked else None)
+            and _attempt(stack, mid)["status"] == "claimed"
+        ),
+        15,
+        f"the claim at {point}",
+    )
+    if not marked:
+        time.sleep(0.3)  # the worker is asleep at its failpoint, before any mark
+        assert _attempt(stack, mid)["calling_claim_no"] is None
+    stack.sup.kill(f"doomed-a-{point}")
     assert [m for m in stack.carrier_ledger() if m["body"] == body] == []
 
-    _start_worker(stack, "survivor-a")
+    _start_worker(stack, f"survivor-a-{point}")
     try:
         done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=60)
     finally:
-        stack.sup.stop_one("survivor-a")
+        stack.sup.stop_one(f"survivor-a-{point}")
     assert done["status"] == "delivered"
     creates = [m for m in stack.carrier_ledger() if m["body"] == body]
     assert len(creates) == 1
@@ -102,8 +118,13 @@ def test_kill_after_claim_before_provider_call(crash_stack: Stack) -> None:
     types = [e["event_type"] for e in events]
     assert "reclaimed" in types
     resend = [e for e in events if e["event_type"] == "resend"]
-    assert len(resend) == 1
-    assert resend[0]["details"]["reason"] == "provider_has_no_record"
+    released = [e for e in events if e["event_type"] == "released"]
+    if marked:
+        assert len(resend) == 1 and not released
+        assert resend[0]["details"]["reason"] == "provider_has_no_record"
+    else:
+        assert len(released) == 1 and not resend, "released and sent: no lookup, no resend"
+        assert released[0]["details"] == {"claim_no": 1, "reason": "never_called"}
     assert _attempt(stack, mid)["claim_count"] == 2
 
 
@@ -179,9 +200,14 @@ def test_kill_mid_batch_leaves_every_message_recoverable(crash_stack: Stack, poi
         stack.sup.stop_one(f"survivor-{point}")
     bodies = [m["body"] for m in stack.carrier_ledger() if m["body"].startswith(tag)]
     assert sorted(bodies) == sorted(i["body"] for i in items), "each sent exactly once"
-    resends = stack.sql(
-        "SELECT count(*) AS n FROM app.message_events"
-        " WHERE message_id = ANY(%s::uuid[]) AND event_type = 'resend'",
-        (ids,),
-    )[0]["n"]
-    assert resends == (len(ids) if point == "after_claim" else 0)
+    counts = {
+        r["event_type"]: r["n"]
+        for r in stack.sql(
+            "SELECT event_type, count(*) AS n FROM app.message_events"
+            " WHERE message_id = ANY(%s::uuid[]) AND event_type IN ('resend', 'released')"
+            " GROUP BY 1",
+            (ids,),
+        )
+    }
+    # after_claim: never marked as calling -> released and sent, never a resend.
+    assert counts == ({"released": len(ids)} if point == "after_claim" else {})

@@ -5,8 +5,10 @@ pgqueuer hands the worker jobs one by one (it dequeues them in batches); the
 ``max_batch``, and runs them as one batch:
 
 1. one ``app.claim_attempts`` call (one transaction) claims them all;
-2. the provider calls run concurrently (bounded by the worker's connection pool);
-3. one ``app.record_handoffs`` call records every hand-off of the batch.
+2. one ``app.begin_calls`` call marks the ones about to be called (a worker that dies
+   before this mark left nothing at the provider: the next claim sends them);
+3. the provider calls run concurrently (bounded by the worker's connection pool);
+4. one ``app.record_handoffs`` call records every hand-off of the batch.
 
 Each job waits for its own attempt's outcome, so pgqueuer's crash recovery still acts
 per job. The provider of each attempt is the one its row names (``provider`` in the
@@ -66,9 +68,22 @@ class SendBatcher:
         decisions = await self.db.claim_attempts(list(dict.fromkeys(attempt_ids)))
         await self.registry.prepare(decisions)  # tenants' accounts: one query a batch
         await failpoint("after_claim")
+        # The calling mark (one transaction a batch): from here on a crash leaves the
+        # outcome open (reconciled); before it, the next claim simply sends.
+        sends = [
+            d for d in decisions if d["action"] == "send" and self.registry.for_claim(d) is not None
+        ]
+        calling: set[str] = set()
+        if sends:
+            calling = set(
+                await self.db.begin_calls(
+                    [str(d["attempt_id"]) for d in sends], [int(d["claim_no"]) for d in sends]
+                )
+            )
+        await failpoint("before_provider_call")
         handoffs: dict[str, Handoff] = {}
         results = await asyncio.gather(
-            *(self._attempt(d, handoffs) for d in decisions), return_exceptions=True
+            *(self._attempt(d, calling, handoffs) for d in decisions), return_exceptions=True
         )
         await failpoint("after_provider_call")
         if handoffs:
@@ -90,7 +105,9 @@ class SendBatcher:
         }
         return [outcome.get(a) for a in attempt_ids]
 
-    async def _attempt(self, claim: dict[str, Any], handoffs: dict[str, Handoff]) -> None:
+    async def _attempt(
+        self, claim: dict[str, Any], calling: set[str], handoffs: dict[str, Handoff]
+    ) -> None:
         attempt_id = str(claim["attempt_id"])
         action = claim["action"]
         if action in ("skip", "defer"):
@@ -121,6 +138,13 @@ class SendBatcher:
             log.error("attempt %s: no adapter for %r -> %s", attempt_id, claim["provider"], result)
             return
 
+        if action == "send" and attempt_id not in calling:
+            # Claimed again by another worker after this claim's lease ran out (this one
+            # was too slow to reach the call), or finished meanwhile: that one sends.
+            log.warning(
+                "attempt %s: claim %d is no longer current, not calling", attempt_id, claim_no
+            )
+            return
         if action == "reconcile":
             if not provider.lookups:
                 # The provider cannot be asked: SQL waits for a receipt, then calls the

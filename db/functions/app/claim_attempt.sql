@@ -1,9 +1,11 @@
 -- A worker's first call for a batch of send jobs: locks the attempts (in id order)
 -- and decides, for each, in one transaction:
 --   send       pending -> claimed: call the provider, then app.record_handoffs
---   reconcile  it was claimed before and no hand-off was recorded (a worker died or a
---              call failed ambiguously): the provider may or may not have it. Look it
---              up there and call app.reconcile_attempt -- never resend blindly.
+--   reconcile  it was claimed before, a provider call was begun (app.begin_calls) and
+--              no hand-off was recorded (a worker died mid-call or a call failed
+--              ambiguously): the provider may or may not have it. Look it up there and
+--              call app.reconcile_attempt -- never resend blindly. A claim that never
+--              began its call is released first (event 'released') and sent.
 --   skip       nothing to do (already handed off, finished, unknown attempt), or the
 --              message is rejected here: the tenant was suspended, or the recipient is
 --              no longer eligible (private.send_eligibility: opted out, suppressed...)
@@ -46,6 +48,24 @@ BEGIN
         AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
         AND a.status = 'claimed' AND a.provider_message_id IS NULL),
     'receipt');
+
+  -- Claimed before, but no claim ever began its provider call (app.begin_calls): the
+  -- worker died between its claim and the call, so the provider cannot have it. Once the
+  -- lease is over it is pending again (event 'released'), and below it is claimed like
+  -- a first claim -- eligibility checked -- and sent, not reconciled.
+  WITH released AS (
+    UPDATE app.message_attempts a
+       SET status = 'pending', updated_at = now()
+     WHERE a.id = ANY(p_attempt_ids)
+       AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
+       AND a.status = 'claimed' AND a.calling_claim_no IS NULL AND a.provider_message_id IS NULL
+       AND (a.last_claimed_at IS NULL OR a.last_claimed_at <= now() - v_lease)
+    RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.claim_count
+  )
+  INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, details)
+  SELECT r.message_created_at, r.message_id, r.tenant_id, r.id, 'released',
+         jsonb_build_object('claim_no', r.claim_count, 'reason', 'never_called')
+    FROM released r;
 
   -- The pending attempts' recipients: lock their addresses, then (next statement, so
   -- with a snapshot taken after the locks) check their eligibility.

@@ -163,6 +163,9 @@ BEGIN
                             jsonb_build_object('reason', 'provider_has_no_record',
                                                'claim_no', p_claim_no,
                                                'candidates', jsonb_array_length(coalesce(p_candidates, '[]'))));
+  -- The worker calls the provider next: this is the resend's calling mark (app.begin_calls).
+  UPDATE app.message_attempts SET calling_claim_no = p_claim_no, last_claimed_at = now(), updated_at = now()
+   WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   RETURN jsonb_build_object('action', 'send', 'reason', 'provider_has_no_record');
 END
 $$;

@@ -80,7 +80,8 @@ BEGIN
             AND e.attempt_id = v_attempt.id AND e.event_type = 'send_error'
             AND e.error_code LIKE v_attempt.provider || ':%') >= 2) THEN
       UPDATE app.message_attempts
-         SET provider = v_next, status = 'pending', last_claimed_at = NULL, updated_at = now(),
+         SET provider = v_next, status = 'pending', last_claimed_at = NULL, calling_claim_no = NULL,
+             updated_at = now(),
              provider_account_id = (SELECT pa.id FROM app.provider_accounts pa
                                       JOIN app.tenants t ON t.id = pa.tenant_id
                                      WHERE pa.tenant_id = v_attempt.tenant_id AND pa.provider = v_next
@@ -135,7 +136,12 @@ BEGIN
                          OR (p_http_status IS NOT NULL
                              AND NOT coalesce((SELECT p.lookups FROM private.providers p
                                                 WHERE p.provider = v_attempt.provider), true))
-                       THEN 'pending' ELSE status END
+                       THEN 'pending' ELSE status END,
+         calling_claim_no = CASE WHEN p_sent IS FALSE
+                                   OR (p_http_status IS NOT NULL
+                                       AND NOT coalesce((SELECT p.lookups FROM private.providers p
+                                                          WHERE p.provider = v_attempt.provider), true))
+                                 THEN NULL ELSE calling_claim_no END
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   v_delay := greatest(coalesce(p_retry_after, interval '0'),
                       least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'));

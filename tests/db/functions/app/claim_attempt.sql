@@ -20,6 +20,8 @@ SELECT is((:'c1'::jsonb), jsonb_build_object(
 SELECT results_eq(format('SELECT status, claim_count, claimed_at FROM app.message_attempts WHERE id = %L', :'a1'),
   $$VALUES ('claimed', 1, now())$$, 'the attempt is claimed once');
 SELECT is(pg_temp.message_status(:'m1'), 'sending', 'the message is sending');
+-- The worker marks the call begun (app.begin_calls; tests/db/functions/app/begin_calls.sql).
+SELECT pg_temp.calling(:'a1') IS NOT NULL AS k1 \gset
 SELECT results_eq(format($$SELECT event_type, status, details - 'rules' FROM app.message_events
                            WHERE message_id = %L AND event_type <> 'accepted'$$, :'m1'),
   $$VALUES ('claimed', 'sending', '{"claim_no": 1}'::jsonb)$$, 'a claimed event with claim_no 1');
@@ -84,6 +86,7 @@ SELECT pg_temp.attempt_of(:'m2') AS a2 \gset
 SELECT pg_temp.new_message(:'t', 'claimed before suspension') AS m3 \gset
 SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
 SELECT app.claim_attempt(:'a3') IS NOT NULL AS c3 \gset
+SELECT pg_temp.calling(:'a3') IS NOT NULL AS k3 \gset
 SELECT pg_temp.end_lease(:'a3') IS NULL AS e \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'t';
 SELECT is(app.claim_attempt(:'a2'), jsonb_build_object('action', 'skip', 'reason', 'tenant_suspended',
@@ -121,6 +124,7 @@ SELECT is(app.claim_attempt(:'a1'), jsonb_build_object('action', 'skip', 'reason
 SELECT pg_temp.new_message(:'t', 'retry me') AS m5 \gset
 SELECT pg_temp.attempt_of(:'m5') AS a5 \gset
 SELECT app.claim_attempt(:'a5') IS NOT NULL AS c5 \gset
+SELECT pg_temp.calling(:'a5') IS NOT NULL AS k5 \gset
 SELECT app.record_send_error(:'a5', 1, '20503', 'Service Unavailable', 503) IS NOT NULL AS e5 \gset
 SELECT is((SELECT last_claimed_at FROM app.message_attempts WHERE id = :'a5'), NULL::timestamptz,
   'after a transient send error the claim holds no lease');

@@ -16,10 +16,11 @@ SELECT pg_temp.new_message(:'t', 'two') AS m2 \gset
 SELECT pg_temp.attempt_of(:'m2') AS a2 \gset
 SELECT pg_temp.new_message(:'t', 'three') AS m3 \gset
 SELECT pg_temp.attempt_of(:'m3') AS a3 \gset
--- Each claimed, then re-claimed after its lease ran out: claim_no 2.
+-- Each claimed and called, then re-claimed after its lease ran out: claim_no 2.
 CREATE FUNCTION pg_temp.claim_twice(p_attempt uuid) RETURNS int LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM app.claim_attempt(p_attempt);
+  PERFORM pg_temp.calling(p_attempt);  -- the worker began the call (and died, or timed out)
   PERFORM pg_temp.end_lease(p_attempt);
   RETURN (app.claim_attempt(p_attempt) ->> 'claim_no')::int;
 END
@@ -272,6 +273,7 @@ SELECT is((SELECT provider_message_id FROM app.message_attempts WHERE id = :'a9'
 SELECT pg_temp.new_message(:'t', 'inbox during reconcile') AS mr \gset
 SELECT pg_temp.attempt_of(:'mr') AS ar \gset
 SELECT app.claim_attempt(:'ar') ->> 'action' AS r_first \gset
+SELECT pg_temp.calling(:'ar') IS NOT NULL AS k \gset
 SELECT pg_temp.end_lease(:'ar');
 SELECT (app.claim_attempt(:'ar') ->> 'claim_no')::int AS r_claim \gset
 SELECT app.record_receipt('twilio', :'ar', 'SM-late', 'sent');
@@ -288,6 +290,7 @@ SELECT (pg_temp.new_tenant('Retry Stop Co') -> 'tenant' ->> 'id') AS tq \gset
 SELECT pg_temp.new_message(:'tq', 'waiting for a retry') AS mq \gset
 SELECT pg_temp.attempt_of(:'mq') AS aq \gset
 SELECT app.claim_attempt(:'aq') IS NOT NULL AS c1 \gset
+SELECT pg_temp.calling(:'aq') IS NOT NULL AS k \gset
 SELECT app.record_send_error(:'aq', 1, 'timeout', 'no answer', NULL) ->> 'action' AS retry \gset
 SELECT pg_temp.opt(:'tq', 'opt_out', '+14155550123') ->> 'status' AS opted \gset
 SELECT pg_temp.end_lease(:'aq');

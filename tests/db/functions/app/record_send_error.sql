@@ -52,6 +52,7 @@ SELECT is(app.record_send_error(:'a1', 1, '21211', 'again', 400),
 
 -- Transient: retry, reconcile first.
 SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
+SELECT pg_temp.calling(:'a2') IS NOT NULL AS k \gset
 SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
 SELECT is(app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', 500),
   '{"action": "retry_scheduled", "delay_seconds": 1.000000}'::jsonb, 'HTTP 500: retry_scheduled after 1 s');

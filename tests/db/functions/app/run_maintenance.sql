@@ -60,6 +60,7 @@ DELETE FROM pgqueuer.pgqueuer WHERE convert_from(payload, 'UTF8')::jsonb ->> 'at
 SELECT pg_temp.new_message(:'t', 'held') AS m_held \gset
 SELECT pg_temp.attempt_of(:'m_held') AS a_held \gset
 SELECT app.claim_attempt(:'a_held') IS NOT NULL AS c \gset
+SELECT pg_temp.calling(:'a_held') IS NOT NULL AS k \gset
 UPDATE pgqueuer.pgqueuer SET status = 'failed'
  WHERE convert_from(payload, 'UTF8')::jsonb ->> 'attempt_id' = :'a_held';
 -- fresh: pending, no job, but touched exactly 10 minutes ago.

@@ -589,8 +589,20 @@ def backlog_series(samples: list[dict[str, float]], n: int) -> dict[str, list[in
 # ------------------------------------------------------------------------------- run
 
 
+def speed_check() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this machine is right now. A
+    shared host's speed drifts (the same loop takes 1.9-2.8 s minutes apart): runs
+    compare only when their speed checks do."""
+    t = time.process_time()
+    s = 0
+    for i in range(5_000_000):
+        s += i
+    return round(time.process_time() - t, 3)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     notes: list[str] = []
+    speed_before = speed_check()
     cluster, pgss = start_cluster(notes, args.pgss_track)
     sup = Supervisor(log=(STATE / "bench-stack.log").open("w"))
     workdir = STATE / "bench-run"
@@ -605,6 +617,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "memory_gib": round(memory_bytes() / 1024**3, 1),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            "speed_check_s": [speed_before],
         },
         "config": {
             "rate": args.rate,
@@ -893,7 +906,8 @@ def summary_text(result: dict[str, Any]) -> str:
     add(
         f"== Hermes, {result['mode']} mode, {cfg['rate']:g} msg/s offered for"
         f" {cfg['duration_s']:g} s ({cfg['workers']} worker(s), {cfg['api_processes']} API"
-        f" process(es), {result['machine']['cpus']} cores)"
+        f" process(es), {result['machine']['cpus']} cores; speed check"
+        f" {'/'.join(str(s) for s in result['machine'].get('speed_check_s', []))} s)"
     )
     add(
         f"offered {h['offered']} ({h['offered_per_s']}/s), accepted {h['accepted']}"
@@ -1003,6 +1017,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         result = run(args)
+        result["machine"]["speed_check_s"].append(speed_check())
     except BatchEndpointMissing as exc:
         print(f"bench: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc

@@ -184,6 +184,12 @@ class Commands:
             ),
         )
 
+    async def record_whatsapp_inbound(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            await self._call("SELECT app.record_whatsapp_inbound(%s) AS r", (Jsonb(messages),)),
+        )
+
     async def erase_addresses(self, token: str, addresses: list[Any]) -> dict[str, Any]:
         return cast(
             dict[str, Any],

@@ -54,45 +54,89 @@ def verify_subscription(verify_token: str, params: dict[str, str]) -> str:
     return challenge
 
 
-def whatsapp_receipts(body: bytes) -> list[dict[str, Any]]:
-    """The receipts of a (verified) webhook body: one per status carrying an attempt id."""
+def webhook_payload(body: bytes) -> dict[str, Any]:
+    """A (verified) webhook body, parsed: a ``whatsapp_business_account`` object."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Problem(400, "invalid_json", "The webhook body is not JSON.") from None
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise Problem(422, "invalid_receipt", "Not a whatsapp_business_account webhook.")
+    return payload
+
+
+def _values(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``entry[].changes[].value`` object of a webhook."""
+    return [
+        value
+        for entry in payload.get("entry") or []
+        if isinstance(entry, dict)
+        for change in entry.get("changes") or []
+        if isinstance(change, dict) and isinstance(value := change.get("value"), dict)
+    ]
+
+
+def whatsapp_inbound(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages people sent to a business number (``value.messages``), as
+    app.record_whatsapp_inbound takes them: the sender's wa_id and the business number
+    (``metadata.display_phone_number``) as E.164, the text (a text message's body, a
+    button's text; other types -- media, location -- carry none)."""
+    messages: list[dict[str, Any]] = []
+    for value in _values(payload):
+        metadata = value.get("metadata") or {}
+        to = "+" + "".join(
+            ch for ch in str(metadata.get("display_phone_number") or "") if ch.isdigit()
+        )
+        for m in value.get("messages") or []:
+            if not isinstance(m, dict) or not m.get("id") or not m.get("from"):
+                raise Problem(422, "invalid_inbound", "An inbound message needs id and from.")
+            kind = str(m.get("type") or "")
+            part: dict[str, Any] = m[kind] if isinstance(m.get(kind), dict) else {}
+            text = part.get("body") if kind == "text" else part.get("text")
+            messages.append(
+                {
+                    "id": str(m["id"])[:64],
+                    "from": "+" + str(m["from"]).lstrip("+"),
+                    "to": to,
+                    "body": str(text or "")[:4096],
+                    "params": {
+                        "type": kind,
+                        "phone_number_id": str(metadata.get("phone_number_id") or ""),
+                    },
+                }
+            )
+    return messages
+
+
+def whatsapp_receipts(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The receipts of a (verified) webhook: one per status carrying an attempt id."""
     receipts: list[dict[str, Any]] = []
-    for entry in payload.get("entry") or []:
-        for change in (entry or {}).get("changes") or []:
-            value = (change or {}).get("value") or {}
-            if not isinstance(value, dict):
+    for value in _values(payload):
+        for status in value.get("statuses") or []:
+            if not isinstance(status, dict):
                 continue
-            for status in value.get("statuses") or []:
-                if not isinstance(status, dict):
-                    continue
-                attempt = status.get("biz_opaque_callback_data")
-                try:
-                    attempt_id = str(uuid.UUID(str(attempt)))
-                except ValueError:
-                    continue  # not a message Hermes sent
-                if not status.get("id") or not status.get("status"):
-                    raise Problem(422, "invalid_receipt", "A status needs id and status.")
-                errors = status.get("errors") or [{}]
-                error = errors[0] if isinstance(errors[0], dict) else {}
-                receipts.append(
-                    {
-                        "provider": "whatsapp",
-                        "attempt_id": attempt_id,
-                        "provider_message_id": str(status["id"])[:200],
-                        "provider_status": str(status["status"])[:40],
-                        "error_code": str(error["code"]) if error.get("code") else None,
-                        "error_message": (
-                            str(error.get("title") or error.get("message"))[:300]
-                            if error.get("code")
-                            else None
-                        ),
-                        "payload": status,
-                    }
-                )
+            attempt = status.get("biz_opaque_callback_data")
+            try:
+                attempt_id = str(uuid.UUID(str(attempt)))
+            except ValueError:
+                continue  # not a message Hermes sent
+            if not status.get("id") or not status.get("status"):
+                raise Problem(422, "invalid_receipt", "A status needs id and status.")
+            errors = status.get("errors") or [{}]
+            error = errors[0] if isinstance(errors[0], dict) else {}
+            receipts.append(
+                {
+                    "provider": "whatsapp",
+                    "attempt_id": attempt_id,
+                    "provider_message_id": str(status["id"])[:200],
+                    "provider_status": str(status["status"])[:40],
+                    "error_code": str(error["code"]) if error.get("code") else None,
+                    "error_message": (
+                        str(error.get("title") or error.get("message"))[:300]
+                        if error.get("code")
+                        else None
+                    ),
+                    "payload": status,
+                }
+            )
     return receipts

@@ -42,7 +42,10 @@ WHATSAPP_ACCESS_TOKEN = "EAAsimulator-whatsapp-access-token"
 WHATSAPP_APP_SECRET = "simulator-whatsapp-app-secret"
 WHATSAPP_VERIFY_TOKEN = "simulator-whatsapp-verify-token"
 WHATSAPP_NUMBER = "+14155550170"
-WHATSAPP_PHONE_NUMBERS = f"{WHATSAPP_NUMBER}=100000000000001"
+# A second business number, for a tenant of its own (inbound WhatsApp finds its tenant
+# by the number written to).
+WHATSAPP_NUMBER_2 = "+14155550169"
+WHATSAPP_PHONE_NUMBERS = f"{WHATSAPP_NUMBER}=100000000000001,{WHATSAPP_NUMBER_2}=100000000000002"
 # The Vonage simulator's account (simulators/vonage): key, secret, signature secret.
 VONAGE_API_KEY = "simkey01"
 VONAGE_API_SECRET = "simulator-vonage-api-secret"

@@ -28,7 +28,13 @@ from api.errors import Problem, from_db_error
 from api.settings import Settings
 from api.sns import SnsPolicy, SnsVerifier, ses_receipt
 from api.vonage import verified_vonage_params, vonage_params, vonage_receipt
-from api.whatsapp import verify_signature, verify_subscription, whatsapp_receipts
+from api.whatsapp import (
+    verify_signature,
+    verify_subscription,
+    webhook_payload,
+    whatsapp_inbound,
+    whatsapp_receipts,
+)
 from hermes.accounts import Accounts
 from hermes.credentials import Sealer
 from hermes.gather import Gatherer
@@ -251,8 +257,9 @@ class StatusCallbacks:
 
     async def _whatsapp(self, scope: Scope, receive: Receive) -> int:
         """``POST /v1/webhooks/whatsapp``: verified first (X-Hub-Signature-256), then each
-        status carrying a Hermes attempt id is a receipt. 200, as Meta expects, once every
-        receipt is stored; Meta retries anything else."""
+        status carrying a Hermes attempt id is a receipt, and each message a person sent
+        is an inbound message (app.record_whatsapp_inbound: STOP opts out of WhatsApp).
+        200, as Meta expects, once everything is stored; Meta retries anything else."""
         body = await _read_body(receive, self.settings.max_body_bytes * 4)
         signature = None
         for name, value in scope["headers"]:
@@ -260,9 +267,17 @@ class StatusCallbacks:
                 signature = value.decode("latin-1")
                 break
         verify_signature(self.settings.whatsapp_app_secret, body, signature)
-        receipts = whatsapp_receipts(body)
+        payload = webhook_payload(body)
+        inbound = whatsapp_inbound(payload)
+        if inbound:
+            for result in await self.commands().record_whatsapp_inbound(inbound):
+                if result.get("skipped"):
+                    log.warning(
+                        "WhatsApp message %s to a number no tenant sends from", result["id"]
+                    )
+        receipts = whatsapp_receipts(payload)
         if not receipts:
-            return 200  # messages, or statuses of messages Hermes did not send
+            return 200  # statuses of messages Hermes did not send, or none
         outcomes = await asyncio.gather(*(self.receipts.add(r) for r in receipts))
         for receipt, outcome in zip(receipts, outcomes, strict=True):
             if outcome == "attempt_not_found":

@@ -44,7 +44,9 @@ Configuration (environment)
 ``SIM_WHATSAPP_SEED``           seed of the random generator
 
 Endpoints: ``POST /{version}/{phone-number-id}/messages``; ``GET /_sim/health``, ``GET
-/_sim/messages`` (the ledger), ``GET /_sim/stats``, ``POST /_sim/reset``.
+/_sim/messages`` (the ledger), ``GET /_sim/stats``, ``POST /_sim/reset``, ``POST
+/_sim/inbound`` (a person writes to a business number: Meta's signed ``messages``
+webhook, e.g. to reply STOP).
 """
 
 from __future__ import annotations
@@ -225,6 +227,8 @@ class WhatsAppSimulator(SimBase):
             if method != "POST":
                 return _graph_error(400, 100, "Unsupported get request.")
             return self.send(match.group(1), authorization, body)
+        if method == "POST" and path == "/_sim/inbound":
+            return self.inbound(body)
         return self.sim_route(method, path) or _graph_error(
             400, 100, f"Unknown path components: {path}"
         )
@@ -314,6 +318,42 @@ class WhatsAppSimulator(SimBase):
         )
 
     # ------------------------------------------------------------- webhooks
+
+    def inbound(self, body: bytes) -> Reply:
+        """``POST /_sim/inbound {"from": "+1415...", "to": <business number>, "body"}``:
+        a person writes to a business number; the app gets Meta's signed ``messages``
+        webhook (a text message, ``from`` = the sender's wa_id)."""
+        try:
+            req = orjson.loads(body)
+            sender, to, text = str(req["from"]), str(req["to"]), str(req["body"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return Reply(400, b'{"error": "from, to and body are required"}')
+        ids = [pid for pid, number in self.numbers.items() if number == to]
+        if not ids:
+            return Reply(404, b'{"error": "not a business number of this simulator"}')
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+        wa_id = sender.lstrip("+")
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": to.lstrip("+"), "phone_number_id": ids[0]},
+            "contacts": [{"profile": {"name": "Simulated"}, "wa_id": wa_id}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": wamid,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        }
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}],
+        }
+        self._count("inbound")
+        self.tasks.spawn(self._publish(payload), f"whatsapp-inbound-{wamid}")
+        return Reply(200, orjson.dumps({"id": wamid}))
 
     def _status(self, msg: WaMessage, status: str) -> dict[str, Any]:
         item: dict[str, Any] = {

@@ -97,7 +97,7 @@ SELECT functions_are('app', ARRAY[
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
   'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure',
   'expire_steps', 'set_provider_account', 'disable_provider_account', 'provider_account_credentials',
-  'attempt_provider_account', 'begin_calls'],
+  'attempt_provider_account', 'begin_calls', 'record_whatsapp_inbound'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -174,6 +174,7 @@ $$, $$ VALUES
   ('hermes_api', 'app.record_suppressions(text,text,text,jsonb,text)'),
   ('hermes_api', 'app.record_receipt(text,uuid,text,text,text,text,jsonb)'),
   ('hermes_api', 'app.record_receipts(jsonb)'),
+  ('hermes_api', 'app.record_whatsapp_inbound(jsonb)'),
   ('hermes_api', 'app.set_provider_account(text,uuid,text,text,bytea,text)'),
   ('hermes_api', 'app.disable_provider_account(text,uuid)'),
   ('hermes_api', 'app.provider_account_credentials(uuid[])'),

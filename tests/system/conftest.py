@@ -40,7 +40,9 @@ class Stack:
             cur = conn.execute(query.encode(), params)
             return cur.fetchall() if cur.description else []
 
-    def new_tenant(self, name: str = "Acme") -> dict[str, Any]:
+    def new_tenant(
+        self, name: str = "Acme", whatsapp_from: str = WHATSAPP_NUMBER
+    ) -> dict[str, Any]:
         with self.api(self.admin_key) as c:
             r = c.post(
                 "/v1/tenants",
@@ -48,7 +50,7 @@ class Stack:
                     "name": name,
                     "default_sms_from": "+15005550006",
                     "default_email_from": "Hermes Tests <tests@hermes.example>",
-                    "default_whatsapp_from": WHATSAPP_NUMBER,
+                    "default_whatsapp_from": whatsapp_from,
                 },
             )
         assert r.status_code == 201, r.text

@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from hermes.services import WHATSAPP_NUMBER_2
 from tests.system.conftest import Stack, start_stack, stop_stack
 
 
@@ -404,6 +405,79 @@ def test_whatsapp_refusals_are_final_throttling_and_errors_retried(
     ledger = [m["to"] for m in wa_ledger(stack)]
     assert ledger.count("+14155550174") == 0  # refused: never accepted
     assert ledger.count("+14155550175") == 1 and ledger.count("+14155550176") == 1
+
+
+def test_whatsapp_stop_opts_out_of_whatsapp_and_is_confirmed_over_whatsapp(stack: Stack) -> None:
+    """A person replies STOP to a tenant's WhatsApp number: Meta's signed messages webhook
+    reaches POST /v1/webhooks/whatsapp, the tenant is the one that number belongs to, the
+    opt-out covers WhatsApp (not SMS), one confirmation goes back over WhatsApp, and the
+    tenant's next WhatsApp message to them is refused."""
+    tenant = stack.new_tenant("WA Stop Co", whatsapp_from=WHATSAPP_NUMBER_2)
+    token = tenant["api_key"]["token"]
+    person = "+14155550171"
+    r = httpx.post(
+        f"{stack.cfg.whatsapp_url}/_sim/inbound",
+        json={"from": person, "to": WHATSAPP_NUMBER_2, "body": "STOP"},
+    )
+    assert r.status_code == 200, r.text
+    wamid = r.json()["id"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        inbound = stack.sql(
+            "SELECT tenant_id::text, from_address, to_address, keyword, action, reply_message_id::text"
+            " FROM app.inbound_messages WHERE provider = 'whatsapp' AND provider_message_id = %s",
+            (wamid,),
+        )
+        if inbound:
+            break
+        time.sleep(0.1)
+    assert inbound, "the inbound webhook was not recorded"
+    got = inbound[0]
+    assert (got["tenant_id"], got["from_address"], got["to_address"]) == (
+        tenant["tenant"]["id"],
+        person,
+        WHATSAPP_NUMBER_2,
+    )
+    assert (got["keyword"], got["action"]) == ("STOP", "opt_out")
+    reply = stack.wait_message(token, got["reply_message_id"], {"delivered", "failed"})
+    assert (reply["status"], reply["channel"], reply["from"]) == (
+        "delivered",
+        "whatsapp",
+        WHATSAPP_NUMBER_2,
+    )
+    sent = [m for m in wa_ledger(stack) if m["phone_number_id"] == "100000000000002"]
+    assert [m["to"] for m in sent] == [person] and "unsubscribed" in sent[0]["body"]
+    # The tenant's next WhatsApp message to them is refused; SMS is another channel.
+    refused = post(stack, token, {"channel": "whatsapp", "to": person, "body": "promo"})
+    assert refused["status"] == "rejected"
+    assert [x["code"] for x in refused["reasons"]] == ["opted_out"]
+    assert (
+        post(stack, token, {"channel": "sms", "to": person, "body": "hi"})["status"] != "rejected"
+    )
+    # A second tenant on the other number is not touched.
+    other = stack.new_tenant("WA Other Co")
+    assert (
+        post(stack, other["api_key"]["token"], {"channel": "whatsapp", "to": person, "body": "x"})[
+            "status"
+        ]
+        != "rejected"
+    )
+    # A forged STOP (signed with another secret) is refused before it is read.
+    forged = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp",
+         "metadata": {"display_phone_number": WHATSAPP_NUMBER_2[1:], "phone_number_id": "100000000000002"},
+         "messages": [{"from": "14155550177", "id": "wamid.forged", "timestamp": "1", "type": "text",
+                       "text": {"body": "STOP"}}]}}]}]})  # fmt: skip
+    sig = "sha256=" + hmac.new(b"not-the-app-secret", forged, hashlib.sha256).hexdigest()
+    r = httpx.post(
+        f"{stack.cfg.api_url}/v1/webhooks/whatsapp",
+        content=forged,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
+    )
+    assert r.status_code == 403
+    assert not stack.sql(
+        "SELECT 1 FROM app.inbound_messages WHERE provider_message_id = 'wamid.forged'"
+    )
 
 
 def _wa_status(attempt: dict[str, Any], status: str) -> bytes:

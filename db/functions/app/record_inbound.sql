@@ -8,6 +8,9 @@
 --     queues exactly one confirmation reply, a 'compliance' message from p_to to
 --     p_from (the tenant's texts, else Hermes's defaults); HELP queues the help text;
 --   * the message is stored (app.inbound_messages) with what it did.
+-- The channel is the provider's: a keyword received over WhatsApp (provider 'whatsapp')
+-- opts out of / into WhatsApp (STOPALL: every channel) and is answered over WhatsApp;
+-- over SMS, SMS.
 -- Returns {inbound_id, duplicate, keyword?, action?, consent_event_id?, reply_message_id?}.
 CREATE OR REPLACE FUNCTION app.record_inbound(
   p_provider text, p_tenant_id uuid, p_provider_message_id text, p_from text, p_to text, p_body text,
@@ -25,6 +28,7 @@ DECLARE
   v_reply   jsonb;
   v_text    text;
   v_policy  app.tenant_policies;
+  v_channel text := CASE WHEN p_provider = 'whatsapp' THEN 'whatsapp' ELSE 'sms' END;
 BEGIN
   SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
   IF v_tenant.id IS NULL THEN
@@ -56,7 +60,8 @@ BEGIN
   SELECT * INTO v_policy FROM app.tenant_policies WHERE tenant_id = p_tenant_id;
   IF v_kw.action IN ('opt_out', 'opt_in') THEN
     v_event := private.record_consents(p_tenant_id, NULL, jsonb_build_array(jsonb_build_object(
-      'address', p_from, 'kind', v_kw.action, 'channel', v_kw.channel, 'source', 'keyword',
+      'address', p_from, 'kind', v_kw.action,
+      'channel', CASE WHEN v_kw.channel = 'sms' THEN v_channel ELSE v_kw.channel END, 'source', 'keyword',
       'occurred_at', clock_timestamp(),
       'evidence', jsonb_build_object('provider', p_provider, 'provider_message_id', p_provider_message_id,
                                      'to', p_to, 'body', left(p_body, 320), 'keyword', v_kw.keyword,
@@ -72,8 +77,8 @@ BEGIN
   END;
   IF v_text IS NOT NULL THEN
     v_reply := private.accept_messages(p_tenant_id, p_to, NULL, jsonb_build_array(jsonb_build_object(
-      'request', jsonb_build_object('to', p_from, 'from', p_to, 'body', left(v_text, 320),
-                                    'category', 'compliance'),
+      'request', jsonb_build_object('channel', v_channel, 'to', p_from, 'from', p_to,
+                                    'body', left(v_text, 320), 'category', 'compliance'),
       'key', NULL)), true) -> 0;
   END IF;
 
@@ -91,3 +96,44 @@ COMMENT ON FUNCTION app.record_inbound(text, uuid, text, text, text, text, jsonb
   'Records an inbound message: conversation, keyword -> consent event + one confirmation reply; deduplicated.';
 REVOKE ALL ON FUNCTION app.record_inbound(text, uuid, text, text, text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.record_inbound(text, uuid, text, text, text, text, jsonb) TO hermes_api;
+
+-- Inbound WhatsApp messages from one verified webhook body (Meta's webhook is the app's,
+-- not a tenant's: the tenant is the one whose WhatsApp business number received it,
+-- app.tenants.default_whatsapp_from). p_messages = [{id, from, to, body, params}], each
+-- recorded as app.record_inbound records an SMS (keywords -> consent on the whatsapp
+-- channel, one reply over WhatsApp). A number no tenant (or more than one) sends from is
+-- not recorded: {id, skipped: 'unknown_number'}. Returns one result per message.
+CREATE OR REPLACE FUNCTION app.record_whatsapp_inbound(p_messages jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_msg     jsonb;
+  v_tenants uuid[];
+  v_results jsonb := '[]';
+BEGIN
+  IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
+    PERFORM private.raise_problem(422, 'invalid_inbound', 'Inbound messages must be a JSON array.');
+  END IF;
+  FOR v_msg IN SELECT m FROM jsonb_array_elements(p_messages) m LOOP
+    SELECT array_agg(t.id) INTO v_tenants FROM app.tenants t
+     WHERE t.default_whatsapp_from = private.normalize_phone(v_msg ->> 'to') AND t.status = 'active';
+    IF cardinality(v_tenants) IS DISTINCT FROM 1 THEN
+      v_results := v_results || jsonb_build_array(jsonb_build_object(
+        'id', v_msg ->> 'id', 'skipped', 'unknown_number'));
+      CONTINUE;
+    END IF;
+    v_results := v_results || jsonb_build_array(jsonb_build_object('id', v_msg ->> 'id', 'tenant_id', v_tenants[1])
+      || app.record_inbound('whatsapp', v_tenants[1], v_msg ->> 'id',
+                            coalesce(private.normalize_phone(v_msg ->> 'from'), v_msg ->> 'from'),
+                            private.normalize_phone(v_msg ->> 'to'),
+                            coalesce(v_msg ->> 'body', ''), coalesce(v_msg -> 'params', '{}')));
+  END LOOP;
+  RETURN v_results;
+END
+$$;
+COMMENT ON FUNCTION app.record_whatsapp_inbound(jsonb) IS
+  'Records the inbound WhatsApp messages of a webhook, each for the tenant whose business number received it.';
+REVOKE ALL ON FUNCTION app.record_whatsapp_inbound(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.record_whatsapp_inbound(jsonb) TO hermes_api;

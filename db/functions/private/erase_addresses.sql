@@ -37,7 +37,7 @@ BEGIN
   END IF;
   SELECT array_agg(DISTINCT k.key) FILTER (WHERE k.key IS NOT NULL),
          coalesce(jsonb_agg(jsonb_build_object('index', k.n - 1, 'code', 'invalid_address',
-                    'detail', format('Not an E.164 phone number or an email address: %s.', coalesce(left(k.raw, 40), 'null'))))
+                    'detail', format('Not an E.164 phone number, an email address or a push token: %s.', coalesce(left(k.raw, 40), 'null'))))
                   FILTER (WHERE k.key IS NULL), '[]')
     INTO v_keys, v_refused
     FROM (SELECT e.n, e.item #>> '{}' AS raw,

@@ -53,7 +53,7 @@ BEGIN
                              FILTER (WHERE k.address IS NOT NULL), '[]'),
            'refused', coalesce(jsonb_agg(jsonb_build_object(
                                 'index', k.idx, 'code', 'invalid_address',
-                                'detail', format('Not an E.164 phone number or an email address: %s.',
+                                'detail', format('Not an E.164 phone number, an email address or a push token: %s.',
                                                  coalesce(left(k.raw, 40), 'null'))) ORDER BY k.idx)
                                FILTER (WHERE k.address IS NULL), '[]'))
     INTO v_result

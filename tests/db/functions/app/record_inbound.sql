@@ -3,7 +3,7 @@
 -- same provider message change nothing.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(17);
+SELECT plan(26);
 
 SELECT (pg_temp.new_tenant('Inbound Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT app.record_inbound('twilio', :'t', 'SMin1', '+14155550100', '+15005550006', 'hello there') AS r \gset
@@ -52,6 +52,33 @@ SELECT is(ARRAY[pg_temp.problem($$SELECT app.record_inbound('twilio', gen_random
   ARRAY['HM404 tenant_not_found', 'HM422 invalid_address'], 'unknown tenant, bad numbers');
 SELECT ok(NOT has_function_privilege('hermes_worker', 'app.record_inbound(text,uuid,text,text,text,text,jsonb)', 'EXECUTE'),
   'only the API records inbound messages');
+
+-- WhatsApp: Meta's webhook is the app's; the tenant is the one whose business number got it.
+SELECT (pg_temp.new_tenant('WA Inbound Co') -> 'tenant' ->> 'id') AS tw \gset
+UPDATE app.tenants SET default_whatsapp_from = '+14155550170' WHERE id = :'tw';
+SELECT app.record_whatsapp_inbound(jsonb_build_array(
+  jsonb_build_object('id', 'wamid.in1', 'from', '+14155550190', 'to', '+1 415-555-0170', 'body', 'STOP',
+                     'params', jsonb_build_object('phone_number_id', '100000000000001')),
+  jsonb_build_object('id', 'wamid.in2', 'from', '+14155550190', 'to', '+14155550999', 'body', 'STOP'))) AS w \gset
+SELECT is(jsonb_array_length(:'w'::jsonb), 2, 'one result per message');
+SELECT is((:'w'::jsonb) -> 0 ->> 'tenant_id', :'tw', 'the tenant is found by its WhatsApp number (written any way)');
+SELECT is((:'w'::jsonb) -> 1, '{"id": "wamid.in2", "skipped": "unknown_number"}'::jsonb,
+  'a number no tenant sends from: skipped, nothing recorded');
+SELECT results_eq(format($$SELECT kind, channel, source, evidence ->> 'provider' FROM app.consent_events WHERE id = %s$$,
+                         (:'w'::jsonb) -> 0 ->> 'consent_event_id'),
+  $$VALUES ('opt_out', 'whatsapp', 'keyword', 'whatsapp')$$, 'STOP over WhatsApp opts out of WhatsApp');
+SELECT is(ARRAY[pg_temp.verdict(:'tw', '+14155550190', 'whatsapp', NULL, '+14155550170'),
+                pg_temp.verdict(:'tw', '+14155550190', 'sms')],
+  ARRAY['opted_out', 'eligible'], 'WhatsApp refused, SMS still allowed (STOPALL would stop both)');
+SELECT results_eq(format($$SELECT channel, to_address, from_address, category FROM app.messages WHERE id = %L$$,
+                         (:'w'::jsonb) -> 0 ->> 'reply_message_id'),
+  $$VALUES ('whatsapp', '+14155550190', '+14155550170', 'compliance')$$, 'the confirmation goes back over WhatsApp');
+SELECT is(app.record_whatsapp_inbound('[{"id": "wamid.in1", "from": "+14155550190", "to": "+14155550170", "body": "STOP"}]')
+            -> 0 ->> 'duplicate', 'true', 'Meta retries the webhook: a duplicate, nothing new');
+SELECT is(pg_temp.problem($$SELECT app.record_whatsapp_inbound('{}')$$), 'HM422 invalid_inbound', 'not an array: HM422');
+SELECT ok(has_function_privilege('hermes_api', 'app.record_whatsapp_inbound(jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('hermes_worker', 'app.record_whatsapp_inbound(jsonb)', 'EXECUTE'),
+  'only the API records them');
 
 SELECT * FROM finish();
 ROLLBACK;

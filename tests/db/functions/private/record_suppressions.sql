@@ -19,8 +19,8 @@ SELECT is(private.record_suppressions(:'t', NULL, 'add', 'do_not_contact',
             '["+14155550100", {"address": "Someone@Example.com", "reason": "asked by phone"}, "bad", 42, "+14155550100"]',
             'list from legal'),
   '{"list": "do_not_contact", "action": "add", "recorded": 3, "refused": [
-     {"index": 2, "code": "invalid_address", "detail": "Not an E.164 phone number or an email address: bad."},
-     {"index": 3, "code": "invalid_address", "detail": "Not an E.164 phone number or an email address: null."}]}'::jsonb,
+     {"index": 2, "code": "invalid_address", "detail": "Not an E.164 phone number, an email address or a push token: bad."},
+     {"index": 3, "code": "invalid_address", "detail": "Not an E.164 phone number, an email address or a push token: null."}]}'::jsonb,
   'adds strings and objects, refuses what is not an address, item by item');
 SELECT results_eq($$SELECT * FROM pg_temp.listed((SELECT id FROM app.tenants WHERE name = 'Lists Co'))$$,
   $$VALUES ('+14155550100', 'do_not_contact'), ('someone@example.com', 'do_not_contact')$$,

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 
 from workers.db import Commands
-from workers.providers.base import Provider, ProviderError
+from workers.providers.base import ProviderError
+from workers.providers.registry import Registry
 
 log = logging.getLogger("hermes.worker.loops")
 
@@ -41,21 +41,25 @@ async def apply_receipts(
 
 async def lookup_receipts(
     db: Commands,
-    providers: Mapping[str, Provider],
+    registry: Registry,
     shutdown: asyncio.Event,
     every: float = 5.0,
     batch: int = 100,
 ) -> None:
     while not shutdown.is_set():
         try:
-            # (only attempts of providers that can be asked: private.providers.lookups)
-            due = [d for d in await db.due_lookups(batch) if d["provider"] in providers]
+            # (only attempts of providers that can be asked: private.providers.lookups),
+            # each through the account it was sent through (a tenant's own, or ours)
+            listed = await db.due_lookups(batch)
+            await registry.prepare(listed)
+            asked = [(d, registry.for_claim(d)) for d in listed]
+            due = [(d, p) for d, p in asked if p is not None and p.lookups]
             answers = await asyncio.gather(
-                *(providers[d["provider"]].fetch(str(d["provider_message_id"])) for d in due),
+                *(p.fetch(str(d["provider_message_id"])) for d, p in due),
                 return_exceptions=True,
             )
             found = []
-            for d, answer in zip(due, answers, strict=True):
+            for (d, _), answer in zip(due, answers, strict=True):
                 if isinstance(answer, ProviderError):
                     log.warning("lookup of %s failed: %s", d["provider_message_id"], answer)
                 elif isinstance(answer, BaseException):
@@ -74,7 +78,7 @@ async def lookup_receipts(
             if found:
                 result = await db.record_lookups(found)
                 log.info("looked up %d overdue hand-off(s): %s", len(due), result)
-            if len(due) == batch:
+            if len(listed) == batch:
                 continue
         except Exception:
             log.exception("receipt lookups failed; retrying")

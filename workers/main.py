@@ -122,7 +122,7 @@ async def run(settings: Settings) -> None:
         asyncio.create_task(
             loops.lookup_receipts(
                 db,
-                {name: p for name, p in providers.items() if p.lookups},
+                registry,
                 stop,
                 every=settings.lookup_poll_seconds,
             ),

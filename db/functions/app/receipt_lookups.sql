@@ -4,7 +4,9 @@
 -- and again every receipt_lookup_every (10 minutes) until it is final or the receipt
 -- timeout (72 h, app.run_maintenance) ends it 'unknown'.
 -- app.due_lookups hands a worker up to p_limit such attempts and stamps them, so
--- another worker does not look them up too: [{attempt_id, provider, provider_message_id}].
+-- another worker does not look them up too: [{attempt_id, provider, provider_message_id,
+-- provider_account_id, environment}] -- asked through the account the attempt was sent
+-- through (a tenant's own, or the deployment's; a sandbox tenant's: the simulators).
 CREATE OR REPLACE FUNCTION app.due_lookups(p_limit int DEFAULT 100)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -34,11 +36,13 @@ BEGIN
        SET last_lookup_at = now(), lookup_count = a.lookup_count + 1
       FROM due d
      WHERE a.id = d.id AND a.message_created_at = d.message_created_at
-    RETURNING a.id, a.provider, a.provider_message_id
+    RETURNING a.id, a.provider, a.provider_message_id, a.provider_account_id, a.tenant_id
   )
   SELECT coalesce(jsonb_agg(jsonb_build_object('attempt_id', s.id, 'provider', s.provider,
-                                               'provider_message_id', s.provider_message_id)), '[]')
-    INTO v_due FROM stamped s;
+                                               'provider_message_id', s.provider_message_id,
+                                               'provider_account_id', s.provider_account_id,
+                                               'environment', t.environment)), '[]')
+    INTO v_due FROM stamped s JOIN app.tenants t ON t.id = s.tenant_id;
   RETURN v_due;
 END
 $$;

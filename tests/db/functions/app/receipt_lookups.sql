@@ -6,7 +6,7 @@
 -- app.apply_receipts applies them like any receipt.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(31);
+SELECT plan(32);
 
 SELECT (pg_temp.new_tenant('Lookup Co') -> 'tenant' ->> 'id') AS t \gset
 -- A hand-off, its answered status applied, handed off p_ago ago.
@@ -48,6 +48,9 @@ SELECT app.due_lookups() AS due1 \gset
 SELECT set_eq(format('SELECT * FROM pg_temp.due(%L)', :'due1'),
   format($$VALUES (%L::uuid, 'twilio', 'SM-old'), (%L::uuid, 'twilio', 'SM-older')$$, :'a_old', :'a_older'),
   'due: the open hand-offs older than 5 minutes, with provider and provider id (not one of exactly 5 minutes, a recent, a final, a claimed or a pending one)');
+SELECT is((SELECT array_agg(DISTINCT (d ->> 'environment') || ':' || coalesce(d ->> 'provider_account_id', 'deployment'))
+             FROM jsonb_array_elements(:'due1'::jsonb) d),
+  ARRAY['test:deployment'], 'each names the account to ask (none of its own: the deployment''s) and the tenant''s environment');
 SELECT results_eq(format($$SELECT lookup_count, last_lookup_at FROM app.message_attempts WHERE id IN (%L, %L)$$, :'a_old', :'a_older'),
   $$VALUES (1, now()), (1, now())$$, 'both are stamped: looked up once, now');
 SELECT is((SELECT count(*)::int FROM app.message_attempts WHERE lookup_count > 0 OR last_lookup_at IS NOT NULL), 2,

@@ -31,6 +31,7 @@ class Step(BaseModel):
     html: str | None = Field(default=None, max_length=500_000)
     title: str | None = Field(default=None, max_length=400)
     data: dict[str, Any] | None = None
+    template: dict[str, Any] | None = None  # WhatsApp: {name, language, parameters?}
     timeout_seconds: int | None = None
 
 

@@ -29,7 +29,9 @@ message undeliverable); ``+14155550173`` sent, never delivered (no final status)
 ``+14155550175`` the first send answers HTTP 400, code 130429 (rate limit hit), later
 ones are accepted; ``+14155550176`` the first send answers HTTP 500, code 131000;
 ``+14155550177`` the first send is accepted but answered 20 s later (after any caller's
-timeout). Any other number: sent, delivered, read.
+timeout). Any other number: sent, delivered, read. Template messages (``"type": "template"``)
+of any name are accepted, except ``missing_template`` (HTTP 400, code 132001: no such
+template in that language); the ledger's body is ``template:<name>/<language> <parameters>``.
 
 Configuration (environment)
 ---------------------------
@@ -79,6 +81,8 @@ DEFAULT_APP_SECRET = "simulator-whatsapp-app-secret"
 DEFAULT_VERIFY_TOKEN = "simulator-whatsapp-verify-token"
 DEFAULT_PHONE_NUMBERS = "+14155550170=100000000000001"
 WABA_ID = "200000000000001"
+# The one template name the simulator does not know (132001).
+TEMPLATE_MISSING = "missing_template"
 SEND_PATH = re.compile(r"^/v[0-9]+\.[0-9]+/([0-9]+)/messages$")
 
 # number -> (status plan, or an API refusal: (HTTP status, code, message), once?)
@@ -273,14 +277,44 @@ class WhatsAppSimulator(SimBase):
         if not re.fullmatch(r"\+?[1-9][0-9]{6,14}", to):
             return _graph_error(400, 100, "Invalid parameter", "to is not a phone number.")
         number = "+" + to.lstrip("+")
-        text = request.get("text") or {}
-        if request.get("type", "text") != "text" or not isinstance(text, dict):
-            return _graph_error(400, 131051, "Unsupported message type")
-        message_body = text.get("body")
-        if not isinstance(message_body, str) or not 1 <= len(message_body) <= 4096:
-            return _graph_error(
-                400, 100, "Invalid parameter", "text.body takes 1 to 4096 characters."
-            )
+        kind = request.get("type", "text")
+        template = request.get("template")
+        if kind == "template":
+            # A message template: name, language.code, body parameters. The simulator
+            # knows every name but TEMPLATE_MISSING (Meta: 132001, not in that language).
+            if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+                return _graph_error(400, 100, "Invalid parameter", "template.name is required.")
+            language = template.get("language")
+            if not isinstance(language, dict) or not isinstance(language.get("code"), str):
+                return _graph_error(
+                    400, 100, "Invalid parameter", "template.language.code is required."
+                )
+            if template["name"] == TEMPLATE_MISSING:
+                self._count("refused_132001")
+                return _graph_error(
+                    400,
+                    132001,
+                    "Template name does not exist in the translation",
+                    f"template name ({template['name']}) does not exist in {language['code']}",
+                )
+            params = [
+                str(p.get("text"))
+                for c in template.get("components") or []
+                if isinstance(c, dict) and c.get("type") == "body"
+                for p in c.get("parameters") or []
+                if isinstance(p, dict)
+            ]
+            message_body = f"template:{template['name']}/{language['code']} " + " | ".join(params)
+        else:
+            text = request.get("text") or {}
+            if kind != "text" or not isinstance(text, dict):
+                return _graph_error(400, 131051, "Unsupported message type")
+            given = text.get("body")
+            if not isinstance(given, str) or not 1 <= len(given) <= 4096:
+                return _graph_error(
+                    400, 100, "Invalid parameter", "text.body takes 1 to 4096 characters."
+                )
+            message_body = given
         refusal = REFUSALS.get(number)
         if refusal is not None:
             status, code, message, once = refusal

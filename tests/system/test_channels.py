@@ -407,6 +407,38 @@ def test_whatsapp_refusals_are_final_throttling_and_errors_retried(
     assert ledger.count("+14155550175") == 1 and ledger.count("+14155550176") == 1
 
 
+def test_whatsapp_templates_are_sent_as_templates(stack: Stack, tenant: dict[str, Any]) -> None:
+    """A business-initiated WhatsApp message is an approved template: sent as the Cloud
+    API's template type (name, language, body parameters); an unknown template is a
+    final refusal (132001)."""
+    token = tenant["api_key"]["token"]
+    template = {"name": "order_update", "language": "en_US", "parameters": ["Ada", "#42"]}
+    ok = post(stack, token, {"channel": "whatsapp", "to": "+14155550171", "template": template})
+    assert ok["body"] == "[template order_update/en_US] Ada | #42"
+    done = stack.wait_message(token, ok["id"], {"delivered", "failed"})
+    assert done["status"] == "delivered"
+    attempt = rows(stack, token, "message_attempts", ok["id"], "step")[0]
+    sent = [m for m in wa_ledger(stack) if m["biz_opaque_callback_data"] == attempt["id"]]
+    assert [m["body"] for m in sent] == ["template:order_update/en_US Ada | #42"]
+    missing = post(
+        stack,
+        token,
+        {
+            "channel": "whatsapp",
+            "to": "+14155550171",
+            "template": {"name": "missing_template", "language": "en"},
+        },
+    )
+    bad = stack.wait_message(token, missing["id"], {"delivered", "failed"})
+    assert (bad["status"], bad["error_code"]) == ("failed", "whatsapp:132001")
+    with stack.api(token) as c:
+        r = c.post(
+            "/v1/messages",
+            json={"channel": "sms", "to": "+14155550171", "body": "x", "template": template},
+        )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_field", r.text
+
+
 def test_whatsapp_stop_opts_out_of_whatsapp_and_is_confirmed_over_whatsapp(stack: Stack) -> None:
     """A person replies STOP to a tenant's WhatsApp number: Meta's signed messages webhook
     reaches POST /v1/webhooks/whatsapp, the tenant is the one that number belongs to, the

@@ -97,14 +97,25 @@ class WhatsAppCloud(NoLookups):
                 None,
                 sent=False,
             )
-        request = {
+        request: dict[str, object] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": out.to.lstrip("+"),
-            "type": "text",
-            "text": {"body": out.body, "preview_url": False},
             "biz_opaque_callback_data": out.attempt_id,
         }
+        template = out.content.get("template")
+        if isinstance(template, dict):
+            # An approved template (validated in SQL): its body's {{n}} from the parameters.
+            params = [{"type": "text", "text": str(p)} for p in template.get("parameters") or []]
+            request["type"] = "template"
+            request["template"] = {
+                "name": template["name"],
+                "language": {"code": template["language"]},
+                "components": [{"type": "body", "parameters": params}] if params else [],
+            }
+        else:
+            request["type"] = "text"
+            request["text"] = {"body": out.body, "preview_url": False}
         try:
             async with self._http().post(
                 f"{self.base}/{phone_number_id}/messages",

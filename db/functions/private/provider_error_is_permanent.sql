@@ -21,7 +21,8 @@ AS $$
     WHEN 'fcm' THEN coalesce(p_http_status IN (400, 404), false)
                     OR coalesce(p_error_code IN ('UNREGISTERED', 'INVALID_ARGUMENT', 'SENDER_ID_MISMATCH'), false)
     -- WhatsApp Cloud API (Graph API): 400 is a refusal of the message (131026 not
-    -- deliverable, 131047 outside the 24-hour window, 131051 unsupported type, 100
+    -- deliverable, 131047 outside the 24-hour window, 131051 unsupported type, 132001 no such
+    -- template, 100
     -- invalid parameter ...) except the Graph API's throttling codes, which it also
     -- answers with 400: 4, 80007, 130429 (rate limit), 131048 (spam rate limit), 131056
     -- (pair rate limit) -- those are retried

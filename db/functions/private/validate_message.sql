@@ -2,9 +2,12 @@
 -- intake. p_request is one message; the batch's per-item "idempotency_key" is not part
 -- of it. Two shapes:
 --   one channel   {"to", "body", "channel"? (sms), "from"?, "subject"?, "html"?, "title"?,
---                  "data"?, "timeout_seconds"?, ...}
+--                  "data"?, "template"?, "timeout_seconds"?, ...}
 --   a cascade     {"channels": [{"channel", "to"?, "from"?, "body", "subject"?, "html"?,
---                  "title"?, "data"?, "timeout_seconds"?}, ...]}  (1 to 5 steps, in order)
+--                  "title"?, "data"?, "template"?, "timeout_seconds"?}, ...]}  (1 to 5 steps, in order)
+-- WhatsApp takes a "template" instead of (or with) "body": {"name", "language",
+-- "parameters"?: [strings]} -- an approved message template, the only thing WhatsApp
+-- lets a business send outside the 24 hours after the person last wrote.
 -- and either may name "contact_id" (an identity: a step without "to" is sent to the
 -- contact's address for its channel, looked up at intake), "vertical" and "category".
 -- A message to a contact that names no channel takes the tenant's cascade order
@@ -44,10 +47,10 @@ BEGIN
   END IF;
   SELECT string_agg(k, ', ' ORDER BY k) INTO v_unknown
     FROM jsonb_object_keys(p_step) k
-   WHERE k NOT IN ('channel', 'to', 'from', 'body', 'subject', 'html', 'title', 'data', 'timeout_seconds');
+   WHERE k NOT IN ('channel', 'to', 'from', 'body', 'subject', 'html', 'title', 'data', 'template', 'timeout_seconds');
   IF v_unknown IS NOT NULL THEN
     problem_code := 'unknown_field'; problem_detail := format('%sUnknown field(s): %s.', v_where, v_unknown);
-    problem_hint := 'A step takes "channel", "to", "from", "body", "subject", "html", "title", "data", "timeout_seconds".';
+    problem_hint := 'A step takes "channel", "to", "from", "body", "subject", "html", "title", "data", "template", "timeout_seconds".';
     RETURN;
   END IF;
 
@@ -91,7 +94,35 @@ BEGIN
     RETURN;
   END IF;
 
-  -- The content.
+  -- The content. A WhatsApp template: its name, language and parameters; the body, if
+  -- none is given, is what the template was called with (for reading and dedup).
+  IF p_step ? 'template' AND jsonb_typeof(p_step -> 'template') <> 'null' THEN
+    IF v_channel <> 'whatsapp' THEN
+      problem_code := 'invalid_field';
+      problem_detail := format('%s"template" is for whatsapp, not %s.', v_where, v_channel);
+      RETURN;
+    ELSIF jsonb_typeof(p_step -> 'template') <> 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(p_step -> 'template') k WHERE k NOT IN ('name', 'language', 'parameters'))
+       OR coalesce(p_step #>> '{template,name}', '') !~ '^[a-z0-9_]+$' OR length(p_step #>> '{template,name}') > 512
+       OR coalesce(p_step #>> '{template,language}', '') !~ '^[a-z]{2,3}(_[A-Z]{2})?$'
+       OR (p_step -> 'template' ? 'parameters'
+           AND (jsonb_typeof(p_step #> '{template,parameters}') <> 'array'
+                OR jsonb_array_length(p_step #> '{template,parameters}') > 20
+                OR EXISTS (SELECT 1 FROM jsonb_array_elements(p_step #> '{template,parameters}') x
+                            WHERE jsonb_typeof(x) <> 'string' OR length(x #>> '{}') NOT BETWEEN 1 AND 1024))) THEN
+      problem_code := 'invalid_template';
+      problem_detail := v_where || '"template" is {"name", "language", "parameters"?}.';
+      problem_hint := 'name: the approved template''s name (a-z, 0-9, _); language: its code (en, en_US); '
+                      'parameters: up to 20 non-empty strings for its {{1}}, {{2}}...';
+      RETURN;
+    END IF;
+    IF NOT p_step ? 'body' THEN
+      p_step := p_step || jsonb_build_object('body', format('[template %s/%s]%s', p_step #>> '{template,name}',
+        p_step #>> '{template,language}',
+        coalesce(' ' || (SELECT string_agg(x, ' | ' ORDER BY n)
+                           FROM jsonb_array_elements_text(p_step #> '{template,parameters}') WITH ORDINALITY t(x, n)), '')));
+    END IF;
+  END IF;
   IF jsonb_typeof(p_step -> 'body') IS DISTINCT FROM 'string' THEN
     problem_code := 'invalid_body'; problem_detail := v_where || '"body" is required and must be a string.';
     RETURN;
@@ -197,7 +228,10 @@ BEGIN
     'channel', v_channel, 'to', v_to, 'from', v_from, 'timeout_seconds', v_timeout::int,
     'content', jsonb_strip_nulls(jsonb_build_object(
       'body', v_body, 'subject', p_step ->> 'subject', 'html', p_step ->> 'html',
-      'title', p_step ->> 'title', 'data', p_step -> 'data')));
+      'title', p_step ->> 'title', 'data', p_step -> 'data',
+      'template', CASE WHEN jsonb_typeof(p_step -> 'template') = 'object' THEN jsonb_strip_nulls(jsonb_build_object(
+                    'name', p_step #>> '{template,name}', 'language', p_step #>> '{template,language}',
+                    'parameters', p_step #> '{template,parameters}')) END)));
   problem_status := NULL;
 END
 $$;
@@ -215,7 +249,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   step_fields constant text[] := ARRAY['channel', 'to', 'from', 'body', 'subject', 'html', 'title', 'data',
-                                       'timeout_seconds'];
+                                       'template', 'timeout_seconds'];
   v_defaults jsonb := coalesce(p_defaults, '{}') || jsonb_strip_nulls(jsonb_build_object('sms', p_default_from));
   v_unknown text;
   v_raw     jsonb;
@@ -286,9 +320,10 @@ BEGIN
     -- The message's content serves every channel of the order: what one channel does
     -- not take is left out of its step.
     v_raw := (SELECT jsonb_agg(CASE s ->> 'channel'
-                                 WHEN 'email' THEN s - 'title' - 'data'
-                                 WHEN 'push' THEN s - 'subject' - 'html'
-                                 ELSE s - 'title' - 'data' - 'subject' - 'html' END ORDER BY n)
+                                 WHEN 'email' THEN s - 'title' - 'data' - 'template'
+                                 WHEN 'push' THEN s - 'subject' - 'html' - 'template'
+                                 WHEN 'whatsapp' THEN s - 'title' - 'data' - 'subject' - 'html'
+                                 ELSE s - 'title' - 'data' - 'subject' - 'html' - 'template' END ORDER BY n)
                 FROM jsonb_array_elements(v_raw) WITH ORDINALITY AS x(s, n));
   ELSE
     v_raw := jsonb_build_array(p_request - 'vertical' - 'category' - 'contact_id');

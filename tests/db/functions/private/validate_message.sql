@@ -3,7 +3,7 @@
 -- problem (status, code, detail, hint) and no fields at all; raises nothing.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(37);
+SELECT plan(41);
 
 -- One call as a row, fields then problem.
 CREATE FUNCTION pg_temp.v(p_request jsonb, p_default_from text DEFAULT '+15005550006')
@@ -172,6 +172,29 @@ SELECT results_eq($$SELECT problem_code, problem_detail FROM private.validate_me
   'email without a sender and no default: missing_from');
 SELECT is(pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "body": "x"}') #> '{0,from}', 'null',
   'WhatsApp without a default sender: the provider account''s number (from null)');
+
+-- WhatsApp templates: validated here, the body (for reading and dedup) made from them.
+SELECT is(pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "from": "+14155550170",
+                          "template": {"name": "order_update", "language": "en_US", "parameters": ["Ada", "42"]}}') -> 0 -> 'content',
+  '{"body": "[template order_update/en_US] Ada | 42", "template": {"name": "order_update", "language": "en_US", "parameters": ["Ada", "42"]}}'::jsonb,
+  'a template without a body: the body names it and its parameters');
+SELECT is(pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "from": "+14155550170", "body": "Your order",
+                          "template": {"name": "hello_world", "language": "en"}}') -> 0 -> 'content',
+  '{"body": "Your order", "template": {"name": "hello_world", "language": "en"}}'::jsonb, 'with a body: kept as given');
+SELECT is(ARRAY[pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "template": {"name": "Bad Name", "language": "en"}}'),
+                pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "template": {"name": "x", "language": "english"}}'),
+                pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "template": {"name": "x", "language": "en", "parameters": [1]}}'),
+                pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "template": {"name": "x", "language": "en", "extra": 1}}'),
+                pg_temp.steps('{"channel": "whatsapp", "to": "+14155550123", "template": "x"}'),
+                pg_temp.steps('{"channel": "sms", "to": "+14155550123", "body": "x", "template": {"name": "x", "language": "en"}}')],
+  ARRAY['"invalid_template"', '"invalid_template"', '"invalid_template"', '"invalid_template"', '"invalid_template"',
+        '"invalid_field"']::jsonb[],
+  'bad templates, and a template on SMS: refused');
+SELECT results_eq($$SELECT jsonb_agg(s -> 'content' ORDER BY n) FROM jsonb_array_elements((private.validate_message(
+    '{"contact_id": "00000000-0000-7000-8000-000000000001", "body": "hi", "template": {"name": "hi", "language": "en"}}',
+    '+15005550006', false, '{"channels": ["whatsapp", "sms"], "whatsapp": "+14155550170"}')).steps) WITH ORDINALITY x(s, n)$$,
+  $$VALUES ('[{"body": "hi", "template": {"name": "hi", "language": "en"}}, {"body": "hi"}]'::jsonb)$$,
+  'a contact''s cascade: the template goes to the WhatsApp step only');
 
 SELECT * FROM finish();
 ROLLBACK;

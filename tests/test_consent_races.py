@@ -261,6 +261,8 @@ def test_an_opt_out_while_a_message_waits_for_its_retry_or_its_quiet_hours_wins(
     retrying = _pending_attempt(conn, tenant, to)
     claim = conn.execute("SELECT app.claim_attempt(%s)", (retrying,)).fetchone()
     assert claim is not None and claim[0]["action"] == "send"
+    # The worker marks the call begun (app.begin_calls), then the call times out.
+    conn.execute("SELECT app.begin_calls(ARRAY[%s]::uuid[], ARRAY[1])", (retrying,))
     row = conn.execute(
         "SELECT app.record_send_error(%s, 1, 'timeout', 'no answer', NULL) ->> 'action'",
         (retrying,),

@@ -324,7 +324,13 @@ def test_lost_final_receipt_is_looked_up(conn: Conn, overdue_by: str) -> None:
         conn.execute(
             "UPDATE private.settings SET value = '0 seconds' WHERE key = 'receipt_lookup_after'"
         )
-    expected = {"attempt_id": a.attempt_id, "provider": "twilio", "provider_message_id": a.sid}
+    expected = {
+        "attempt_id": a.attempt_id,
+        "provider": "twilio",
+        "provider_message_id": a.sid,
+        "provider_account_id": None,  # the deployment's account
+        "environment": "test",
+    }
     assert _due(conn) == [expected]
     assert _due(conn) == []  # stamped: a second worker does not look it up too
 
@@ -366,7 +372,13 @@ def test_lookup_without_news_is_repeated(conn: Conn) -> None:
         " WHERE id = %s",
         (a.attempt_id,),
     )
-    expected = {"attempt_id": a.attempt_id, "provider": "twilio", "provider_message_id": a.sid}
+    expected = {
+        "attempt_id": a.attempt_id,
+        "provider": "twilio",
+        "provider_message_id": a.sid,
+        "provider_account_id": None,  # the deployment's account
+        "environment": "test",
+    }
     assert _due(conn) == [expected]
     answer = {**expected, "provider_status": "sent"}
     assert _one(conn, "SELECT app.record_lookups(%s)", (Jsonb([answer]),)) == {"new": 0}

@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hermes.services import worker_spec
 from tests.conftest import Cluster
 from tests.system.conftest import Stack, start_stack, stop_stack
+from tests.system.crash import kill_stray_workers, sleeping_at, start_worker, wait_for
 
 TERMINAL = {"delivered", "undelivered", "failed", "rejected", "unknown"}
 CHANNELS = ("email", "push", "whatsapp")
@@ -88,54 +88,8 @@ def crash_stack(
 
 @pytest.fixture(autouse=True)
 def _no_stray_workers(crash_stack: Stack) -> Iterator[None]:
-    """A test that failed before its kill leaves no worker paused at a failpoint (it
-    would take the next test's jobs)."""
     yield
-    for name in [n for n in crash_stack.sup.procs if n.startswith(("doomed-", "survivor-"))]:
-        crash_stack.sup.kill(name)
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _worker_log(stack: Stack, worker: str) -> list[str]:
-    """The worker's lines of stack.log (``name | ...``)."""
-    return [
-        line
-        for line in stack.log_path.read_text().splitlines()
-        if line.partition("|")[0].strip() == worker
-    ]
-
-
-def _start_worker(stack: Stack, name: str, failpoints: str = "") -> None:
-    """Starts a worker and waits until it runs: one that exits at start-up (a refused
-    setting, a broken import) fails here with its log, not as a message stuck later."""
-    spec = worker_spec(stack.cfg)
-    spec.name = name
-    if failpoints:
-        spec.env = spec.env | {"HERMES_FAILPOINTS": failpoints}
-    proc = stack.sup.start(spec)
-    deadline = time.monotonic() + 30
-    while not any("worker started" in line for line in _worker_log(stack, name)):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stack.sup.procs.pop(name, None)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-            log = "\n".join(_worker_log(stack, name)[-30:])
-            raise AssertionError(f"worker {name} did not start (exit {proc.poll()}):\n{log}")
-        time.sleep(0.05)
-
-
-def _sleeping_at(stack: Stack, worker: str, point: str) -> bool:
-    """The worker logged that it sleeps at the failpoint (stack.log: ``name | ...``)."""
-    return any(f"failpoint {point}: sleeping" in line for line in _worker_log(stack, worker))
+    kill_stray_workers(crash_stack)
 
 
 def _payload(channel: str, tag: str) -> dict[str, Any]:
@@ -201,7 +155,7 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
     tag = f"crash {channel} {point} {uuid.uuid4().hex[:8]}"
     payload = _payload(channel, tag)
     doomed, survivor = f"doomed-{channel}-{point}", f"survivor-{channel}-{point}"
-    _start_worker(stack, doomed, f"{point}=sleep:120")
+    start_worker(stack, doomed, f"{point}=sleep:120")
     with stack.api(token) as c:
         r = c.post("/v1/messages", json=payload)
     assert r.status_code == 201, r.text
@@ -212,16 +166,16 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
         return _sends(stack, channel, attempt_id, str(payload["to"]))
 
     if point != "after_provider_call":
-        _wait(
+        wait_for(
             lambda: (
                 _attempts(stack, mid)[0]["status"] == "claimed"
-                and _sleeping_at(stack, doomed, point)
+                and sleeping_at(stack, doomed, point)
             ),
             20,
             "the claim",
         )
     else:
-        _wait(lambda: bool(sends()) and _sleeping_at(stack, doomed, point), 20, "the send")
+        wait_for(lambda: bool(sends()) and sleeping_at(stack, doomed, point), 20, "the send")
     stack.sup.kill(doomed)
     assert len(sends()) == (1 if point == "after_provider_call" else 0)
     if channel == "push" or point != "after_provider_call":
@@ -229,7 +183,7 @@ def test_kill_at_each_point_of_the_hand_off(crash_stack: Stack, channel: str, po
         attempt = _attempts(stack, mid)[0]
         assert (attempt["status"], attempt["provider_message_id"]) == ("claimed", None)
 
-    _start_worker(stack, survivor)
+    start_worker(stack, survivor)
     try:
         done = stack.wait_message(token, mid, TERMINAL, timeout=45)
         time.sleep(1.0)  # a late resend, had there been one, would show now
@@ -285,7 +239,7 @@ def test_kill_mid_batch_of_mixed_channels(crash_stack: Stack) -> None:
         for i in range(3)
         for channel in CHANNELS
     ]
-    _start_worker(stack, "doomed-batch", "after_provider_call=sleep:120")
+    start_worker(stack, "doomed-batch", "after_provider_call=sleep:120")
     with stack.api(token) as c:
         r = c.post("/v1/messages/batch", json={"messages": items})
     assert r.status_code == 200, r.text
@@ -298,11 +252,11 @@ def test_kill_mid_batch_of_mixed_channels(crash_stack: Stack) -> None:
             for mid, item in zip(ids, items, strict=True)
         ]
 
-    _wait(lambda: counts() == [1] * len(ids), 20, "every send of the batch")
-    _wait(lambda: _sleeping_at(stack, "doomed-batch", "after_provider_call"), 5, "the failpoint")
+    wait_for(lambda: counts() == [1] * len(ids), 20, "every send of the batch")
+    wait_for(lambda: sleeping_at(stack, "doomed-batch", "after_provider_call"), 5, "the failpoint")
     stack.sup.kill("doomed-batch")
 
-    _start_worker(stack, "survivor-batch")
+    start_worker(stack, "survivor-batch")
     try:
         done = {mid: stack.wait_message(token, mid, TERMINAL, timeout=45) for mid in ids}
         time.sleep(1.0)

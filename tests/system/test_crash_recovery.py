@@ -7,16 +7,15 @@ known place; the kill itself is a real SIGKILL of a real process.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from hermes.services import worker_spec
 from tests.conftest import Cluster
 from tests.system.conftest import Stack, start_stack, stop_stack
+from tests.system.crash import kill_stray_workers, sleeping_at, start_worker, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +49,10 @@ def crash_stack(
     stop_stack(s, request)
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _start_worker(stack: Stack, name: str, failpoints: str = "") -> None:
-    spec = worker_spec(stack.cfg)
-    spec.name = name
-    if failpoints:
-        spec.env = spec.env | {"HERMES_FAILPOINTS": failpoints}
-    stack.sup.start(spec)
+@pytest.fixture(autouse=True)
+def _no_stray_workers(crash_stack: Stack) -> Iterator[None]:
+    yield
+    kill_stray_workers(crash_stack)
 
 
 def _events(stack: Stack, message_id: str) -> list[dict[str, Any]]:
@@ -88,11 +76,11 @@ def test_kill_after_claim_before_provider_call(crash_stack: Stack, point: str) -
     tenant = stack.new_tenant(f"CrashA {point}")
     token = tenant["api_key"]["token"]
     body = f"crash-before-call {point} {uuid.uuid4()}"
-    _start_worker(stack, f"doomed-a-{point}", f"{point}=sleep:120")
+    start_worker(stack, f"doomed-a-{point}", f"{point}=sleep:120")
     with stack.api(token) as c:
         mid = c.post("/v1/messages", json={"to": "+14155550170", "body": body}).json()["id"]
     marked = point == "before_provider_call"
-    _wait(
+    wait_for(
         lambda: (
             _attempt(stack, mid)["calling_claim_no"] == (1 if marked else None)
             and _attempt(stack, mid)["status"] == "claimed"
@@ -100,13 +88,13 @@ def test_kill_after_claim_before_provider_call(crash_stack: Stack, point: str) -
         15,
         f"the claim at {point}",
     )
+    wait_for(lambda: sleeping_at(stack, f"doomed-a-{point}", point), 5, "the failpoint")
     if not marked:
-        time.sleep(0.3)  # the worker is asleep at its failpoint, before any mark
-        assert _attempt(stack, mid)["calling_claim_no"] is None
+        assert _attempt(stack, mid)["calling_claim_no"] is None  # asleep before any mark
     stack.sup.kill(f"doomed-a-{point}")
     assert [m for m in stack.carrier_ledger() if m["body"] == body] == []
 
-    _start_worker(stack, f"survivor-a-{point}")
+    start_worker(stack, f"survivor-a-{point}")
     try:
         done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=60)
     finally:
@@ -133,16 +121,18 @@ def test_kill_after_provider_accepted_before_record(crash_stack: Stack) -> None:
     tenant = stack.new_tenant("CrashB")
     token = tenant["api_key"]["token"]
     body = f"crash-after-call {uuid.uuid4()}"
-    _start_worker(stack, "doomed-b", "after_provider_call=sleep:120")
+    start_worker(stack, "doomed-b", "after_provider_call=sleep:120")
     with stack.api(token) as c:
         mid = c.post("/v1/messages", json={"to": "+14155550171", "body": body}).json()["id"]
-    _wait(lambda: any(m["body"] == body for m in stack.carrier_ledger()), 15, "the carrier create")
+    wait_for(
+        lambda: any(m["body"] == body for m in stack.carrier_ledger()), 15, "the carrier create"
+    )
     stack.sup.kill("doomed-b")
     attempt = _attempt(stack, mid)
     assert attempt["status"] == "claimed"
     assert attempt["provider_message_id"] is None
 
-    _start_worker(stack, "survivor-b")
+    start_worker(stack, "survivor-b")
     try:
         done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, timeout=60)
     finally:
@@ -168,7 +158,7 @@ def test_kill_mid_batch_leaves_every_message_recoverable(crash_stack: Stack, poi
     tenant = stack.new_tenant(f"CrashBatch {point}")
     token = tenant["api_key"]["token"]
     tag = f"crash-batch {point} {uuid.uuid4().hex[:8]}"
-    _start_worker(stack, f"doomed-{point}", f"{point}=sleep:120")
+    start_worker(stack, f"doomed-{point}", f"{point}=sleep:120")
     items = [{"to": f"+1415555{i:04d}", "body": f"{tag} {i}"} for i in range(20)]
     with stack.api(token) as c:
         r = c.post("/v1/messages/batch", json={"messages": items})
@@ -186,12 +176,12 @@ def test_kill_mid_batch_leaves_every_message_recoverable(crash_stack: Stack, poi
     def created() -> bool:
         return bool(sum(m["body"].startswith(tag) for m in stack.carrier_ledger()) == len(ids))
 
-    _wait(claimed if point == "after_claim" else created, 15, f"the batch at {point}")
+    wait_for(claimed if point == "after_claim" else created, 15, f"the batch at {point}")
     stack.sup.kill(f"doomed-{point}")
     sent_before = sum(m["body"].startswith(tag) for m in stack.carrier_ledger())
     assert sent_before == (0 if point == "after_claim" else len(ids))
 
-    _start_worker(stack, f"survivor-{point}")
+    start_worker(stack, f"survivor-{point}")
     try:
         for mid in ids:
             done = stack.wait_message(token, mid, {"delivered", "undelivered", "failed"}, 90)

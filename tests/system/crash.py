@@ -10,6 +10,17 @@ from hermes.services import worker_spec
 from tests.system.conftest import Stack
 
 
+def crash_worker_env(provider_timeout_s: int) -> dict[str, str]:
+    """Workers that notice a dead one fast: its jobs are re-picked after a 1 s heartbeat
+    timeout, polled every 0.2 s; the provider timeout must fit the test's claim lease
+    (app.check_worker_settings refuses a worker whose calls could outlast half of it)."""
+    return {
+        "HERMES_JOB_HEARTBEAT_TIMEOUT": "1",
+        "HERMES_JOB_POLL_INTERVAL": "0.2",
+        "HERMES_PROVIDER_TIMEOUT": str(provider_timeout_s),
+    }
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

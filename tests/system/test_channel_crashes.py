@@ -27,7 +27,13 @@ import pytest
 
 from tests.conftest import Cluster
 from tests.system.conftest import Stack, start_stack, stop_stack
-from tests.system.crash import kill_stray_workers, sleeping_at, start_worker, wait_for
+from tests.system.crash import (
+    crash_worker_env,
+    kill_stray_workers,
+    sleeping_at,
+    start_worker,
+    wait_for,
+)
 
 TERMINAL = {"delivered", "undelivered", "failed", "rejected", "unknown"}
 CHANNELS = ("email", "push", "whatsapp")
@@ -68,11 +74,7 @@ def crash_stack(
         make_db,
         tmp_path_factory.mktemp("channel-crash"),
         workers=0,
-        worker_env={
-            "HERMES_JOB_HEARTBEAT_TIMEOUT": "1",
-            "HERMES_JOB_POLL_INTERVAL": "0.2",
-            "HERMES_PROVIDER_TIMEOUT": "2",
-        },
+        worker_env=crash_worker_env(provider_timeout_s=2),
         ses=True,
         ses_env={"SIM_SES_RECEIPT_DELAY_MS": "1500"},
         fcm=True,

@@ -15,7 +15,13 @@ import pytest
 
 from tests.conftest import Cluster
 from tests.system.conftest import Stack, start_stack, stop_stack
-from tests.system.crash import kill_stray_workers, sleeping_at, start_worker, wait_for
+from tests.system.crash import (
+    crash_worker_env,
+    kill_stray_workers,
+    sleeping_at,
+    start_worker,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +39,7 @@ def crash_stack(
         make_db,
         tmp_path_factory.mktemp("crash"),
         workers=0,
-        # The provider timeout fits the 2 s lease below (app.check_worker_settings
-        # refuses a worker whose calls could outlast half of it).
-        worker_env={
-            "HERMES_JOB_HEARTBEAT_TIMEOUT": "1",
-            "HERMES_JOB_POLL_INTERVAL": "0.2",
-            "HERMES_PROVIDER_TIMEOUT": "1",
-        },
+        worker_env=crash_worker_env(provider_timeout_s=1),  # fits the 2 s lease below
         sim_env={"SIM_TWILIO_RECEIPT_DELAY_MS": "8000"},
     )
     # A claim's lease (how long a worker may still be talking to the carrier) is 60 s

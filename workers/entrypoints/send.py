@@ -32,7 +32,7 @@ from hermes.gather import Gatherer
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
-from workers.providers.base import Handoff, Outgoing, ProviderError
+from workers.providers.base import Handoff, Outgoing, Provider, ProviderError
 from workers.providers.registry import Registry
 
 log = logging.getLogger("hermes.worker.send")
@@ -70,8 +70,15 @@ class SendBatcher:
         await failpoint("after_claim")
         # The calling mark (one transaction a batch): from here on a crash leaves the
         # outcome open (reconciled); before it, the next claim simply sends.
+        adapters = {
+            str(d["attempt_id"]): self.registry.for_claim(d)
+            for d in decisions
+            if d["action"] in ("send", "reconcile")
+        }
         sends = [
-            d for d in decisions if d["action"] == "send" and self.registry.for_claim(d) is not None
+            d
+            for d in decisions
+            if d["action"] == "send" and adapters[str(d["attempt_id"])] is not None
         ]
         calling: set[str] = set()
         if sends:
@@ -83,7 +90,11 @@ class SendBatcher:
         await failpoint("before_provider_call")
         handoffs: dict[str, Handoff] = {}
         results = await asyncio.gather(
-            *(self._attempt(d, calling, handoffs) for d in decisions), return_exceptions=True
+            *(
+                self._attempt(d, adapters.get(str(d["attempt_id"])), calling, handoffs)
+                for d in decisions
+            ),
+            return_exceptions=True,
         )
         await failpoint("after_provider_call")
         if handoffs:
@@ -106,7 +117,11 @@ class SendBatcher:
         return [outcome.get(a) for a in attempt_ids]
 
     async def _attempt(
-        self, claim: dict[str, Any], calling: set[str], handoffs: dict[str, Handoff]
+        self,
+        claim: dict[str, Any],
+        provider: Provider | None,
+        calling: set[str],
+        handoffs: dict[str, Handoff],
     ) -> None:
         attempt_id = str(claim["attempt_id"])
         action = claim["action"]
@@ -122,7 +137,6 @@ class SendBatcher:
             content=claim.get("content") or {"body": claim.get("body") or ""},
             callback_url="",
         )
-        provider = self.registry.for_claim(claim)
         if provider is None:
             # This worker has no adapter for the attempt's provider (or account, or the
             # sandbox): not the message's fault, so never permanent; nothing was sent;

@@ -34,67 +34,20 @@ from workers.settings import Settings
 log = logging.getLogger("hermes.worker.providers")
 
 
-def deployment_providers(settings: Settings) -> dict[str, Provider]:
-    """The deployment's own adapters, from its settings (a provider without credentials
-    has none)."""
+def build_adapter(
+    provider: str, c: Mapping[str, Any], settings: Settings, connections: int
+) -> Provider:
+    """One provider's adapter from its credentials (the deployment's settings, or a
+    tenant's opened account) and the deployment's endpoints."""
     timeout = settings.provider_timeout_seconds
-    pool = min(settings.max_concurrent_tasks, 64)
-    providers: dict[str, Provider] = {}
-    if settings.twilio_account_sid and settings.twilio_auth_token:
-        providers["twilio"] = TwilioSms(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token,
-            settings.twilio_api_base_url,
-            timeout,
-            connections=settings.max_concurrent_tasks,
-        )
-    if settings.ses_access_key_id and settings.ses_secret_access_key:
-        providers["ses"] = SesEmail(
-            settings.ses_region,
-            settings.ses_access_key_id,
-            settings.ses_secret_access_key,
-            settings.ses_configuration_set,
-            settings.ses_endpoint_url,
-            timeout,
-            connections=pool,
-        )
-    if settings.fcm_service_account_file:
-        providers["fcm"] = FcmPush(
-            settings.fcm_service_account_file, settings.fcm_base_url, timeout, connections=pool
-        )
-    if settings.whatsapp_access_token:
-        providers["whatsapp"] = WhatsAppCloud(
-            settings.whatsapp_access_token,
-            settings.whatsapp_phone_numbers,
-            settings.whatsapp_api_base_url,
-            settings.whatsapp_api_version,
-            timeout,
-            connections=pool,
-        )
-    if settings.vonage_api_key and settings.vonage_api_secret:
-        providers["vonage"] = VonageSms(
-            settings.vonage_api_key,
-            settings.vonage_api_secret,
-            settings.vonage_rest_host,
-            timeout,
-            connections=pool,
-        )
-    return providers
-
-
-def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
-    """An adapter for a tenant's account: its credentials, the deployment's endpoints."""
-    c: Mapping[str, Any] = account.credentials
-    timeout = settings.provider_timeout_seconds
-    pool = min(settings.max_concurrent_tasks, 16)
-    match account.provider:
+    match provider:
         case "twilio":
             return TwilioSms(
                 str(c["account_sid"]),
                 str(c["auth_token"]),
                 settings.twilio_api_base_url,
                 timeout,
-                connections=pool,
+                connections=connections,
             )
         case "ses":
             return SesEmail(
@@ -104,10 +57,12 @@ def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
                 str(c.get("configuration_set") or settings.ses_configuration_set or "") or None,
                 settings.ses_endpoint_url,
                 timeout,
-                connections=pool,
+                connections=connections,
             )
         case "fcm":
-            return FcmPush(c["service_account"], settings.fcm_base_url, timeout, connections=pool)
+            return FcmPush(
+                c["service_account"], settings.fcm_base_url, timeout, connections=connections
+            )
         case "whatsapp":
             return WhatsAppCloud(
                 str(c["access_token"]),
@@ -115,7 +70,7 @@ def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
                 settings.whatsapp_api_base_url,
                 settings.whatsapp_api_version,
                 timeout,
-                connections=pool,
+                connections=connections,
             )
         case "vonage":
             return VonageSms(
@@ -123,9 +78,53 @@ def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
                 str(c["api_secret"]),
                 settings.vonage_rest_host,
                 timeout,
-                connections=pool,
+                connections=connections,
             )
-    raise LookupError(f"no adapter for provider {account.provider!r}")
+    raise LookupError(f"no adapter for provider {provider!r}")
+
+
+def deployment_providers(settings: Settings) -> dict[str, Provider]:
+    """The deployment's own adapters, from its settings (a provider without credentials
+    has none)."""
+    s = settings
+    credentials: dict[str, dict[str, Any] | None] = {
+        "twilio": {"account_sid": s.twilio_account_sid, "auth_token": s.twilio_auth_token}
+        if s.twilio_account_sid and s.twilio_auth_token
+        else None,
+        "ses": {"access_key_id": s.ses_access_key_id, "secret_access_key": s.ses_secret_access_key}
+        if s.ses_access_key_id and s.ses_secret_access_key
+        else None,
+        "fcm": {"service_account": s.fcm_service_account_file}
+        if s.fcm_service_account_file
+        else None,
+        "whatsapp": {
+            "access_token": s.whatsapp_access_token,
+            "phone_numbers": s.whatsapp_phone_numbers,
+        }
+        if s.whatsapp_access_token
+        else None,
+        "vonage": {"api_key": s.vonage_api_key, "api_secret": s.vonage_api_secret}
+        if s.vonage_api_key and s.vonage_api_secret
+        else None,
+    }
+    # Twilio carries the bulk of the load: a connection per job in flight.
+    return {
+        name: build_adapter(
+            name,
+            c,
+            settings,
+            s.max_concurrent_tasks if name == "twilio" else min(s.max_concurrent_tasks, 64),
+        )
+        for name, c in credentials.items()
+        if c is not None
+    }
+
+
+def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
+    """An adapter for a tenant's account: its credentials, the deployment's endpoints."""
+    return build_adapter(
+        account.provider, account.credentials, settings, min(settings.max_concurrent_tasks, 16)
+    )
 
 
 class Registry:

@@ -7,17 +7,25 @@ submits them in one call, ``app.submit_gathered`` -- one transaction for all of 
 which answers and audits each item exactly as ``app.submit_message`` would alone. A
 caller still gets its own answer: its message (201, or 200 replayed), or its own
 problem. An error of the whole call (the key refused, the database gone) is every
-caller's. A request that finds nobody to share with waits ``linger`` (2 ms) at most.
+caller's of that key, never another key's; a statement error the server rolled back
+(a bug that one item triggers) is retried item by item, so that the item fails alone.
+A request that finds nobody to share with waits ``linger`` (2 ms) at most.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from typing import Any
+
+import psycopg
 
 from api.db import Commands
 from api.errors import Problem
 from hermes.gather import Gatherer
+
+log = logging.getLogger("hermes.api")
 
 Item = tuple[str, dict[str, Any], str | None]  # token, request, idempotency key
 
@@ -48,9 +56,24 @@ class Submits:
                 results = await self.commands.submit_gathered(
                     token, [{"request": items[i][1], "key": items[i][2]} for i in indexes]
                 )
-            except Exception as exc:  # the call's error is each of its callers'
-                for i in indexes:
+            except psycopg.Error as exc:
+                if len(indexes) > 1 and _rolled_back(exc):
+                    # The server refused the whole transaction (nothing of it was
+                    # written): one item may be poison. Each item again on its own, so
+                    # that it fails only itself.
+                    log.warning(
+                        "gathered call of %d failed (SQLSTATE %s); submitting each alone",
+                        len(indexes),
+                        exc.sqlstate,
+                    )
+                    await asyncio.gather(*(one_key(token, [i]) for i in indexes))
+                    return
+                for i in indexes:  # the key refused, the database gone: each caller's
                     outcomes[i] = exc
+                return
+            except Exception as exc:  # a bug here answers these callers only
+                for i in indexes:
+                    outcomes[i] = _internal(exc)
                 return
             for i, result in zip(indexes, results, strict=True):
                 outcomes[i] = _answer(result)
@@ -59,9 +82,29 @@ class Submits:
         return outcomes
 
 
+def _rolled_back(exc: psycopg.Error) -> bool:
+    """The server answered with an error of the statement (so its transaction was rolled
+    back and a retry cannot accept anything twice), and not one of the whole call: the
+    key refused, the tenant suspended (HM4xx), or the database going away."""
+    state = exc.sqlstate or ""
+    return bool(state) and not state.startswith(("HM", "08", "57")) and state not in ("53300",)
+
+
 def _answer(result: dict[str, Any]) -> dict[str, Any] | BaseException:
-    status = int(result["status"])
-    if status in (200, 201):
-        return {"message": result["message"], "replayed": status == 200}
-    problem = result["problem"]
-    return Problem(int(problem["status"]), problem["code"], problem["detail"], problem.get("hint"))
+    """One item's answer; an answer that cannot be read is that caller's 500 alone."""
+    try:
+        status = int(result["status"])
+        if status in (200, 201):
+            return {"message": result["message"], "replayed": status == 200}
+        problem = result["problem"]
+        return Problem(
+            int(problem["status"]), problem["code"], problem["detail"], problem.get("hint")
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> Problem:
+    request_id = uuid.uuid4().hex
+    log.error("request %s: gathered submit failed: %r", request_id, exc, exc_info=exc)
+    return Problem(500, "internal_error", "Internal error.", request_id=request_id)

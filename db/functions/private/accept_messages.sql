@@ -367,9 +367,13 @@ BEGIN
                  jsonb_build_object('status', 409, 'code', 'idempotency_key_reused',
                                     'detail', 'This Idempotency-Key was used with a different request.',
                                     'hint', 'Use a new key for a new request.'))
-               ELSE jsonb_build_object('index', o.idx, 'status', o.problem_status, 'problem',
+               WHEN o.problem_status IS NOT NULL THEN jsonb_build_object('index', o.idx, 'status', o.problem_status, 'problem',
                  jsonb_strip_nulls(jsonb_build_object('status', o.problem_status, 'code', o.problem_code,
                                                       'detail', o.problem_detail, 'hint', o.problem_hint)))
+               -- never an item without an answer: a bug here is this item's 500, no one else's
+               ELSE jsonb_build_object('index', o.idx, 'status', 500, 'problem',
+                 jsonb_build_object('status', 500, 'code', 'internal_error',
+                                    'detail', 'This item could not be answered; nothing was accepted for it.'))
              END ORDER BY o.idx), '[]')
       FROM (
         SELECT i.idx,
@@ -378,7 +382,11 @@ BEGIN
                     WHEN f.outcome IN ('accept', 'reject', 'schedule') THEN 'replay'
                     ELSE f.outcome END AS outcome,
                coalesce(f.response, i.response) AS response,
-               i.problem_status, i.problem_code, i.problem_detail, i.problem_hint
+               -- a later use of a key whose first item was refused gets that refusal
+               CASE WHEN i.outcome = 'duplicate' THEN f.problem_status ELSE i.problem_status END AS problem_status,
+               CASE WHEN i.outcome = 'duplicate' THEN f.problem_code ELSE i.problem_code END AS problem_code,
+               CASE WHEN i.outcome = 'duplicate' THEN f.problem_detail ELSE i.problem_detail END AS problem_detail,
+               CASE WHEN i.outcome = 'duplicate' THEN f.problem_hint ELSE i.problem_hint END AS problem_hint
           FROM unnest(v_items) i
           LEFT JOIN (SELECT DISTINCT ON (u.key) u.* FROM unnest(v_items) u
                       WHERE u.key IS NOT NULL ORDER BY u.key, u.idx) f

@@ -5,7 +5,7 @@
 -- {index, status, message?, replayed?, problem?}. Audit rows are the callers' business.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(22);
+SELECT plan(24);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Intake Co') r \gset
 CREATE FUNCTION pg_temp.item(p_body text, p_key text DEFAULT NULL, p_to text DEFAULT '+14155550123') RETURNS jsonb
@@ -84,6 +84,19 @@ SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'twins'),
   'accepted, then replayed (same request), then 409 (another request)');
 SELECT is((:'twins'::jsonb) #> '{1,message}', (:'twins'::jsonb) #> '{0,message}', 'the replay answers the first item''s message');
 SELECT is((SELECT count(*)::int FROM app.messages WHERE idempotency_key = 'key-2'), 1, 'one message for the key');
+
+-- A key used twice in one batch whose first item is refused after validation (an
+-- unknown contact): each use gets that refusal, none is answered without a status.
+SELECT pg_temp.accept(jsonb_build_array(
+    jsonb_build_object('request', '{"contact_id": "0f6c7a4e-52b1-4f7e-9a55-3f1b2c1d0e01", "body": "c"}'::jsonb, 'key', 'key-3'),
+    jsonb_build_object('request', '{"contact_id": "0f6c7a4e-52b1-4f7e-9a55-3f1b2c1d0e01", "body": "c"}'::jsonb, 'key', 'key-3'),
+    jsonb_build_object('request', '{"to": "+14155550123", "body": "fine"}'::jsonb, 'key', 'key-5'))) AS unknown \gset
+SELECT is((SELECT count(*)::int FROM jsonb_array_elements(:'unknown'::jsonb) r WHERE r ->> 'status' IS NULL), 0,
+  'every item has a status');
+SELECT results_eq(format($q$SELECT (r ->> 'index')::int, (r ->> 'status')::int, r #>> '{problem,code}'
+                              FROM jsonb_array_elements(%L::jsonb) r$q$, :'unknown'),
+  $$VALUES (0, 422, 'unknown_contact'), (1, 422, 'unknown_contact'), (2, 201, NULL::text)$$,
+  'unknown contacts refused on their own; the good item is accepted');
 
 -- Keys that are not keys.
 SELECT pg_temp.counts() AS before \gset

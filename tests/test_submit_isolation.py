@@ -22,7 +22,7 @@ class FakeCommands:
         self.calls.append((token, len(items)))
         if token == "refused":
             err = psycopg.errors.RaiseException("key refused")
-            err.sqlstate = "HM401"  # type: ignore[misc]
+            err.sqlstate = "HM401"
             raise err
         if any(i["request"].get("poison") for i in items):
             raise psycopg.errors.NotNullViolation("a bug one item triggers")
@@ -38,8 +38,8 @@ def test_each_caller_is_answered_alone() -> None:
     commands = FakeCommands()
     submits = Submits(commands, linger=0.05)  # type: ignore[arg-type]
 
-    async def main() -> list[Any]:
-        return await asyncio.gather(
+    async def main() -> list[object]:
+        answers: list[object] = await asyncio.gather(
             submits.submit("a", {"body": "a1"}, None),
             submits.submit("a", {"body": "a2", "poison": True}, None),
             submits.submit("a", {"body": "a3"}, None),
@@ -48,6 +48,7 @@ def test_each_caller_is_answered_alone() -> None:
             submits.submit("refused", {"body": "r1"}, None),
             return_exceptions=True,
         )
+        return answers
 
     a1, a2, a3, bad, b1, r1 = asyncio.run(main())
     assert a1 == {"message": {"body": "a1"}, "replayed": False}

@@ -24,6 +24,7 @@ import psycopg
 from api.db import Commands
 from api.errors import Problem
 from hermes.gather import Gatherer
+from hermes.sqlcall import rolled_back_alone
 
 log = logging.getLogger("hermes.api")
 
@@ -57,7 +58,7 @@ class Submits:
                     token, [{"request": items[i][1], "key": items[i][2]} for i in indexes]
                 )
             except psycopg.Error as exc:
-                if len(indexes) > 1 and _rolled_back(exc):
+                if len(indexes) > 1 and rolled_back_alone(exc):
                     # The server refused the whole transaction (nothing of it was
                     # written): one item may be poison. Each item again on its own, so
                     # that it fails only itself.
@@ -80,14 +81,6 @@ class Submits:
 
         await asyncio.gather(*(one_key(t, ix) for t, ix in by_token.items()))
         return outcomes
-
-
-def _rolled_back(exc: psycopg.Error) -> bool:
-    """The server answered with an error of the statement (so its transaction was rolled
-    back and a retry cannot accept anything twice), and not one of the whole call: the
-    key refused, the tenant suspended (HM4xx), or the database going away."""
-    state = exc.sqlstate or ""
-    return bool(state) and not state.startswith(("HM", "08", "57")) and state not in ("53300",)
 
 
 def _answer(result: dict[str, Any]) -> dict[str, Any] | BaseException:

@@ -44,6 +44,16 @@ def inbound_url(public_url: str, provider: str, tenant_id: str) -> str:
     return public_url.rstrip("/") + INBOUND_PATH.format(provider=provider, tenant_id=tenant_id)
 
 
+def rolled_back_alone(exc: Exception) -> bool:
+    """The server refused the statement (so its transaction was rolled back and nothing of
+    it was written: retrying its items one by one cannot do anything twice), and not for
+    the whole call -- a refusal of Hermes's own (HM4xx: the key, the tenant) or the
+    database going away (classes 08, 57, 53). Used to isolate a poison item: a batch
+    that fails so is retried item by item, and only the poison item fails."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return bool(state) and not state.startswith(("HM", "08", "57", "53"))
+
+
 async def call(pool: AsyncConnectionPool, sql: str, params: tuple[Any, ...]) -> Any:
     """Runs one statement that returns a single row with column ``r``; returns ``r``."""
     async with pool.connection() as conn:

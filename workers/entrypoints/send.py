@@ -28,8 +28,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+
 from hermes.gather import Gatherer
-from hermes.sqlcall import status_callback_url
+from hermes.sqlcall import rolled_back_alone, status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
 from workers.providers.base import Handoff, Outgoing, Provider, ProviderError
@@ -65,7 +67,26 @@ class SendBatcher:
         """One batch: one claim transaction, the provider calls at once, one hand-off
         transaction. An attempt's own failure is its outcome (its job is retried by
         pgqueuer); a failure of the batch's SQL fails every job of the batch."""
-        decisions = await self.db.claim_attempts(list(dict.fromkeys(attempt_ids)))
+        unique = list(dict.fromkeys(attempt_ids))
+        try:
+            decisions = await self.db.claim_attempts(unique)
+        except psycopg.Error as exc:
+            if len(unique) == 1 or not rolled_back_alone(exc):
+                raise
+            # One attempt of the batch broke its claim (nothing of it was written): each
+            # attempt again on its own, so that only that one's job fails (and is counted
+            # by the maintenance sweep, which ends it after max_job_failures).
+            log.error(
+                "claim of a batch of %d failed (SQLSTATE %s): each attempt alone",
+                len(unique),
+                exc.sqlstate,
+            )
+            alone = await asyncio.gather(*(self._run([a]) for a in unique), return_exceptions=True)
+            by_id = {
+                a: (r if isinstance(r, BaseException) else r[0])
+                for a, r in zip(unique, alone, strict=True)
+            }
+            return [by_id[a] for a in attempt_ids]
         await self.registry.prepare(decisions)  # tenants' accounts: one query a batch
         await failpoint("after_claim")
         # The calling mark (one transaction a batch): from here on a crash leaves the
@@ -97,23 +118,36 @@ class SendBatcher:
             return_exceptions=True,
         )
         await failpoint("after_provider_call")
-        if handoffs:
-            result = await self.db.record_handoffs(
-                [
-                    {
-                        "attempt_id": a,
-                        "provider_message_id": h.provider_message_id,
-                        "provider_status": h.provider_status,
-                    }
-                    for a, h in handoffs.items()
-                ]
-            )
-            log.debug("batch of %d: hand-offs %s", len(attempt_ids), result)
         # An id with no decision (none such) has nothing to do: done.
         outcome: dict[str, BaseException | None] = {
             str(d["attempt_id"]): r if isinstance(r, BaseException) else None
             for d, r in zip(decisions, results, strict=True)
         }
+        if handoffs:
+            rows = [
+                {
+                    "attempt_id": a,
+                    "provider_message_id": h.provider_message_id,
+                    "provider_status": h.provider_status,
+                }
+                for a, h in handoffs.items()
+            ]
+            try:
+                result = await self.db.record_handoffs(rows)
+                log.debug("batch of %d: hand-offs %s", len(attempt_ids), result)
+            except psycopg.Error as exc:
+                if len(rows) == 1 or not rolled_back_alone(exc):
+                    raise
+                # One hand-off broke the batch's record: each again on its own, so that
+                # only its job fails (its attempt is reconciled, never resent blindly).
+                log.error(
+                    "hand-offs of %d failed (SQLSTATE %s): each alone", len(rows), exc.sqlstate
+                )
+                for row in rows:
+                    try:
+                        await self.db.record_handoffs([row])
+                    except psycopg.Error as one:
+                        outcome[row["attempt_id"]] = one
         return [outcome.get(a) for a in attempt_ids]
 
     async def _attempt(
@@ -129,10 +163,15 @@ class SendBatcher:
             log.info("attempt %s: %s (%s)", attempt_id, action, claim.get("reason"))
             return
         claim_no = int(claim["claim_no"])
+        to = claim.get("to")
+        if not isinstance(to, str) or not to:
+            # SQL never claims an attempt without an address; if it ever did, this job
+            # fails alone (counted by the sweep) and nothing is sent to "None".
+            raise ValueError(f"attempt {attempt_id}: claimed without an address")
         out = Outgoing(
             attempt_id=attempt_id,
             channel=str(claim.get("channel") or "sms"),
-            to=str(claim["to"]),
+            to=to,
             from_=claim.get("from"),
             content=claim.get("content") or {"body": claim.get("body") or ""},
             callback_url="",

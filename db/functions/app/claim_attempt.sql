@@ -78,7 +78,7 @@ BEGIN
             FROM app.message_attempts a
            WHERE a.id = ANY(p_attempt_ids)
              AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))
-             AND a.status = 'pending') x
+             AND a.status = 'pending' AND a.to_address IS NOT NULL) x
     JOIN app.messages m ON m.id = x.message_id AND m.created_at = x.message_created_at;
   PERFORM private.lock_addresses(ARRAY(SELECT private.address_hash(c.to_address) FROM unnest(v_candidates) c));
   -- {attempt id: {reasons, next_allowed_at}} of the ones that may not go now: rejected,
@@ -98,11 +98,15 @@ BEGIN
                 WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
                 WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
                 WHEN a.status = 'pending' AND t.status <> 'active' THEN 'reject'
+                -- no address (a step stored before intake rejected those): never sent
+                WHEN a.status = 'pending' AND a.to_address IS NULL THEN 'reject'
                 WHEN a.status = 'pending' AND v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'] IS NOT NULL
                   THEN 'wait'
                 WHEN a.status = 'pending' AND v_ineligible ? a.id::text THEN 'reject'
                 ELSE 'claim' END AS decision,
            CASE WHEN t.status <> 'active' THEN '[{"code": "tenant_suspended"}]'::jsonb
+                WHEN a.to_address IS NULL THEN jsonb_build_array(jsonb_build_object(
+                       'code', 'missing_address', 'channel', a.channel))
                 ELSE v_ineligible #> ARRAY[a.id::text, 'reasons'] END AS reasons,
            (v_ineligible #>> ARRAY[a.id::text, 'next_allowed_at'])::timestamptz AS next_allowed_at,
            private.rules_in_force(tp.version) AS rules
@@ -142,6 +146,8 @@ BEGIN
        SET status = 'rejected', error_code = c.reasons -> 0 ->> 'code', reasons = c.reasons,
            error_message = CASE WHEN c.reasons -> 0 ->> 'code' = 'tenant_suspended'
                                 THEN 'The tenant was suspended before hand-off.'
+                                WHEN c.reasons -> 0 ->> 'code' = 'missing_address'
+                                THEN 'Not sent: no address for this channel.'
                                 ELSE 'Not sent: the recipient was no longer eligible at hand-off (see reasons).' END,
            completed_at = now(), updated_at = now()
       FROM classified c
@@ -183,6 +189,7 @@ BEGIN
       FROM claimed k
       JOIN app.messages m ON m.id = k.message_id AND m.created_at = k.message_created_at
      WHERE k.claim_count = 1 AND m.category = 'marketing' AND m.vertical IS NOT NULL
+       AND k.to_address IS NOT NULL
      ORDER BY k.tenant_id, private.address_hash(k.to_address), m.vertical, k.id
     ON CONFLICT (tenant_id, address_hash, vertical) DO UPDATE
       SET last_contact_at = excluded.last_contact_at, last_message_id = excluded.last_message_id,

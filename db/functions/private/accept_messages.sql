@@ -17,7 +17,8 @@
 -- are planned here: the first step that may go now, or later (quiet hours), is the
 -- one that starts ('pending'; the message 'queued', or 'scheduled' when it must wait);
 -- the steps before it are 'rejected' with their reasons (skipped), the ones after it
--- 'waiting' (each is checked again at its own claim). No step may go: the message is
+-- 'waiting' (each is checked again at its own claim) -- except those with no address
+-- (a contact without one for the step's channel): 'rejected' (missing_address) now. No step may go: the message is
 -- 'rejected', with the reasons of its steps.
 -- intake_item: (idx, key, hash, to_address, from_address, body, problem_status,
 -- problem_code, problem_detail, problem_hint, outcome, message_id, created_at,
@@ -182,8 +183,12 @@ BEGIN
       SELECT se.idx, r.run,
              jsonb_agg(se.step || jsonb_build_object(
                          'state', CASE WHEN r.run IS NULL OR se.n < r.run THEN 'rejected'
-                                       WHEN se.n = r.run THEN 'pending' ELSE 'waiting' END,
-                         'reasons', CASE WHEN r.run IS NULL OR se.n <= r.run THEN se.reasons END)
+                                       WHEN se.n = r.run THEN 'pending'
+                                       -- a later step with no address can never go
+                                       WHEN se.step ->> 'to' IS NULL THEN 'rejected'
+                                       ELSE 'waiting' END,
+                         'reasons', CASE WHEN r.run IS NULL OR se.n <= r.run OR se.step ->> 'to' IS NULL
+                                         THEN se.reasons END)
                        ORDER BY se.n) AS steps,
              -- the message's reasons when no step may go: its step's, or every step's (numbered)
              CASE WHEN r.steps = 1 THEN min(se.reasons::text)::jsonb

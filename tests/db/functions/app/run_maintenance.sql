@@ -18,11 +18,11 @@ INSERT INTO app.idempotency_keys (tenant_id, key, request_hash, created_at) VALU
 SELECT private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "hi"}', 'today') IS NOT NULL AS s \gset
 
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 2, "attempts_requeued": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 2, "attempts_requeued": 0, "attempts_given_up": 0, "timers_rearmed": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
   'prunes the two keys older than 7 days; the migrated partitions suffice; nothing to requeue');
 SELECT set_eq($$SELECT key FROM app.idempotency_keys$$, ARRAY['recent', 'today'], 'recent keys are kept');
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_given_up": 0, "timers_rearmed": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
   'a second run does nothing (idempotent)');
 SELECT is(private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "other"}', 'old') ->> 'replayed', 'false',
   'a pruned key can be used again');
@@ -86,7 +86,7 @@ SELECT is(ARRAY[pg_temp.jobs_of(:'a_live'), pg_temp.jobs_of(:'a_picked'), pg_tem
 SELECT max(job_id) AS last_job FROM pgqueuer.pgqueuer_log \gset
 SELECT max(id) AS last_event FROM app.message_events \gset
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 2, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 2, "attempts_given_up": 0, "timers_rearmed": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
   'the sweep requeues the two open attempts that lost their job');
 SELECT set_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                         FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
@@ -98,9 +98,9 @@ SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_
 SELECT set_eq(format($$SELECT message_id, attempt_id, event_type, status, provider_status, error_code, details
                         FROM app.message_events WHERE id > %s$$, :last_event),
   format($$VALUES (%L::uuid, %L::uuid, 'requeued', NULL::text, NULL::text, NULL::text,
-                   '{"reason": "no_live_job", "attempt_status": "pending"}'::jsonb),
+                   '{"reason": "no_live_job", "attempt_status": "pending", "job_failures": 1}'::jsonb),
                   (%L::uuid, %L::uuid, 'requeued', NULL, NULL, NULL,
-                   '{"reason": "no_live_job", "attempt_status": "claimed"}'::jsonb)$$,
+                   '{"reason": "no_live_job", "attempt_status": "claimed", "job_failures": 1}'::jsonb)$$,
          :'m_lost', :'a_lost', :'m_held', :'a_held'),
   'exactly one requeued event each: reason no_live_job, with the attempt status');
 SELECT results_eq(format($$SELECT id, status, updated_at FROM app.message_attempts WHERE id IN (%L, %L) ORDER BY status$$,
@@ -123,7 +123,7 @@ SELECT is((SELECT count(*)::int FROM app.message_events WHERE event_type = 'requ
 -- A second run does nothing more: the requeued attempts have a live job (and were touched).
 SELECT pg_temp.counts() AS before \gset
 SELECT is(app.run_maintenance(),
-  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
+  '{"partitions_created": [], "idempotency_keys_pruned": 0, "attempts_requeued": 0, "attempts_given_up": 0, "timers_rearmed": 0, "attempts_timed_out": 0, "imports_requeued": 0}'::jsonb,
   'a second run requeues nothing');
 SELECT is(pg_temp.counts(), :'before'::jsonb, 'and writes nothing');
 -- Even once they are old again, their new job is live.

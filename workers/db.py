@@ -39,6 +39,9 @@ class Commands:
     async def apply_receipts(self, limit: int) -> dict[str, Any]:
         return await self._call("SELECT app.apply_receipts(%s) AS r", (limit,))
 
+    async def isolate_receipts(self, limit: int) -> dict[str, Any]:
+        return await self._call("SELECT app.isolate_receipts(%s) AS r", (limit,))
+
     async def due_lookups(self, limit: int) -> list[dict[str, Any]]:
         return cast(
             list[dict[str, Any]],

@@ -3,7 +3,8 @@
 * ``apply_receipts``: the receipt inbox's consumer. It calls ``app.apply_receipts``
   (one set-based transaction per batch) again at once while batches come back full,
   and otherwise every ``idle`` seconds. Several workers may run it: the SQL lets one
-  apply at a time and answers the others ``busy``.
+  apply at a time and answers the others ``busy``. A batch that fails is followed by
+  ``app.isolate_receipts``: one receipt at a time, a failing one quarantined.
 * ``lookup_receipts``: lost receipts. Hand-offs overdue for a final receipt
   (``app.due_lookups``) are fetched from the provider by their provider id, and the
   answers go into the same inbox (``app.record_lookups``).
@@ -32,8 +33,16 @@ async def apply_receipts(
         try:
             result = await db.apply_receipts(batch)
         except Exception:
-            log.exception("apply_receipts failed; retrying")
+            log.exception("apply_receipts failed; applying one receipt at a time")
             result = {"applied": 0}
+            try:
+                # One receipt that cannot be applied must not hold up the inbox (every
+                # tenant's receipts): one at a time, the failing one quarantined.
+                isolated = await db.isolate_receipts(batch)
+                if isolated.get("quarantined"):
+                    log.error("receipts quarantined: %s", isolated["quarantined"])
+            except Exception:
+                log.exception("isolate_receipts failed; retrying")
             await _sleep(shutdown, 1.0)
         if int(result.get("applied", 0)) < batch:
             await _sleep(shutdown, idle)

@@ -1,3 +1,5 @@
+DROP FUNCTION IF EXISTS app.isolate_receipts(int);
+DROP TABLE private.receipt_quarantine;
 -- Back to unlimited requeues. The functions reading the column are applied again (in
 -- their older form) by the next migrate.
 ALTER TABLE app.message_attempts DROP COLUMN job_failures;

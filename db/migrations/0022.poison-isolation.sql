@@ -18,3 +18,18 @@ ALTER TABLE app.message_events ADD CONSTRAINT message_events_event_type_check CH
   'failover', 'released',
   'gave_up',          -- its jobs failed max_job_failures times: the attempt ended
   'timer_rearmed'));  -- a step timer whose job failed got a new one
+
+-- A receipt whose application fails (a bug one row triggers) must not stop every
+-- tenant's receipts behind it: app.isolate_receipts applies the inbox's head one
+-- receipt at a time and moves a failing one here, out of the inbox, with its error.
+-- An operator re-queues it (INSERT INTO private.receipt_queue ...) once fixed.
+CREATE TABLE private.receipt_quarantine (
+  receipt_id         bigint PRIMARY KEY,
+  message_created_at timestamptz NOT NULL,
+  sqlstate           text NOT NULL,
+  error              text NOT NULL,
+  quarantined_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE private.receipt_quarantine IS
+  'Receipts whose application failed, set aside by app.isolate_receipts so that the inbox behind them moves on.';
+REVOKE ALL ON private.receipt_quarantine FROM PUBLIC;

@@ -88,7 +88,7 @@ $$, 'no role but the owner has privileges on a partition');
 -- The lists are closed so that a new function also needs a test file under
 -- tests/db/functions/ (one per file of db/functions).
 SELECT functions_are('app', ARRAY[
-  'apply_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
+  'apply_receipts', 'isolate_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'record_consent', 'record_suppressions', 'tenant_defaults', 'get_tenant_policy', 'set_tenant_policy',
@@ -184,6 +184,7 @@ $$, $$ VALUES
   ('hermes_worker', 'app.claim_attempts(uuid[])'),
   ('hermes_worker', 'app.begin_calls(uuid[],integer[])'),
   ('hermes_worker', 'app.apply_receipts(integer)'),
+  ('hermes_worker', 'app.isolate_receipts(integer)'),
   ('hermes_worker', 'app.record_handoffs(jsonb)'),
   ('hermes_worker', 'app.due_lookups(integer)'),
   ('hermes_worker', 'app.record_lookups(jsonb)'),

@@ -153,3 +153,46 @@ $$;
 COMMENT ON FUNCTION app.apply_receipts(int) IS
   'Applies pending inbox receipts set-based: events, unrecorded hand-offs, monotonic statuses, the cascade (private.settle_attempts).';
 GRANT EXECUTE ON FUNCTION app.apply_receipts(int) TO hermes_worker;
+
+-- The receipt consumer's fallback when a batch of app.apply_receipts fails: the head
+-- of the inbox, up to p_limit receipts, one at a time (each its own subtransaction),
+-- so that one receipt that cannot be applied (a bug a row triggers) stops nothing
+-- behind it -- every tenant's receipts share this inbox. The failing receipt leaves the
+-- inbox for private.receipt_quarantine with its SQLSTATE and error. Slow by design
+-- (only run after a failure). Returns {applied, quarantined: [receipt ids]}.
+CREATE OR REPLACE FUNCTION app.isolate_receipts(p_limit int DEFAULT 100)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_applied int := 0;
+  v_quarantined bigint[] := '{}';
+  v_head private.receipt_queue;
+  v_state text;
+  v_error text;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(hashtextextended('hermes.apply_receipts', 0)) THEN
+    RETURN jsonb_build_object('applied', 0, 'busy', true);
+  END IF;
+  FOR i IN 1 .. greatest(p_limit, 0) LOOP
+    SELECT * INTO v_head FROM private.receipt_queue ORDER BY receipt_id LIMIT 1;
+    EXIT WHEN NOT FOUND;
+    BEGIN
+      v_applied := v_applied + (app.apply_receipts(1) ->> 'applied')::int;
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+      DELETE FROM private.receipt_queue WHERE receipt_id = v_head.receipt_id;
+      INSERT INTO private.receipt_quarantine (receipt_id, message_created_at, sqlstate, error)
+      VALUES (v_head.receipt_id, v_head.message_created_at, v_state, left(v_error, 500))
+      ON CONFLICT (receipt_id) DO UPDATE SET sqlstate = excluded.sqlstate, error = excluded.error,
+                                             quarantined_at = now();
+      v_quarantined := v_quarantined || v_head.receipt_id;
+    END;
+  END LOOP;
+  RETURN jsonb_build_object('applied', v_applied, 'quarantined', to_jsonb(v_quarantined));
+END
+$$;
+COMMENT ON FUNCTION app.isolate_receipts(int) IS
+  'After a failed app.apply_receipts: applies the inbox''s head one receipt at a time, quarantining one that fails.';
+GRANT EXECUTE ON FUNCTION app.isolate_receipts(int) TO hermes_worker;

@@ -7,10 +7,12 @@
 --     batch on the cooldown store's key;
 --   * the sweep counts replaced jobs; the fifth failure ends the attempt (job_failed)
 --     and its cascade moves on; deferrals are not failures;
---   * a step timer whose job was lost is re-armed.
+--   * a step timer whose job was lost is re-armed;
+--   * a receipt that cannot be applied is quarantined (app.isolate_receipts) and the
+--     inbox behind it -- every tenant's receipts -- moves on.
 BEGIN;
-\ir ../../helpers.psql
-SELECT plan(17);
+\ir helpers.psql
+SELECT plan(22);
 
 CREATE FUNCTION pg_temp.submit(p_tenant uuid, p_request jsonb) RETURNS jsonb LANGUAGE sql AS $$
   SELECT private.submit_message(p_tenant, NULL, p_request) -> 'message'
@@ -109,6 +111,24 @@ UPDATE app.message_attempts SET handed_off_at = now() - interval '12 minutes' WH
 SELECT is(app.run_maintenance() -> 'timers_rearmed', '1'::jsonb, 'the step past its timeout with a lost timer job is re-armed');
 SELECT is(pg_temp.send_jobs(:'at1', 'step_timeout'), 1, 'it has a live timer job again');
 SELECT is(app.run_maintenance() -> 'timers_rearmed', '0'::jsonb, 'once');
+
+-- 5. A poison receipt at the head of the inbox (a fault injected: applying it raises).
+SELECT app.apply_receipts() IS NOT NULL AS drained \gset
+SELECT pg_temp.handed_off(:'ta', 'SM-poison-r', 'queued', 'poison receipt') AS apr,
+       pg_temp.handed_off(:'tb', 'SM-fine-r', 'queued', 'fine receipt') AS afr \gset
+SELECT app.apply_receipts() IS NOT NULL AS applied_handoffs \gset
+CREATE FUNCTION pg_temp.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'poison receipt'; END $$;
+SELECT format('CREATE TRIGGER poison BEFORE INSERT ON app.message_events FOR EACH ROW WHEN (NEW.attempt_id = %L) EXECUTE FUNCTION pg_temp.poison()', :'apr') AS trig \gset
+:trig;
+SELECT app.record_receipt('twilio', :'apr', 'SM-poison-r', 'delivered') IS NOT NULL AS r1,
+       app.record_receipt('twilio', :'afr', 'SM-fine-r', 'delivered') IS NOT NULL AS r2 \gset
+SELECT isnt(pg_temp.problem('SELECT app.apply_receipts()'), 'no error', 'the batch with the poison receipt fails');
+SELECT is(app.isolate_receipts(10) -> 'applied', '1'::jsonb, 'isolated: the other receipt is applied');
+SELECT is(pg_temp.attempt_status(:'afr'), 'delivered', 'the other tenant''s message is delivered');
+SELECT is((SELECT count(*)::int FROM private.receipt_quarantine), 1, 'the poison receipt is quarantined');
+SELECT is(pg_temp.pending_receipts(), 0, 'and the inbox is empty');
+DROP TRIGGER poison ON app.message_events;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,7 +3,7 @@
 -- index that leads with the tenant, which every row-level-security policy fixes.
 BEGIN;
 \ir helpers.psql
-SELECT plan(8);
+SELECT plan(11);
 
 CREATE FUNCTION pg_temp.role_setting(p_role text, p_name text) RETURNS text
 LANGUAGE sql AS $$
@@ -64,6 +64,12 @@ SELECT matches(pg_temp.plan_of($$SELECT * FROM api.messages WHERE status = 'fail
   'messages_p[0-9_]+_tenant_id_status_created_at_idx', 'messages by status, newest first: the (tenant, status, created_at) index');
 SELECT matches(pg_temp.plan_of($$SELECT * FROM api.messages WHERE "to" = '+14155550123' ORDER BY created_at DESC LIMIT 20$$),
   'messages_p[0-9_]+_tenant_id_to_address_created_at_idx', 'messages to one recipient: the (tenant, to, created_at) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.message_attempts ORDER BY created_at DESC LIMIT 20'),
+  'message_attempts_p[0-9_]+_tenant_id_created_at_id_idx', 'attempts newest first: the (tenant, created_at) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.import_errors ORDER BY import_id DESC, row_number LIMIT 20'),
+  'import_errors_tenant_import_row_idx', 'import errors, newest import first: the (tenant, import, row) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.import_errors ORDER BY import_id, row_number LIMIT 20'),
+  'import_errors_tenant_import_row_idx', 'and oldest first');
 RESET ROLE;
 
 SELECT * FROM finish();

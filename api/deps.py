@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from api.db import Commands
 from api.errors import Problem
 from api.submit import Submits
+from api.uploads import Uploads
 
 
 async def get_commands(request: Request) -> Commands:
@@ -26,6 +27,14 @@ async def get_submits(request: Request) -> Submits:
 
 
 SubmitsDep = Annotated[Submits, Depends(get_submits)]
+
+
+async def get_uploads(request: Request) -> Uploads:
+    uploads: Uploads = request.app.state.uploads
+    return uploads
+
+
+UploadsDep = Annotated[Uploads, Depends(get_uploads)]
 
 
 async def bearer_token(request: Request) -> str:

@@ -4,8 +4,10 @@ SQL functions raise SQLSTATE ``HM<http status>`` with DETAIL = a stable machine 
 and a HINT (see db/functions/private/raise_problem.sql); this module turns them into
 ``application/problem+json`` responses. A database that cannot be reached in time (the
 pool is exhausted, the connection was lost, the server is shutting down) is a 503 with
-Retry-After: nothing was done, the client may retry. Any other database error is a 500
-whose body names no internals but carries a request id, which the log line names too.
+Retry-After: nothing was done, the client may retry; so is a statement cut off by the
+role's statement_timeout or a lock not granted within its lock_timeout. Any other
+database error is a 500 whose body names no internals but carries a request id, which
+the log line names too.
 """
 
 from __future__ import annotations
@@ -26,19 +28,27 @@ log = logging.getLogger("hermes.api")
 
 class Problem(Exception):
     def __init__(
-        self, status: int, code: str, title: str, detail: str | None = None, **extra: Any
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        retry_after: int | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(title)
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail
+        self.retry_after = retry_after
         self.extra = extra
 
     def response(self, instance: str | None = None) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        if self.status == 503:
-            headers = {"Retry-After": "1"}
+        if self.status in (429, 503):
+            headers = {"Retry-After": str(self.retry_after or 1)}
         return JSONResponse(
             self.body(instance), status_code=self.status, media_type=PROBLEM_JSON, headers=headers
         )
@@ -85,6 +95,14 @@ def from_db_error(exc: psycopg.Error) -> Problem:
                 diag.message_primary or "Error",
                 diag.message_hint or None,
             )
+    if sqlstate == "57014":
+        # statement_timeout (the roles' bound, 0025.review-fixes): rolled back.
+        return Problem(
+            503,
+            "statement_timeout",
+            "The request took too long in the database; nothing was done.",
+            "Retry the request later.",
+        )
     if sqlstate in ("40P01", "40001", "55P03"):
         # Deadlock, serialization failure, lock not available: nothing was written.
         return Problem(

@@ -22,6 +22,7 @@ from api.db import Commands
 from api.routes import compliance, imports, inbound, messages, providers, tenants, webhooks
 from api.settings import Settings
 from api.submit import Submits
+from api.uploads import Uploads
 from hermes.credentials import Sealer
 
 log = logging.getLogger("hermes.api")
@@ -39,12 +40,25 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             kwargs={"autocommit": True, "application_name": "hermes-api"},
             open=False,
         )
+        # The uploads' own connections (api/uploads.py): never the pool sends use.
+        upload_pool = AsyncConnectionPool(
+            settings.database_url,
+            min_size=0,
+            max_size=max(1, settings.upload_slots),
+            kwargs={"autocommit": True, "application_name": "hermes-api-uploads"},
+            open=False,
+        )
         await pool.open(wait=True, timeout=30)
+        await upload_pool.open()
         app.state.commands = Commands(pool)
         app.state.submits = Submits(app.state.commands, linger=settings.gather_linger_seconds)
+        app.state.uploads = Uploads(
+            upload_pool, settings.upload_slots, settings.upload_retry_after_seconds
+        )
         try:
             yield
         finally:
+            await upload_pool.close()
             await pool.close()
 
     app = FastAPI(

@@ -18,6 +18,13 @@ class Settings:
     max_import_body_bytes: int = 4 * 1024**3
     pool_min: int = 2
     pool_max: int = 10
+    # Uploads at a time (an import's LAND, a suppression CSV), per process, each with a
+    # connection of a pool of their own (api/uploads.py); past them: 429 uploads_busy.
+    upload_slots: int = 2
+    upload_retry_after_seconds: int = 5
+    # An import's LAND is one COPY of the whole file: it runs past the role's
+    # statement_timeout, up to this.
+    land_statement_timeout: str = "30min"
     # Single POSTs of one key gathered into one transaction for this long (0: each alone).
     gather_linger_seconds: float = 0.002
     # SES events through SNS (api/sns.py): the topics Hermes subscribed to (none: every
@@ -51,6 +58,9 @@ class Settings:
             ),
             pool_min=int(os.environ.get("HERMES_API_POOL_MIN", "2")),
             pool_max=int(os.environ.get("HERMES_API_POOL_MAX", "10")),
+            upload_slots=int(os.environ.get("HERMES_API_UPLOAD_SLOTS", "2")),
+            upload_retry_after_seconds=int(os.environ.get("HERMES_API_UPLOAD_RETRY_AFTER", "5")),
+            land_statement_timeout=os.environ.get("HERMES_API_LAND_STATEMENT_TIMEOUT", "30min"),
             gather_linger_seconds=float(os.environ.get("HERMES_API_GATHER_LINGER", "0.002")),
             sns_topic_arns=frozenset(_list(os.environ.get("HERMES_SNS_TOPIC_ARNS", ""))),
             sns_url_prefixes=tuple(_list(os.environ.get("HERMES_SNS_URL_PREFIXES", ""))),

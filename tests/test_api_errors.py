@@ -84,3 +84,16 @@ def test_a_collision_stays_a_503_try_again() -> None:
     r = _answer(psycopg.errors.DeadlockDetected("deadlock detected"))
     assert r.status_code == 503
     assert r.json()["code"] == "try_again"
+
+
+def test_a_statement_or_lock_past_the_roles_timeouts_is_a_503_with_retry_after() -> None:
+    """hermes_api's statement_timeout and lock_timeout (0025.review-fixes) end a statement
+    with 57014 / 55P03: rolled back, nothing done -- a 503 to retry, not a 500."""
+    r = _answer(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+    assert (r.status_code, r.json()["code"], r.headers["retry-after"]) == (
+        503,
+        "statement_timeout",
+        "1",
+    )
+    r = _answer(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"))
+    assert (r.status_code, r.json()["code"]) == (503, "try_again")

@@ -186,6 +186,57 @@ def test_a_claim_while_an_opt_out_holds_the_lock_waits_and_then_refuses(
     assert decision["action"] == "skip" and decision["reason"] == "opted_out", decision
 
 
+def test_a_stop_that_waited_for_the_lock_ranks_after_the_opt_in_that_held_it(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Consent ranks in the order Hermes recorded it (issue 19, the review). A STOP
+    (keyword opt-out) that waits for the address lock while an opt-in holds it is
+    recorded after that opt-in, so it wins: its ledger id is taken under the lock. (An
+    id taken before the lock would be the lower one, and the earlier opt-in would win.)"""
+    to = "+14155557002"
+    waiting = threading.Event()
+    with psycopg.connect(db_dsn) as holder:  # not autocommit: holds the address lock
+        holder.execute("SELECT private.lock_addresses(ARRAY[private.address_hash(%s)])", (to,))
+
+        def stop() -> None:
+            event = {"address": to, "kind": "opt_out", "channel": "sms", "source": "keyword"}
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                row = c.execute(
+                    "SELECT private.record_consents(%s, NULL, %s) -> 0 ->> 'status'",
+                    (tenant, Jsonb([event])),
+                ).fetchone()
+                assert row == ("201",)
+
+        t = threading.Thread(target=stop)
+        t.start()
+        deadline = time.monotonic() + 10
+        while not waiting.is_set() and time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if row and row[0] > 0:
+                waiting.set()
+            else:
+                time.sleep(0.01)
+        assert waiting.is_set(), "the STOP did not wait for the address lock"
+        row = holder.execute(
+            "SELECT private.record_consents(%s, NULL, %s) -> 0 ->> 'status'",
+            (tenant, Jsonb([{"address": to, "kind": "opt_in", "channel": "sms"}])),
+        ).fetchone()
+        assert row == ("201",)
+        holder.commit()
+        t.join(timeout=10)
+        assert not t.is_alive()
+    kinds = conn.execute(
+        "SELECT array_agg(kind ORDER BY id) FROM app.consent_events WHERE address = %s", (to,)
+    ).fetchone()
+    assert kinds == (["opt_in", "opt_out"],), "the ledger's order is the order of recording"
+    row = conn.execute(
+        "SELECT eligible FROM private.check_send_eligibility(%s, 'sms', %s)", (tenant, to)
+    ).fetchone()
+    assert row == (False,), "the STOP recorded last is in force"
+
+
 def _daytime_prefix() -> str:
     """A number prefix whose time zone is in the middle of its day now (quiet hours
     defer marketing at night): San Francisco, New York, London, Tokyo or Sydney."""

@@ -231,3 +231,61 @@ def test_confidence_too_small_for_a_real_is_dropped_and_a_crash_is_the_rows_reje
     monkeypatch.setattr(postal, "normalize_postal", boom)
     x = parse_row(5, _row(), None, _ctx())
     assert x[16:18] == ("parse_error", "RuntimeError: a bug")
+
+
+class _Counted(io.BytesIO):
+    """A stream that remembers the furthest it was read."""
+
+    furthest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.furthest = max(self.furthest, self.tell())
+        return data
+
+    def read1(self, size: int | None = -1) -> bytes:
+        data = super().read1(size)
+        self.furthest = max(self.furthest, self.tell())
+        return data
+
+    def readinto(self, b: Any) -> int:
+        n = super().readinto(b)
+        self.furthest = max(self.furthest, self.tell())
+        return n
+
+
+def test_a_quoted_field_that_never_ends_is_cut_off_while_it_is_read() -> None:
+    """Review of issue 19: a quoted field could span any number of lines, its fields
+    piling up, before the field count was checked. The record is counted while it is
+    read: past MAX_RECORD_LINES lines it is rejected (record_too_large) without reading
+    the rest, and the reading goes on with the next line."""
+    tail = b'"a\n",' * 400_000  # 2 MB of one record: 400,000 fields, 400,000 lines
+    data = _Counted(b"a,b\n1,2\n" + tail + b"\n3,4\n")
+    rows = csvfile.records(data)
+    assert csvfile.split_header(rows) == ["a", "b"]
+    assert next(rows) == (["1", "2"], None)
+    fields, error = next(rows)
+    assert fields == [] and str(error).startswith("record_too_large: line ")
+    assert "more than 1000 lines" in str(error)
+    # Cut off at the limit: about 1,000 lines of 5 bytes (and a read-ahead chunk)
+    # were read, not the 2 MB of the record.
+    assert data.furthest < 64 * 1024, data.furthest
+    # The rest of the file is still read, record by record, each one bounded.
+    rest = list(rows)
+    assert len(rest) > 300 and all(len(f) <= 2 * csvfile.MAX_RECORD_LINES for f, _ in rest)
+    # A stray quote swallows the lines after it into one field: cut off after
+    # MAX_RECORD_LINES lines, the rows after those are read again.
+    stray = b'a,b\nAda,"Smith\n' + b"x,y\n" * 1500 + b"3,4\n"
+    got = list(csvfile.records(io.BytesIO(stray)))
+    assert got[1][0] == [] and str(got[1][1]).startswith("record_too_large: line 1001")
+    assert got[2:] == [(["x", "y"], None)] * 501 + [(["3", "4"], None)]
+
+
+def test_a_record_is_cut_off_at_its_character_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(csvfile, "MAX_RECORD_CHARS", 100)
+    data = b'a,b\n"' + b"x" * 60 + b"\n" + b"y" * 60 + b"\n" + b"z" * 60 + b'",1\n5,6\n'
+    rows = csvfile.records(io.BytesIO(data))
+    assert csvfile.split_header(rows) == ["a", "b"]
+    got = list(rows)
+    assert got[0][0] == [] and "longer than 100 characters" in str(got[0][1])
+    assert got[-1] == (["5", "6"], None)

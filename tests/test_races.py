@@ -147,7 +147,7 @@ def test_revocation_races_submits_and_wins_from_its_commit_on(
         return outcomes
 
     admin = conn.execute(
-        "SELECT private.mint_api_key(%s, 'keys', ARRAY['keys:write'])", (tenant,)
+        "SELECT private.mint_api_key(%s, 'keys', ARRAY['keys:write', 'messages:write'])", (tenant,)
     ).fetchone()
     assert admin is not None
     token_admin = admin[0]["token"]

@@ -7,19 +7,19 @@ these routes read the addresses people type (api.addresses) and call one functio
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-from typing import Any
+from typing import IO, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.addresses import Reader
-from api.deps import CommandsDep, Token
+from api.deps import CommandsDep, Token, UploadsDep
 from api.errors import Problem
 from api.jsonresponse import JSON
+from api.uploads import Uploads
+from hermes.imports import csvfile
 
 router = APIRouter(prefix="/v1")
 
@@ -63,20 +63,23 @@ class SuppressionList(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-async def _entries(request: Request) -> tuple[str, list[Any], str | None]:
+async def _entries(request: Request, uploads: Uploads) -> tuple[str, list[Any], str | None]:
     """The list, entries and reason of a JSON body or of a CSV upload
-    (multipart/form-data: ``file``, ``list``, ``reason``?)."""
+    (multipart/form-data: ``file``, ``list``, ``reason``?; read in an upload slot,
+    api/uploads.py)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=10)
-        upload = form.get("file")
-        list_name = form.get("list")
-        reason = form.get("reason")
-        if not isinstance(upload, UploadFile):
-            raise Problem(422, "missing_file", 'A CSV upload needs a "file" field.')
-        if not isinstance(list_name, str):
-            raise Problem(422, "missing_list", 'A CSV upload needs a "list" field.')
-        return list_name, await _csv_addresses(upload), reason if isinstance(reason, str) else None
+        async with uploads.slot():
+            form = await request.form(max_files=1, max_fields=10)
+            upload = form.get("file")
+            list_name = form.get("list")
+            reason = form.get("reason")
+            if not isinstance(upload, UploadFile):
+                raise Problem(422, "missing_file", 'A CSV upload needs a "file" field.')
+            if not isinstance(list_name, str):
+                raise Problem(422, "missing_list", 'A CSV upload needs a "list" field.')
+            addresses = await run_in_threadpool(csv_addresses, upload.file)
+        return list_name, addresses, reason if isinstance(reason, str) else None
     try:
         body = SuppressionList.model_validate_json(await request.body())
     except ValueError as exc:
@@ -89,43 +92,47 @@ async def _entries(request: Request) -> tuple[str, list[Any], str | None]:
     return body.list_name, body.addresses, body.reason
 
 
-async def _csv_addresses(upload: UploadFile) -> list[Any]:
+def csv_addresses(stream: IO[bytes]) -> list[str]:
     """One address per row: the column named like an address (address, phone, email...)
     if the first row is a header, else the first column. Blank rows are skipped; a BOM
-    and CRLF line ends are fine."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
-    text = []
-    while chunk := await upload.read(64 * 1024):
-        try:
-            text.append(decoder.decode(chunk))
-        except UnicodeDecodeError:
-            raise Problem(422, "invalid_csv", "The CSV file is not UTF-8.") from None
-    text.append(decoder.decode(b"", final=True))
-    reader = csv.reader(io.StringIO("".join(text), newline=""))
+    and CRLF line ends are fine. Read record by record (hermes/imports/csvfile.py: every
+    record bounded) and counted while read: past ``MAX_ENTRIES`` addresses it stops
+    there, 413 too_many_entries, without reading the rest."""
+    rows = csvfile.records(stream, "utf-8")
+    addresses: list[str] = []
+    column: int | None = None
     try:
-        rows = [r for r in reader if any(c.strip() for c in r)]
-    except csv.Error as exc:
-        raise Problem(422, "invalid_csv", f"The CSV file cannot be read: {exc}.") from None
-    if not rows:
-        return []
-    header = [c.strip().lower() for c in rows[0]]
-    column = next((header.index(c) for c in CSV_COLUMNS if c in header), None)
-    if column is not None:
-        rows = rows[1:]
-    else:
-        column = 0
-    if len(rows) > MAX_ENTRIES:
-        raise Problem(
-            413,
-            "too_many_entries",
-            f"At most {MAX_ENTRIES} addresses a request; this file has {len(rows)}.",
-            "Split the file.",
-        )
-    return [r[column].strip() if column < len(r) else "" for r in rows]
+        for fields, error in rows:
+            if error is not None:
+                if error.startswith("invalid_encoding"):
+                    raise Problem(422, "invalid_csv", "The CSV file is not UTF-8.")
+                raise Problem(422, "invalid_csv", f"The CSV file cannot be read: {error}.")
+            if not any(c.strip() for c in fields):
+                continue
+            if column is None:
+                header = [c.strip().lower() for c in fields]
+                column = next((header.index(c) for c in CSV_COLUMNS if c in header), None)
+                if column is not None:
+                    continue
+                column = 0
+            if len(addresses) == MAX_ENTRIES:
+                raise Problem(
+                    413,
+                    "too_many_entries",
+                    f"At most {MAX_ENTRIES} addresses a request; this file has more.",
+                    "Split the file.",
+                    limit=MAX_ENTRIES,
+                )
+            addresses.append(fields[column].strip() if column < len(fields) else "")
+    finally:
+        rows.close()  # the upload's file stays open: Starlette closes it
+    return addresses
 
 
-async def _record(request: Request, token: str, commands: CommandsDep, action: str) -> Response:
-    list_name, entries, reason = await _entries(request)
+async def _record(
+    request: Request, token: str, commands: CommandsDep, uploads: Uploads, action: str
+) -> Response:
+    list_name, entries, reason = await _entries(request, uploads)
     reader = Reader(commands, token, SCOPE)
     read: list[Any] = []
     for entry in entries:
@@ -137,17 +144,21 @@ async def _record(request: Request, token: str, commands: CommandsDep, action: s
 
 
 @router.post("/suppressions", status_code=200)
-async def add_suppressions(request: Request, token: Token, commands: CommandsDep) -> Response:
+async def add_suppressions(
+    request: Request, token: Token, commands: CommandsDep, uploads: UploadsDep
+) -> Response:
     """Adds up to 10,000 addresses to a list (do_not_contact, litigator, hard_bounce,
     complaint): JSON ``{"list", "addresses": [...], "reason"?}`` or a CSV upload.
     Answers ``{"list", "action", "recorded", "refused": [{index, code, detail}]}``."""
-    return await _record(request, token, commands, "add")
+    return await _record(request, token, commands, uploads, "add")
 
 
 @router.post("/suppressions/remove", status_code=200)
-async def remove_suppressions(request: Request, token: Token, commands: CommandsDep) -> Response:
+async def remove_suppressions(
+    request: Request, token: Token, commands: CommandsDep, uploads: UploadsDep
+) -> Response:
     """Takes addresses off a list (same body as POST /v1/suppressions)."""
-    return await _record(request, token, commands, "remove")
+    return await _record(request, token, commands, uploads, "remove")
 
 
 class PolicyUpdate(BaseModel):

@@ -7,7 +7,9 @@ rows (``{"kind"?, "mapping"?, "rows": [{column: value}...]}``). The upload is sp
 to disk by Starlette, never held in memory, and read record by record
 (hermes/imports/csvfile.py) straight into one COPY, in the transaction that creates the
 import (app.begin_import ... app.finish_landing): the answer (202, the import's ``id``)
-comes once every row is landed, and an upload that fails leaves nothing behind. A
+comes once every row is landed, and an upload that fails leaves nothing behind. An
+upload takes one of a few upload slots and a connection of the uploads' own pool
+(api/uploads.py): when all are busy it is answered 429 ``uploads_busy``. A
 record the reader cannot read is landed with its reason and rejected by PARSE: a bad
 row never fails the file.
 """
@@ -25,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import CommandsDep, Token
+from api.deps import CommandsDep, Token, UploadsDep
 from api.errors import Problem
 from api.jsonresponse import JSON
+from api.uploads import Uploads
 from hermes.imports import csvfile
 from hermes.imports.parse import DEFAULT_VERSION, VERSIONS, MappingError, resolve_columns
 from hermes.sqlcall import call_on
@@ -141,10 +144,17 @@ def _form_text(form: Any, name: str) -> str | None:
 
 
 @router.post("/imports", status_code=202)
-async def create_import(request: Request, token: Token, commands: CommandsDep) -> Response:
-    """LAND: the file's rows into file_rows, then PARSE -> MERGE in the import worker."""
+async def create_import(request: Request, token: Token, uploads: UploadsDep) -> Response:
+    """LAND: the file's rows into file_rows, then PARSE -> MERGE in the import worker.
+    An upload slot (api/uploads.py) from the first byte to the answer, else 429."""
+    async with uploads.slot():
+        return await _land(request, token, uploads)
+
+
+async def _land(request: Request, token: str, uploads: Uploads) -> Response:
     content_type = request.headers.get("content-type", "")
     meta: dict[str, Any]
+    records: Iterator[csvfile.Record]
     if content_type.startswith("multipart/form-data"):
         try:
             form = await request.form(max_files=1, max_fields=10, max_part_size=256 * 1024)
@@ -215,7 +225,11 @@ async def create_import(request: Request, token: Token, commands: CommandsDep) -
         raise Problem(422, exc.code, str(exc)) from None
     meta = {k: v for k, v in meta.items() if v is not None} | {"header": header}
 
-    async with commands.pool.connection() as conn, conn.transaction():
+    # The uploads' own pool: LAND holds its connection for the whole COPY. That one
+    # statement runs as long as the file takes, past the role's statement_timeout.
+    timeout = request.app.state.settings.land_statement_timeout
+    async with uploads.pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout,))
         begun = await call_on(conn, "SELECT app.begin_import(%s, %s) AS r", (token, Jsonb(meta)))
         rows = 0
         async with conn.cursor().copy(

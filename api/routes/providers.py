@@ -2,7 +2,8 @@
 
 The credentials' shape is checked here (hermes/credentials.py) because SQL never sees
 them: the API seals them with the deployment's key under an account id it picks, and
-``app.set_provider_account`` stores the ciphertext (keys:write). Read which accounts
+``app.set_provider_account`` stores the ciphertext (scope providers:write: keys:write alone
+does not reach provider accounts, which receive every later message). Read which accounts
 exist through ``api.provider_accounts``.
 """
 

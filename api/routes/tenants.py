@@ -36,7 +36,8 @@ class KeyRotate(BaseModel):
 
 
 # Each command checks the token and the scope it needs in SQL (admin for tenants,
-# keys:write for keys) and acts for that key's tenant.
+# keys:write for keys) and acts for that key's tenant. A key creates, rotates or
+# revokes only keys whose scopes it holds itself (403 scope_escalation).
 
 
 @router.post("/tenants", status_code=201)

@@ -88,7 +88,7 @@ $$, 'no role but the owner has privileges on a partition');
 -- The lists are closed so that a new function also needs a test file under
 -- tests/db/functions/ (one per file of db/functions).
 SELECT functions_are('app', ARRAY[
-  'apply_receipts', 'isolate_receipts', 'authenticate', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
+  'apply_receipts', 'isolate_receipts', 'check_worker_settings', 'claim_attempt', 'claim_attempts', 'create_admin_key', 'create_api_key',
   'create_tenant', 'due_lookups', 'get_message', 'list_api_keys', 'reconcile_attempt', 'record_handoff',
   'record_handoffs', 'record_lookups', 'record_receipt', 'record_receipts', 'record_send_error',
   'record_consent', 'record_suppressions', 'tenant_defaults', 'get_tenant_policy', 'set_tenant_policy',
@@ -100,12 +100,12 @@ SELECT functions_are('app', ARRAY[
   'attempt_provider_account', 'begin_calls', 'record_whatsapp_inbound'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
-  'advance_message', 'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
+  'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
   'ensure_partitions', 'hmac_sha256', 'lock_attempt', 'log_event', 'message_json', 'message_status_rank', 'mint_api_key',
   'normalize_phone', 'raise_problem', 'sign_jwt', 'postgrest_pre_config', 'tg_append_only',
   'configure_database', 'provider_error_is_permanent', 'provider_error_suppression', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
-  'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
+  'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
   'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease',
   'address_key', 'address_hash', 'lock_addresses', 'tg_consent_state', 'consent_state_from_ledger',
   'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
@@ -155,7 +155,6 @@ SELECT set_eq($$
    WHERE n.nspname IN ('app', 'private', 'api') AND a.privilege_type = 'EXECUTE'
      AND a.grantee::regrole::text LIKE 'hermes\_%' AND a.grantee <> p.proowner
 $$, $$ VALUES
-  ('hermes_api', 'app.authenticate(text,text)'),
   ('hermes_api', 'app.create_tenant(text,text,text,text,text,text)'),
   ('hermes_api', 'app.create_api_key(text,text,text[],timestamp with time zone)'),
   ('hermes_api', 'app.list_api_keys(text)'),

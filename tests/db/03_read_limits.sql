@@ -3,7 +3,7 @@
 -- index that leads with the tenant, which every row-level-security policy fixes.
 BEGIN;
 \ir helpers.psql
-SELECT plan(8);
+SELECT plan(13);
 
 CREATE FUNCTION pg_temp.role_setting(p_role text, p_name text) RETURNS text
 LANGUAGE sql AS $$
@@ -14,6 +14,13 @@ SELECT is(pg_temp.role_setting('hermes_integrator', 'statement_timeout'), '5s',
   'an integrator''s statement is cut off after 5 s');
 SELECT is(pg_temp.role_setting('hermes_integrator', 'work_mem'), '8192', 'with 8 MB of work_mem (in kB: PostgREST lowercases "8MB" into an invalid "8mb")');
 SELECT is(pg_temp.role_setting('hermes_anon', 'statement_timeout'), '1s', 'an anonymous one after 1 s');
+-- The command API's and the workers' roles too (0025.review-fixes): a runaway statement
+-- or a wait on a stuck lock ends instead of holding a pooled connection. (LAND and an
+-- import's MERGE set a longer bound for their own transaction.)
+SELECT is(ARRAY[pg_temp.role_setting('hermes_api', 'statement_timeout'), pg_temp.role_setting('hermes_api', 'lock_timeout')],
+  ARRAY['10s', '2s'], 'the command API: 10 s a statement, 2 s waiting for a lock');
+SELECT is(ARRAY[pg_temp.role_setting('hermes_worker', 'statement_timeout'), pg_temp.role_setting('hermes_worker', 'lock_timeout')],
+  ARRAY['60s', '5s'], 'the workers: 60 s a statement, 5 s waiting for a lock');
 
 -- What PostgREST does with them: set_config(..., true) in the request's transaction.
 -- Here with a tiny timeout, so that an expensive statement is cut off with 57014.
@@ -64,6 +71,12 @@ SELECT matches(pg_temp.plan_of($$SELECT * FROM api.messages WHERE status = 'fail
   'messages_p[0-9_]+_tenant_id_status_created_at_idx', 'messages by status, newest first: the (tenant, status, created_at) index');
 SELECT matches(pg_temp.plan_of($$SELECT * FROM api.messages WHERE "to" = '+14155550123' ORDER BY created_at DESC LIMIT 20$$),
   'messages_p[0-9_]+_tenant_id_to_address_created_at_idx', 'messages to one recipient: the (tenant, to, created_at) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.message_attempts ORDER BY created_at DESC LIMIT 20'),
+  'message_attempts_p[0-9_]+_tenant_id_created_at_id_idx', 'attempts newest first: the (tenant, created_at) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.import_errors ORDER BY import_id DESC, row_number LIMIT 20'),
+  'import_errors_tenant_import_row_idx', 'import errors, newest import first: the (tenant, import, row) index');
+SELECT matches(pg_temp.plan_of('SELECT * FROM api.import_errors ORDER BY import_id, row_number LIMIT 20'),
+  'import_errors_tenant_import_row_idx', 'and oldest first');
 RESET ROLE;
 
 SELECT * FROM finish();

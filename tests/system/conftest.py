@@ -103,6 +103,8 @@ def start_stack(
     whatsapp_env: dict[str, str] | None = None,
     vonage: bool = False,
     vonage_env: dict[str, str] | None = None,
+    api_processes: int | None = None,
+    api_env: dict[str, str] | None = None,
 ) -> Stack:
     db = make_db()
     cfg = StackConfig(
@@ -132,7 +134,10 @@ def start_stack(
         whatsapp_env={"SIM_WHATSAPP_RECEIPT_DELAY_MS": "50"} | (whatsapp_env or {}),
         vonage_port=free_port() if vonage else None,
         vonage_env={"SIM_VONAGE_RECEIPT_DELAY_MS": "50"} | (vonage_env or {}),
+        api_env=api_env or {},
     )
+    if api_processes is not None:
+        cfg.api_processes = api_processes
     log_path = tmp_path / "stack.log"
     sup = Supervisor(log=log_path.open("w"))
     owner = cluster.dsn(db)

@@ -150,6 +150,28 @@ def test_a_suppression_list_uploaded_as_csv_refuses_its_numbers(
     assert again["status"] == "queued"
 
 
+def test_a_suppression_csv_is_counted_while_read_and_stops_at_the_limit(
+    stack: Stack, tenant: dict[str, Any]
+) -> None:
+    """Review of issue 19: the suppression CSV was read whole before its size check.
+    Rows are counted while read: past 10,000 addresses the reading stops, 413
+    too_many_entries with the limit, and what follows is never read (here a field over
+    the reader's bound, which the old code reached and answered 422 invalid_csv)."""
+    rows = "".join(f"+1415{n:07d}\r\n" for n in range(10_001))
+    data = ("phone\r\n" + rows + "x" * (2 << 20) + "\r\n").encode()
+    with stack.api(_token(tenant)) as c:
+        r = c.post(
+            "/v1/suppressions",
+            files={"file": ("big.csv", data, "text/csv")},
+            data={"list": "do_not_contact"},
+        )
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (r.json()["code"], r.json()["limit"]) == ("too_many_entries", 10_000)
+    listed = _read(stack, _token(tenant), "/suppressions", address="eq.+14150000000")
+    assert listed == []
+
+
 def test_bad_input_is_a_problem_with_a_code(stack: Stack, tenant: dict[str, Any]) -> None:
     token = _token(tenant)
     with stack.api(token) as c:

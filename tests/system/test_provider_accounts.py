@@ -122,3 +122,33 @@ def test_bad_account_requests_are_refused(stack: Stack) -> None:
         r = c.post("/v1/provider-accounts", json={"provider": "twilio", "name": "x",
                    "credentials": {"account_sid": "AC1", "auth_token": "t"}})  # fmt: skip
     assert r.status_code == 403 and r.json()["code"] == "insufficient_scope", r.text
+
+
+def test_a_keys_write_key_neither_sets_accounts_nor_revokes_wider_keys(stack: Stack) -> None:
+    """Review of issue 19: a key-management key (keys:write) could point every later
+    message at a provider account it controls, and revoke the tenant's wider keys.
+    Provider accounts take providers:write (the first key has it); revoking follows the
+    subset rule of creating (403 scope_escalation)."""
+    owner = _tenant(stack, "Key Manager Co", "test")
+    with stack.api(owner) as c:
+        me = c.get("/v1/api-keys").json()["data"][0]
+        r = c.post("/v1/api-keys", json={"name": "keys", "scopes": ["keys:write"]})
+        assert r.status_code == 201, r.text
+        manager = r.json()
+        r = c.post("/v1/api-keys", json={"name": "narrow", "scopes": ["keys:write"]})
+        narrow = r.json()
+    with stack.api(manager["token"]) as c:
+        r = c.post("/v1/provider-accounts", json={"provider": "twilio", "name": "Mine",
+                   "credentials": {"account_sid": SIM_ACCOUNT_SID, "auth_token": BOGUS_TOKEN}})  # fmt: skip
+        assert (r.status_code, r.json()["code"]) == (403, "insufficient_scope"), r.text
+        r = c.post(f"/v1/api-keys/{me['id']}/revoke")
+        assert (r.status_code, r.json()["code"]) == (403, "scope_escalation"), r.text
+        assert c.post(f"/v1/api-keys/{narrow['id']}/revoke").json()["status"] == "revoked"
+    with stack.api(owner) as c:  # the owner's key still works
+        assert c.get("/v1/api-keys").status_code == 200
+    accounts = stack.sql(
+        "SELECT count(*) AS n FROM app.provider_accounts a JOIN app.tenants t ON t.id = a.tenant_id "
+        "WHERE t.name = 'Key Manager Co'"
+    )
+    assert accounts[0]["n"] == 0
+    assert "providers:write" in me["scopes"]

@@ -1,8 +1,9 @@
 -- Key management for the tenant of the acting key (keys:write): create, list, rotate
--- (with overlap), revoke. No escalation: a key only creates or rotates keys whose
--- scopes it holds itself (HM403 scope_escalation).
+-- (with overlap), revoke. No escalation: a key only creates, rotates or revokes keys
+-- whose scopes it holds itself (HM403 scope_escalation) -- else a keys:write key could
+-- cut off the tenant's wider keys.
 
--- Refuses a key handing out scopes it lacks.
+-- Refuses a key acting on (handing out, rotating, revoking) scopes it lacks.
 CREATE OR REPLACE FUNCTION private.refuse_scope_escalation(p_who private.principal, p_scopes text[])
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -13,11 +14,11 @@ BEGIN
   -- them (HM422 invalid_scopes).
   IF NOT (ARRAY(SELECT s FROM unnest(p_scopes) s WHERE s = ANY (private.api_key_scopes())) <@ p_who.scopes) THEN
     PERFORM private.raise_problem(403, 'scope_escalation',
-      format('This API key cannot grant %s: it holds only %s.',
+      format('This API key cannot act on %s: it holds only %s.',
              (SELECT string_agg(DISTINCT s, ', ') FROM unnest(p_scopes) s
                WHERE s = ANY (private.api_key_scopes()) AND NOT (s = ANY (p_who.scopes))),
              array_to_string(p_who.scopes, ', ')),
-      'A key can only create or rotate keys with scopes it has itself.');
+      'A key can only create, rotate or revoke keys with scopes it has itself.');
   END IF;
 END
 $$;
@@ -106,17 +107,21 @@ DECLARE
   v_who private.principal := private.authorize(p_token, 'keys:write');
   v_key app.api_keys;
 BEGIN
-  UPDATE app.api_keys SET revoked_at = coalesce(revoked_at, now())
-   WHERE id = p_key_id AND tenant_id = v_who.tenant_id
-  RETURNING * INTO v_key;
+  SELECT * INTO v_key FROM app.api_keys
+   WHERE id = p_key_id AND tenant_id = v_who.tenant_id FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM private.raise_problem(404, 'api_key_not_found', 'No such API key.');
   END IF;
+  PERFORM private.refuse_scope_escalation(v_who, v_key.scopes);
+  UPDATE app.api_keys SET revoked_at = coalesce(revoked_at, now())
+   WHERE id = p_key_id
+  RETURNING * INTO v_key;
   PERFORM private.audit(v_who.tenant_id, v_who.api_key_id, 'api_key.revoke', p_key_id::text);
   RETURN private.api_key_json(v_key);
 END
 $$;
-COMMENT ON FUNCTION app.revoke_api_key(text, uuid) IS 'Revokes a key of the acting key''s tenant at once (idempotent).';
+COMMENT ON FUNCTION app.revoke_api_key(text, uuid) IS
+  'Revokes a key of the acting key''s tenant at once (idempotent), if it holds every scope of that key.';
 
 GRANT EXECUTE ON FUNCTION
   app.create_api_key(text, text, text[], timestamptz),

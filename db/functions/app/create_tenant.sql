@@ -1,5 +1,5 @@
 -- Creates a tenant and its first API key (messages:write, keys:write, read, compliance:write,
--- imports:write). The
+-- imports:write, providers:write). The
 -- implementation: app.create_tenant (a platform key with the admin scope) calls it;
 -- the owner calls it directly to bootstrap (p_actor_key_id NULL: no key exists yet).
 DROP FUNCTION IF EXISTS private.create_tenant(uuid, text, text, text);
@@ -49,7 +49,7 @@ BEGIN
   VALUES (btrim(p_name), p_environment::app.environment, v_from, btrim(p_default_email_from),
           private.normalize_phone(p_default_whatsapp_from))
   RETURNING * INTO v_tenant;
-  v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write']);
+  v_key := private.mint_api_key(v_tenant.id, 'default', ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write', 'providers:write']);
 
   PERFORM private.audit(NULL, p_actor_key_id, 'tenant.create', v_tenant.id::text,
                         jsonb_build_object('name', v_tenant.name, 'environment', v_tenant.environment));

@@ -1,4 +1,6 @@
--- A tenant's own provider accounts (keys:write: they are secrets, like API keys). The
+-- A tenant's own provider accounts (providers:write, a scope of its own: an account
+-- receives the content of every later message, so a key that manages API keys must
+-- not be able to point sends at an account it controls). The
 -- command API seals the credentials (hermes/credentials.py) under an id it chose, so
 -- the ciphertext is bound to it; SQL stores ciphertext only and never answers it to
 -- the API. Setting an account for a provider replaces (disables) the tenant's previous
@@ -10,7 +12,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_who     private.principal := private.authorize(p_token, 'keys:write');
+  v_who     private.principal := private.authorize(p_token, 'providers:write');
   v_account app.provider_accounts;
   v_old     uuid;
 BEGIN
@@ -38,7 +40,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION app.set_provider_account(text, uuid, text, text, bytea, text) IS
-  'Stores a tenant''s provider account (sealed credentials), replacing its active one for that provider (keys:write).';
+  'Stores a tenant''s provider account (sealed credentials), replacing its active one for that provider (providers:write).';
 GRANT EXECUTE ON FUNCTION app.set_provider_account(text, uuid, text, text, bytea, text) TO hermes_api;
 
 CREATE OR REPLACE FUNCTION app.disable_provider_account(p_token text, p_id uuid)
@@ -47,7 +49,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_who private.principal := private.authorize(p_token, 'keys:write');
+  v_who private.principal := private.authorize(p_token, 'providers:write');
   v_at  timestamptz;
 BEGIN
   UPDATE app.provider_accounts SET disabled_at = coalesce(disabled_at, now()), updated_at = now()
@@ -61,7 +63,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION app.disable_provider_account(text, uuid) IS
-  'Disables a tenant''s provider account: later steps go through the deployment''s account (keys:write).';
+  'Disables a tenant''s provider account: later steps go through the deployment''s account (providers:write).';
 GRANT EXECUTE ON FUNCTION app.disable_provider_account(text, uuid) TO hermes_api;
 
 -- The sealed credentials of accounts, for whoever holds the key: the workers (to send)

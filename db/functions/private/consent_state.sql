@@ -1,5 +1,8 @@
 -- app.consent_state follows app.consent_events: per (tenant, address, channel, scope,
--- scope_ref) cell, the latest opt-out and the latest opt-in (by occurred_at, then id).
+-- scope_ref) cell, the latest recorded opt-out and opt-in -- by ledger id, which
+-- private.record_consents takes under the address's lock, so a higher id was recorded
+-- later -- with their occurred_at (evidence). The caller's occurred_at never ranks an
+-- event: an opt-in dated ahead would otherwise outrank every STOP recorded after it.
 -- A statement trigger with a transition table: one upsert per inserting statement.
 -- Global cells (tenant_id NULL) share the unique index (NULLS NOT DISTINCT).
 CREATE OR REPLACE FUNCTION private.tg_consent_state()
@@ -11,28 +14,24 @@ BEGIN
   INSERT INTO app.consent_state AS s (tenant_id, address_hash, channel, scope, scope_ref, address,
                                       last_opt_out_at, last_opt_out_id, last_opt_in_at, last_opt_in_id)
   SELECT e.tenant_id, e.address_hash, e.channel, e.scope, e.scope_ref, max(e.address),
-         (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
-         (array_agg(e.id ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
-         (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1],
-         (array_agg(e.id ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1]
+         (array_agg(e.occurred_at ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
+         (array_agg(e.id ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
+         (array_agg(e.occurred_at ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1],
+         (array_agg(e.id ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1]
     FROM new_events e
    GROUP BY 1, 2, 3, 4, 5
   ON CONFLICT (tenant_id, address_hash, channel, scope, scope_ref) DO UPDATE SET
     address = coalesce(excluded.address, s.address),
-    -- Each pair moves only to a newer one (a NULL pair in excluded compares NULL: kept).
+    -- Each pair moves only to a later recorded one (a NULL pair in excluded compares NULL: kept).
     (last_opt_out_at, last_opt_out_id) = (
-      CASE WHEN s.last_opt_out_at IS NULL
-             OR (excluded.last_opt_out_at, excluded.last_opt_out_id) > (s.last_opt_out_at, s.last_opt_out_id)
+      CASE WHEN s.last_opt_out_id IS NULL OR excluded.last_opt_out_id > s.last_opt_out_id
            THEN excluded.last_opt_out_at ELSE s.last_opt_out_at END,
-      CASE WHEN s.last_opt_out_at IS NULL
-             OR (excluded.last_opt_out_at, excluded.last_opt_out_id) > (s.last_opt_out_at, s.last_opt_out_id)
+      CASE WHEN s.last_opt_out_id IS NULL OR excluded.last_opt_out_id > s.last_opt_out_id
            THEN excluded.last_opt_out_id ELSE s.last_opt_out_id END),
     (last_opt_in_at, last_opt_in_id) = (
-      CASE WHEN s.last_opt_in_at IS NULL
-             OR (excluded.last_opt_in_at, excluded.last_opt_in_id) > (s.last_opt_in_at, s.last_opt_in_id)
+      CASE WHEN s.last_opt_in_id IS NULL OR excluded.last_opt_in_id > s.last_opt_in_id
            THEN excluded.last_opt_in_at ELSE s.last_opt_in_at END,
-      CASE WHEN s.last_opt_in_at IS NULL
-             OR (excluded.last_opt_in_at, excluded.last_opt_in_id) > (s.last_opt_in_at, s.last_opt_in_id)
+      CASE WHEN s.last_opt_in_id IS NULL OR excluded.last_opt_in_id > s.last_opt_in_id
            THEN excluded.last_opt_in_id ELSE s.last_opt_in_id END),
     updated_at = now();
   RETURN NULL;
@@ -50,10 +49,10 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT e.tenant_id, e.address_hash, e.channel, e.scope, e.scope_ref, max(e.address),
-         (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
-         (array_agg(e.id ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
-         (array_agg(e.occurred_at ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1],
-         (array_agg(e.id ORDER BY e.occurred_at DESC, e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1]
+         (array_agg(e.occurred_at ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
+         (array_agg(e.id ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_out'))[1],
+         (array_agg(e.occurred_at ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1],
+         (array_agg(e.id ORDER BY e.id DESC) FILTER (WHERE e.kind = 'opt_in'))[1]
     FROM app.consent_events e
    GROUP BY 1, 2, 3, 4, 5
 $$;

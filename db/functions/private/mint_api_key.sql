@@ -2,7 +2,7 @@
 -- outside the client: the table keeps sha256(token). The token is an HS256 JWT
 -- (role hermes_integrator, kid = the public prefix, jti = 244 random bits) so that
 -- PostgREST accepts it as a bearer token; its hash is what private.check_request and
--- app.authenticate check.
+-- private.authorize check.
 CREATE OR REPLACE FUNCTION private.mint_api_key(
   p_tenant_id uuid, p_name text, p_scopes text[], p_expires_at timestamptz DEFAULT NULL,
   p_rotated_from uuid DEFAULT NULL)
@@ -24,7 +24,7 @@ BEGIN
      OR ((p_tenant_id IS NULL) <> ('admin' = ANY (p_scopes))) THEN
     PERFORM private.raise_problem(422, 'invalid_scopes',
       format('Invalid scopes %s.', coalesce(p_scopes::text, 'null')),
-      'Tenant keys take any of messages:write, keys:write, read.');
+      'Tenant keys take any of messages:write, keys:write, read, compliance:write, imports:write, providers:write.');
   END IF;
   IF p_expires_at IS NOT NULL AND p_expires_at <= now() THEN
     PERFORM private.raise_problem(422, 'invalid_expires_at', 'expires_at must be in the future.');
@@ -53,11 +53,12 @@ COMMENT ON FUNCTION private.mint_api_key(uuid, text, text[], timestamptz, uuid) 
 -- Every scope a key may hold: admin (platform keys only), and for tenant keys
 -- messages:write (send), keys:write (manage keys), read (the read API and GET),
 -- compliance:write (consent events, suppression lists, erasures), imports:write
--- (contact imports and their re-parses).
+-- (contact imports and their re-parses), providers:write (the tenant's own provider
+-- accounts: not keys:write, since an account receives every later message).
 CREATE OR REPLACE FUNCTION private.api_key_scopes()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write', 'admin'] $$;
+AS $$ SELECT ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write', 'providers:write', 'admin'] $$;
 COMMENT ON FUNCTION private.api_key_scopes() IS 'The scopes an API key may hold.';
 
 -- The public view of a key: never the token or its hash.

@@ -103,6 +103,11 @@ COMMENT ON FUNCTION private.validate_consent(jsonb, boolean) IS
 -- (global scope allowed). Each address's lock (private.lock_addresses) is taken before
 -- the insert, so an opt-out and a claim of a send to the same address are serialized:
 -- once this transaction commits, no later claim hands that address to a provider.
+-- The events get their ledger ids under those locks: of one address's events, a higher
+-- id was recorded later, and that order -- not the caller's occurred_at, which is
+-- evidence -- is what ranks them (private.tg_consent_state). An id taken before the
+-- lock could be lower than that of an event committed while this one waited (a STOP
+-- that committed after an opt-in would then rank before it).
 -- Returns one result per item, in order: {index, status: 201, event} | {index, status, problem}.
 CREATE OR REPLACE FUNCTION private.record_consents(p_tenant_id uuid, p_api_key_id uuid, p_events jsonb)
 RETURNS jsonb
@@ -113,10 +118,10 @@ DECLARE
   v_items   jsonb;
   v_results jsonb;
 BEGIN
-  -- 1. Each item validated; the valid ones get their ledger id now (one order, known).
+  -- 1. Each item validated.
   SELECT coalesce(jsonb_agg(jsonb_build_object(
            'idx', e.n - 1,
-           'id', CASE WHEN v.problem_code IS NULL THEN nextval('app.consent_events_id_seq') END,
+           'valid', v.problem_code IS NULL,
            'address', v.address, 'channel', v.channel, 'kind', v.kind,
            'scope', CASE WHEN p_tenant_id IS NULL THEN 'global' ELSE v.scope END,
            'scope_ref', v.scope_ref, 'source', v.source, 'evidence', v.evidence, 'occurred_at', v.occurred_at,
@@ -127,9 +132,16 @@ BEGIN
     FROM jsonb_array_elements(p_events) WITH ORDINALITY e(item, n)
    CROSS JOIN LATERAL private.validate_consent(e.item, p_tenant_id IS NULL) v;
 
-  -- 2. The addresses' locks (sorted), then the events.
+  -- 2. The addresses' locks (sorted); then the valid items' ledger ids, in item order;
+  -- then the events.
   PERFORM private.lock_addresses(ARRAY(SELECT private.address_hash(i ->> 'address')
-                                         FROM jsonb_array_elements(v_items) i WHERE i ->> 'id' IS NOT NULL));
+                                         FROM jsonb_array_elements(v_items) i WHERE (i ->> 'valid')::boolean));
+  SELECT jsonb_agg(x.i || jsonb_build_object('id', CASE WHEN (x.i ->> 'valid')::boolean
+                                                        THEN nextval('app.consent_events_id_seq') END)
+                   ORDER BY x.n)
+    INTO v_items
+    FROM (SELECT i, n FROM jsonb_array_elements(v_items) WITH ORDINALITY y(i, n) ORDER BY n) x;
+  v_items := coalesce(v_items, '[]');
   WITH inserted AS (
     INSERT INTO app.consent_events (id, tenant_id, address, address_hash, channel, kind, scope, scope_ref,
                                     source, evidence, occurred_at, api_key_id)

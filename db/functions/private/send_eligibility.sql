@@ -6,9 +6,10 @@
 --               recipient's address, the message's channel or 'all', and a scope on the
 --               message's path (global; its tenant; its tenant's vertical; its tenant's
 --               sender). The most restrictive wins: an opt-in lifts an opt-out only if
---               it is newer (occurred_at) and of the same or a broader scope (same cell,
---               or tenant over vertical/sender, global over all) and covers its channel
---               (the same channel, or all). A tie goes to the opt-out.
+--               Hermes recorded it later (a higher ledger id: the order of recording,
+--               not the caller's occurred_at) and it is of the same or a broader scope
+--               (same cell, or tenant over vertical/sender, global over all) and covers
+--               its channel (the same channel, or all).
 --   suppressed  the address is on one of the tenant's lists or a global one
 --               (do_not_contact, litigator, hard_bounce, complaint, erasure).
 --   cooldown    marketing with a vertical: the tenant contacted this recipient within
@@ -69,7 +70,7 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM c WHERE c.idx = o.idx AND c.category = 'compliance')
        AND NOT EXISTS (
          SELECT 1 FROM cells i
-          WHERE i.idx = o.idx AND i.last_opt_in_at > o.last_opt_out_at
+          WHERE i.idx = o.idx AND i.last_opt_in_id > o.last_opt_out_id
             AND (i.channel = 'all' OR i.channel = o.channel)
             AND (i.breadth > o.breadth OR (i.scope = o.scope AND i.scope_ref = o.scope_ref)))
   ), suppressed AS (

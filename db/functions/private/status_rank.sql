@@ -21,15 +21,3 @@ AS $$
 $$;
 COMMENT ON FUNCTION private.message_status_rank(text) IS 'Order of message statuses; 100 = terminal.';
 
--- Twilio's documented message statuses, in their life-cycle order, and the message
--- status each one means (from private.provider_statuses, which the receipt applier
--- joins set-based). read (WhatsApp) implies delivered, and can arrive first.
-CREATE OR REPLACE FUNCTION private.twilio_status(p_status text, OUT rank int, OUT message_status text)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT s.rank, s.message_status FROM private.provider_statuses s
-   WHERE s.provider = 'twilio' AND s.status = p_status
-$$;
-COMMENT ON FUNCTION private.twilio_status(text) IS
-  'Rank of a Twilio MessageStatus and the Hermes message status it implies (NULL if unknown).';

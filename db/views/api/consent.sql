@@ -19,8 +19,8 @@ COMMENT ON VIEW api.consent_events IS
 REVOKE ALL ON api.consent_events FROM PUBLIC;
 GRANT SELECT ON api.consent_events TO hermes_integrator, hermes_anon;
 
--- api.consent_state: per address, channel and scope, the latest opt-out and opt-in and
--- what they leave in force for that cell. Whether a given message may go combines
+-- api.consent_state: per address, channel and scope, the latest recorded opt-out and
+-- opt-in (with the occurred_at each claimed) and what they leave in force for that cell. Whether a given message may go combines
 -- every applicable cell (its channel and all; tenant, its vertical, its sender; and
 -- global): see the reasons of the message, or api.message_decisions.
 CREATE OR REPLACE VIEW api.consent_state WITH (security_invoker = true) AS
@@ -29,8 +29,9 @@ SELECT s.address,
        s.scope,
        CASE WHEN s.scope = 'vertical' THEN s.scope_ref END AS vertical,
        CASE WHEN s.scope = 'sender' THEN s.scope_ref END AS sender,
-       CASE WHEN s.last_opt_out_at IS NOT NULL
-                 AND (s.last_opt_in_at IS NULL OR s.last_opt_in_at <= s.last_opt_out_at)
+       -- Whichever Hermes recorded last (the higher ledger id), not the later occurred_at.
+       CASE WHEN s.last_opt_out_id IS NOT NULL
+                 AND (s.last_opt_in_id IS NULL OR s.last_opt_in_id < s.last_opt_out_id)
             THEN 'opted_out' ELSE 'opted_in' END AS status,
        s.last_opt_out_at,
        s.last_opt_in_at,

@@ -3,7 +3,7 @@
 -- scopes it lacks.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(56);
+SELECT plan(60);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k0, r -> 'api_key' ->> 'token' AS token0
   FROM pg_temp.new_tenant('Keys Co') r \gset
@@ -17,7 +17,7 @@ SELECT ok((:'created'::jsonb) ? 'token', 'create returns the token (the only tim
 SELECT is((:'created'::jsonb) -> 'scopes', '["messages:write", "read"]'::jsonb, 'with the scopes');
 SELECT is((:'created'::jsonb) ->> 'tenant_id', :'t', 'for the tenant');
 SELECT is((:'created'::jsonb) ->> 'status', 'active', 'active');
-SELECT is(app.authenticate(:'token1', 'read') ->> 'api_key_id', :'k1', 'the new token authenticates');
+SELECT is((private.authorize(:'token1', 'read')).api_key_id::text, :'k1', 'the new token authenticates');
 SELECT results_eq(format($$SELECT tenant_id, api_key_id, action, target_id, details FROM app.audit_log
                            WHERE action = 'api_key.create' AND target_id = %L$$, :'k1'),
   format($$VALUES (%L::uuid, %L::uuid, 'api_key.create', %L, '{"scopes": ["messages:write", "read"]}'::jsonb)$$,
@@ -71,8 +71,8 @@ SELECT is((:'rotated'::jsonb) ->> 'name', 'ci', 'and name');
 SELECT is((:'rotated'::jsonb) ->> 'expires_at', NULL, 'and expiry (k1 had none)');
 SELECT is((SELECT expires_at FROM app.api_keys WHERE id = :'k1'), now() + interval '2 hours',
   'the old key expires at now() + overlap');
-SELECT is(app.authenticate(:'token2', 'messages:write') ->> 'api_key_id', :'k2', 'the new key works in app.authenticate');
-SELECT is(app.authenticate(:'token1', 'messages:write') ->> 'api_key_id', :'k1', 'the old key still works during the overlap');
+SELECT is((private.authorize(:'token2', 'messages:write')).api_key_id::text, :'k2', 'the new key is authorized');
+SELECT is((private.authorize(:'token1', 'messages:write')).api_key_id::text, :'k1', 'the old key still works during the overlap');
 SELECT results_eq(format($$SELECT api_key_id, target_id, details FROM app.audit_log WHERE action = 'api_key.rotate'$$),
   format($$VALUES (%L::uuid, %L, jsonb_build_object('new_key_id', %L, 'overlap', '02:00:00'))$$, :'k0', :'k1', :'k2'),
   'audited: api_key.rotate with the new key and the overlap');
@@ -80,7 +80,7 @@ SELECT app.rotate_api_key(:'token0', :'k1', interval '5 days') IS NOT NULL AS r 
 SELECT is((SELECT expires_at FROM app.api_keys WHERE id = :'k1'), now() + interval '2 hours',
   'rotating again never extends the old key''s life');
 SELECT app.rotate_api_key(:'token0', :'k2', interval '0') ->> 'token' AS token3 \gset
-SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, %L)', :'token2', 'read')), 'HM401 invalid_api_key',
+SELECT is(pg_temp.problem(format('SELECT private.authorize(%L, %L)', :'token2', 'read')), 'HM401 invalid_api_key',
   'an overlap of 0 expires the old key at once');
 SELECT is(pg_temp.problem(format('SELECT app.rotate_api_key(%L, %L)', :'token0', :'k2')), 'HM409 api_key_not_active',
   'an expired key cannot be rotated: HM409 api_key_not_active');
@@ -96,9 +96,9 @@ SELECT is(pg_temp.problem(format('SELECT app.rotate_api_key(%L, %L)', :'token0',
 -- revoke_api_key ---------------------------------------------------------------------
 SELECT is(app.revoke_api_key(:'token0', :'k0') ->> 'status', 'revoked', 'a key can revoke itself; revoke returns it, revoked');
 SELECT is((SELECT revoked_at FROM app.api_keys WHERE id = :'k0'), now(), 'revoked_at is now()');
-SELECT is(pg_temp.problem(format('SELECT app.authenticate(%L, %L)', :'token0', 'read')), 'HM401 invalid_api_key',
+SELECT is(pg_temp.problem(format('SELECT private.authorize(%L, %L)', :'token0', 'read')), 'HM401 invalid_api_key',
   'a revoked key: HM401 at once');
-SELECT pg_temp.new_key(:'t', 'admin2', ARRAY['keys:write']) ->> 'token' AS token_keys \gset
+SELECT pg_temp.new_key(:'t', 'admin2', (SELECT scopes FROM app.api_keys WHERE id = :'k0')) ->> 'token' AS token_keys \gset
 UPDATE app.api_keys SET revoked_at = now() - interval '1 day' WHERE id = :'k0';
 SELECT is((app.revoke_api_key(:'token_keys', :'k0') ->> 'revoked_at')::timestamptz, now() - interval '1 day',
   'revoking again is idempotent: the first revoked_at stays');
@@ -121,7 +121,7 @@ SELECT pg_temp.counts() AS before_esc \gset
 SELECT is(pg_temp.problem(format($$SELECT app.create_api_key(%L, 'wider', ARRAY['keys:write', 'messages:write'])$$, :'token_ko')),
   'HM403 scope_escalation', 'creating a key with a scope the actor lacks: HM403 scope_escalation');
 SELECT is(pg_temp.problem_hint(format($$SELECT app.create_api_key(%L, 'wider', ARRAY['read'])$$, :'token_ko')),
-  'A key can only create or rotate keys with scopes it has itself.', 'with a hint');
+  'A key can only create, rotate or revoke keys with scopes it has itself.', 'with a hint');
 SELECT is(pg_temp.problem(format('SELECT app.rotate_api_key(%L, %L)', :'token_ko', :'k_sender')), 'HM403 scope_escalation',
   'rotating a key with scopes the actor lacks: HM403 scope_escalation (the successor would have them)');
 SELECT is(pg_temp.counts(), :'before_esc'::jsonb, 'the refused escalations wrote nothing');
@@ -137,6 +137,16 @@ SELECT is((SELECT expires_at FROM app.api_keys WHERE id = :'k_exp'), now() + int
   'the rotated key expires after the overlap');
 SELECT is((SELECT api_key_id::text FROM app.audit_log WHERE action = 'api_key.rotate' AND target_id = :'k_exp'),
   (:'ko'::jsonb) ->> 'id', 'audited with the acting key (taken from the token, not passed in)');
+-- Revoking follows the same rule: a key revokes only keys whose scopes it holds itself
+-- (else a keys:write key could cut off the tenant's wider keys).
+SELECT pg_temp.new_key(:'t', 'wide', ARRAY['keys:write', 'messages:write', 'read']) ->> 'id' AS k_wide \gset
+SELECT is(pg_temp.problem(format('SELECT app.revoke_api_key(%L, %L)', :'token_ko', :'k_wide')), 'HM403 scope_escalation',
+  'revoking a key with scopes the actor lacks: HM403 scope_escalation');
+SELECT is((SELECT revoked_at FROM app.api_keys WHERE id = :'k_wide'), NULL, 'and the wider key stays live');
+SELECT is(pg_temp.problem_hint(format('SELECT app.revoke_api_key(%L, %L)', :'token_ko', :'k_wide')),
+  'A key can only create, rotate or revoke keys with scopes it has itself.', 'with the same hint');
+SELECT pg_temp.new_key(:'t', 'narrow', ARRAY['keys:write']) ->> 'id' AS k_narrow \gset
+SELECT is(app.revoke_api_key(:'token_ko', :'k_narrow') ->> 'status', 'revoked', 'a key with a subset of its scopes: revoked');
 
 SELECT * FROM finish();
 ROLLBACK;

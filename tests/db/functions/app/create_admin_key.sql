@@ -9,7 +9,7 @@ SELECT ok((:'key'::jsonb) ->> 'prefix' ~ '^hk_admin_[0-9a-f]{12}$', 'prefix hk_a
 SELECT is((:'key'::jsonb) -> 'scopes', '["admin"]'::jsonb, 'scope admin only');
 SELECT is((:'key'::jsonb) ->> 'tenant_id', NULL, 'no tenant');
 SELECT is((:'key'::jsonb) ->> 'name', 'operator', 'the name, trimmed');
-SELECT is(app.authenticate((:'key'::jsonb) ->> 'token', 'admin') ->> 'api_key_id', :'id', 'the token authenticates as admin');
+SELECT is((private.authorize((:'key'::jsonb) ->> 'token', 'admin', false)).api_key_id::text, :'id', 'the token authenticates as admin');
 SELECT results_eq(format($$SELECT tenant_id, api_key_id, action, target_id, details FROM app.audit_log
                            WHERE action = 'api_key.create' AND target_id = %L$$, :'id'),
   format($$VALUES (NULL::uuid, NULL::uuid, 'api_key.create', %L, jsonb_build_object('scopes', '["admin"]'::jsonb, 'by', current_user::text))$$, :'id'),

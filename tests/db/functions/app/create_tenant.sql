@@ -15,11 +15,11 @@ SELECT is(((:'r'::jsonb) -> 'tenant') - 'id' - 'created_at',
   'the tenant: trimmed name, environment, active, normalised default sender');
 SELECT results_eq(format('SELECT name, environment::text, status, default_sms_from, created_at FROM app.tenants WHERE id = %L', :'t'),
   $$VALUES ('Acme', 'prod', 'active', '+15005550006', now())$$, 'stored as returned');
-SELECT is((:'r'::jsonb) -> 'api_key' -> 'scopes', '["compliance:write", "imports:write", "keys:write", "messages:write", "read"]'::jsonb,
+SELECT is((:'r'::jsonb) -> 'api_key' -> 'scopes', '["compliance:write", "imports:write", "keys:write", "messages:write", "providers:write", "read"]'::jsonb,
   'its first key has messages:write, keys:write, read and compliance:write');
 SELECT is((:'r'::jsonb) -> 'api_key' ->> 'name', 'default', 'named default');
 SELECT ok((:'r'::jsonb) -> 'api_key' ->> 'prefix' ~ '^hk_prod_[0-9a-f]{12}$', 'with the environment in its prefix');
-SELECT is(app.authenticate((:'r'::jsonb) -> 'api_key' ->> 'token', 'messages:write') ->> 'tenant_id', :'t',
+SELECT is((private.authorize((:'r'::jsonb) -> 'api_key' ->> 'token', 'messages:write')).tenant_id::text, :'t',
   'the token authenticates for the tenant');
 SELECT is((pg_temp.counts() ->> 'tenants')::int - (:'before'::jsonb ->> 'tenants')::int, 1, 'one tenant');
 SELECT is((pg_temp.counts() ->> 'api_keys')::int - (:'before'::jsonb ->> 'api_keys')::int, 1, 'one key');

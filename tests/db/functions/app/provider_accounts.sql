@@ -3,7 +3,7 @@
 -- stored and never shown, the steps that go through them (not a sandbox tenant's).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(16);
+SELECT plan(18);
 
 SELECT private.create_tenant(NULL, 'Accounts Co', 'prod', '+15005550006') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -25,7 +25,14 @@ SELECT is(ARRAY[pg_temp.problem(format($$SELECT app.set_provider_account(%L, gen
   'unknown provider, bad name, too short a ciphertext, a bad key id');
 SELECT pg_temp.new_key(:'t', 'reader', ARRAY['read', 'messages:write']) ->> 'token' AS reader \gset
 SELECT is(pg_temp.problem(format($$SELECT app.set_provider_account(%L, gen_random_uuid(), 'twilio', 'x', '\x%s'::bytea, 'k1')$$, :'reader', repeat('ab', 40))),
-  'HM403 insufficient_scope', 'it takes keys:write');
+  'HM403 insufficient_scope', 'a key without providers:write: HM403 insufficient_scope');
+-- keys:write is not enough: an account receives every later message's content.
+SELECT pg_temp.new_key(:'t', 'key admin', ARRAY['keys:write', 'messages:write', 'read']) ->> 'token' AS keyadmin \gset
+SELECT is(ARRAY[pg_temp.problem(format($$SELECT app.set_provider_account(%L, gen_random_uuid(), 'twilio', 'x', '\x%s'::bytea, 'k1')$$, :'keyadmin', repeat('ab', 40))),
+                pg_temp.problem(format($$SELECT app.disable_provider_account(%L, %L)$$, :'keyadmin', :'acc1'))],
+  ARRAY['HM403 insufficient_scope', 'HM403 insufficient_scope'],
+  'a keys:write key can neither set nor disable provider accounts: they take providers:write');
+SELECT ok((:'r'::jsonb) -> 'api_key' -> 'scopes' ? 'providers:write', 'a tenant''s first key has providers:write');
 
 -- A step goes through the tenant's account for its provider; a sandbox tenant's never.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "own account"}') -> 'message' ->> 'id') AS m1 \gset

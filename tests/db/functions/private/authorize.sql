@@ -10,7 +10,7 @@ SELECT k ->> 'id' AS admin, k ->> 'token' AS admin_tok FROM app.create_admin_key
 
 SELECT is(private.authorize(:'tok', 'messages:write'),
   ROW(:'k'::uuid, :'t'::uuid, (SELECT prefix FROM app.api_keys WHERE id = :'k'),
-      ARRAY['compliance:write', 'imports:write', 'keys:write', 'messages:write', 'read'])::private.principal,
+      ARRAY['compliance:write', 'imports:write', 'keys:write', 'messages:write', 'providers:write', 'read'])::private.principal,
   'a live tenant key with the scope: its id, tenant, prefix and scopes');
 SELECT is((SELECT last_used_at FROM app.api_keys WHERE id = :'k'), now(), 'last use recorded');
 UPDATE app.api_keys SET last_used_at = now() - interval '30 seconds' WHERE id = :'k';

@@ -10,7 +10,7 @@ SELECT k ->> 'id' AS admin, k ->> 'token' AS admin_tok FROM app.create_admin_key
 
 SELECT results_eq(format($$SELECT api_key_id, tenant_id, scopes, problem_status, problem_code
                              FROM private.check_api_key(%L, 'read')$$, :'tok'),
-  format($$VALUES (%L::uuid, %L::uuid, ARRAY['compliance:write', 'imports:write', 'keys:write', 'messages:write', 'read'], NULL::int, NULL::text)$$, :'k', :'t'),
+  format($$VALUES (%L::uuid, %L::uuid, ARRAY['compliance:write', 'imports:write', 'keys:write', 'messages:write', 'providers:write', 'read'], NULL::int, NULL::text)$$, :'k', :'t'),
   'a live key with the scope: its id, tenant and scopes, no problem');
 SELECT is((private.check_api_key(:'tok', 'admin')).problem_code, 'insufficient_scope', 'a scope it lacks');
 SELECT is((private.check_api_key(:'tok', 'admin')).api_key_id::text, :'k', 'names the key even then (for audit)');

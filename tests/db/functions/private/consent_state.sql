@@ -1,5 +1,5 @@
 -- app.consent_state, the cache of the consent ledger: per cell (tenant, address,
--- channel, scope, scope_ref) the latest opt-out and opt-in by occurred_at (then id),
+-- channel, scope, scope_ref) the last recorded opt-out and opt-in (by ledger id),
 -- maintained by a statement trigger, equal to private.consent_state_from_ledger()
 -- whatever order and batches events come in, and rebuildable.
 BEGIN;
@@ -25,18 +25,19 @@ SELECT results_eq($$SELECT channel, scope, scope_ref, address, last_opt_out_at, 
   $$VALUES ('sms', 'tenant', '', '+14155550100', '2026-03-01T00:00:00Z'::timestamptz, NULL::timestamptz)$$,
   'an opt-out makes a cell with its time');
 
--- An older opt-out recorded later does not move the cell back; a newer opt-in is kept beside it.
+-- The cell's event of each kind is the one recorded last, whatever occurred_at it claims
+-- (evidence, kept beside it): an opt-out dated earlier but recorded later is the cell's.
 SELECT pg_temp.consent(:'t', '[{"address": "+14155550100", "kind": "opt_out", "channel": "sms", "occurred_at": "2026-02-01T00:00:00Z"},
                               {"address": "+14155550100", "kind": "opt_in", "channel": "sms", "occurred_at": "2026-04-01T00:00:00Z"},
                               {"address": "+14155550100", "kind": "opt_in", "channel": "sms", "occurred_at": "2026-03-15T00:00:00Z"}]') IS NOT NULL AS b \gset
 SELECT results_eq($$SELECT last_opt_out_at, last_opt_in_at FROM app.consent_state$$,
-  $$VALUES ('2026-03-01T00:00:00Z'::timestamptz, '2026-04-01T00:00:00Z'::timestamptz)$$,
-  'the latest of each kind by occurred_at, whatever the order they were recorded in');
+  $$VALUES ('2026-02-01T00:00:00Z'::timestamptz, '2026-03-15T00:00:00Z'::timestamptz)$$,
+  'the last recorded of each kind, not the one with the latest occurred_at');
 SELECT ok(pg_temp.cache_is_ledger(), 'the cache equals the ledger''s definition');
 
--- Same instant twice: the later recorded (higher id) is the cell's event.
+-- Same instant twice: the later recorded (higher id) is the cell's event too.
 SELECT pg_temp.consent(:'t', '[{"address": "+14155550100", "kind": "opt_out", "channel": "sms", "occurred_at": "2026-03-01T00:00:00Z"}]') -> 0 -> 'event' ->> 'id' AS tie \gset
-SELECT is((SELECT last_opt_out_id FROM app.consent_state), :'tie'::bigint, 'a tie on occurred_at goes to the later id');
+SELECT is((SELECT last_opt_out_id FROM app.consent_state), :'tie'::bigint, 'the later recorded one (the higher id), same occurred_at or not');
 
 -- Cells: per channel, scope and tenant; global ones have no tenant.
 SELECT pg_temp.consent(:'t', '[{"address": "+14155550100", "kind": "opt_out", "channel": "all"},

@@ -1,10 +1,10 @@
 -- private.send_eligibility / private.check_send_eligibility: the one rule set. Consent
 -- precedence (the most restrictive applicable event wins; an opt-in lifts an opt-out
--- only if newer and of the same or a broader scope and covering channel), scopes on
+-- only if recorded later and of the same or a broader scope and covering channel), scopes on
 -- the message's path only, suppressions of the tenant and global ones, set-based.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(26);
+SELECT plan(30);
 
 SELECT (pg_temp.new_tenant('Rules Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT (pg_temp.new_tenant('Elsewhere Co') -> 'tenant' ->> 'id') AS u \gset
@@ -30,11 +30,13 @@ SELECT ok((SELECT (r ->> 'consent_event_id')::bigint IN (SELECT id FROM app.cons
              FROM private.check_send_eligibility(:'t', 'sms', '+14155550101') e, jsonb_array_elements(e.reasons) r),
   'and the consent event that decided');
 
--- Opt-in after: lifts; before: does not; at the same instant: the opt-out wins.
+-- Consent ranks in the order Hermes recorded it; occurred_at is evidence only: an opt-in
+-- recorded after the opt-out lifts it, even one dated before it; an opt-out recorded
+-- after refuses again, even one dated before the opt-in.
 SELECT pg_temp.opt(:'t', 'opt_in', '+14155550101', pg_temp.at('2026-04-30T23:59:59Z', '{"channel": "sms"}')) IS NOT NULL AS b \gset
-SELECT is(pg_temp.verdict(:'t', '+14155550101'), 'opted_out', 'an older opt-in (recorded later) does not lift it');
-SELECT pg_temp.opt(:'t', 'opt_in', '+14155550101', pg_temp.at('2026-05-01T00:00:00Z', '{"channel": "sms"}')) IS NOT NULL AS c \gset
-SELECT is(pg_temp.verdict(:'t', '+14155550101'), 'opted_out', 'an opt-in at the same instant does not either');
+SELECT is(pg_temp.verdict(:'t', '+14155550101'), 'eligible', 'an opt-in recorded later lifts it, even one dated before it');
+SELECT pg_temp.opt(:'t', 'opt_out', '+14155550101', pg_temp.at('2026-04-01T00:00:00Z', '{"channel": "sms"}')) IS NOT NULL AS c \gset
+SELECT is(pg_temp.verdict(:'t', '+14155550101'), 'opted_out', 'an opt-out recorded later refuses again, even one dated before');
 SELECT pg_temp.opt(:'t', 'opt_in', '+14155550101', pg_temp.at('2026-05-01T00:00:01Z', '{"channel": "sms"}')) IS NOT NULL AS d \gset
 SELECT is(pg_temp.verdict(:'t', '+14155550101'), 'eligible', 'a newer opt-in of the same cell lifts it');
 SELECT pg_temp.opt(:'t', 'opt_out', '+14155550101', pg_temp.at('2026-05-02T00:00:00Z', '{"channel": "sms"}')) IS NOT NULL AS e \gset
@@ -98,6 +100,22 @@ SELECT results_eq(format($$SELECT idx, eligible, jsonb_array_length(reasons) FRO
   $$VALUES (3, true, 0), (5, false, 2), (7, false, 1)$$, 'a batch: one answer per candidate, by index');
 SELECT is((SELECT count(*)::int FROM private.send_eligibility('{}', now())), 0, 'an empty batch: no answer');
 SELECT is(pg_temp.verdict(:'t', 'someone@example.com', 'email'), 'eligible', 'emails are addresses like any other');
+
+-- Consent events rank in the order Hermes recorded them, not by the caller's
+-- occurred_at (evidence): an opt-in dated ahead (up to 5 minutes is accepted) does not
+-- outrank a STOP recorded after it -- before, it did, forever.
+SELECT pg_temp.opt(:'t', 'opt_in', '+14155550111',
+                   jsonb_build_object('channel', 'sms', 'occurred_at', now() + interval '4 minutes')) ->> 'status' AS fa \gset
+SELECT pg_temp.opt(:'t', 'opt_out', '+14155550111', '{"channel": "sms", "source": "keyword"}') ->> 'status' AS fb \gset
+SELECT is(pg_temp.verdict(:'t', '+14155550111'), 'opted_out', 'a STOP recorded after a future-dated opt-in wins');
+SELECT is((SELECT status FROM api.consent_state s WHERE s.address = '+14155550111'), 'opted_out',
+  'and the read API says opted_out');
+SELECT is((SELECT e.next_allowed_at FROM private.check_send_eligibility(:'t', 'sms', '+14155550111') e), NULL::timestamptz,
+  'refused, not deferred until the opt-in''s date');
+-- An opt-in recorded after the STOP lifts it, whatever occurred_at it claims.
+SELECT pg_temp.opt(:'t', 'opt_in', '+14155550111',
+                   jsonb_build_object('channel', 'sms', 'occurred_at', now() - interval '1 day')) ->> 'status' AS fc \gset
+SELECT is(pg_temp.verdict(:'t', '+14155550111'), 'eligible', 'an opt-in recorded after the STOP lifts it');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -141,8 +141,11 @@ def test_the_reader_survives_every_kind_of_broken_record() -> None:
 
 
 def _reference(raw: str, region: str | None) -> str | None:
-    """phonenumbers alone, without Hermes's fast path."""
+    """phonenumbers alone, without Hermes's fast path (and with Hermes's one rule of its
+    own: a leading "00" is the international prefix in every region, US included)."""
     text = raw.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
     has_cc = text.startswith("+")
     try:
         n = phonenumbers.parse(text, None if has_cc else region)

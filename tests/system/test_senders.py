@@ -228,7 +228,9 @@ def test_a_sender_reassigned_before_its_step_is_claimed_is_refused_there(
     message = r.json()
     r = _patch(stack, second["id"], {"tenant_id": other["tenant"]["id"]})
     assert r.status_code == 200, r.text
-    done = stack.wait_message(token, message["id"], {"rejected", "undelivered", "failed", "delivered"})
+    done = stack.wait_message(
+        token, message["id"], {"rejected", "undelivered", "failed", "delivered"}
+    )
     assert done["status"] == "rejected", done
     with stack.rest(token) as c:
         steps = c.get("/message_attempts", params={"message_id": f"eq.{message['id']}",
@@ -245,7 +247,9 @@ def _signed_inbound(stack: Stack, url: str, params: dict[str, str]) -> httpx.Res
 
 def _consents(stack: Stack, tenant: dict[str, Any], person: str) -> list[dict[str, Any]]:
     with stack.rest(_token(tenant)) as c:
-        rows: list[dict[str, Any]] = c.get("/consent_events", params={"address": f"eq.{person}"}).json()
+        rows: list[dict[str, Any]] = c.get(
+            "/consent_events", params={"address": f"eq.{person}"}
+        ).json()
     return rows
 
 

@@ -166,10 +166,32 @@ class Commands:
         r = await self._call("SELECT app.attempt_provider_account(%s) AS r", (attempt_id,))
         return None if r is None else str(r)
 
+    async def register_sender(self, token: str, sender: dict[str, Any]) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call("SELECT app.register_sender(%s, %s) AS r", (token, Jsonb(sender))),
+        )
+
+    async def update_sender(
+        self, token: str, sender_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            await self._call(
+                "SELECT app.update_sender(%s, %s, %s) AS r", (token, sender_id, Jsonb(changes))
+            ),
+        )
+
+    async def list_senders(self, token: str, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        return cast(
+            list[dict[str, Any]],
+            await self._call("SELECT app.list_senders(%s, %s) AS r", (token, Jsonb(filters))),
+        )
+
     async def record_inbound(
         self,
         provider: str,
-        tenant_id: str,
+        tenant_id: str | None,
         provider_message_id: str,
         from_: str,
         to: str,

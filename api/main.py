@@ -19,7 +19,16 @@ from starlette.types import ASGIApp
 from api import errors
 from api.body_limit import BodyLimit
 from api.db import Commands
-from api.routes import compliance, imports, inbound, messages, providers, tenants, webhooks
+from api.routes import (
+    compliance,
+    imports,
+    inbound,
+    messages,
+    providers,
+    senders,
+    tenants,
+    webhooks,
+)
 from api.settings import Settings
 from api.submit import Submits
 from api.uploads import Uploads
@@ -93,5 +102,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.include_router(imports.router)
     app.include_router(inbound.router)
     app.include_router(providers.router)
+    app.include_router(senders.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
     return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands, app.state.sealer)

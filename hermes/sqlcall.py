@@ -36,12 +36,16 @@ def status_callback_url(public_url: str, provider: str, attempt_id: str) -> str:
     return public_url.rstrip("/") + path
 
 
-# Where a tenant points its numbers' incoming-message webhook (Twilio: "A message comes in").
-INBOUND_PATH = "/v1/webhooks/{provider}/inbound/{tenant_id}"
+# Where numbers' incoming-message webhook points (Twilio: "A message comes in"): the
+# sender registry finds the tenant by the number written to. The per-tenant form (the
+# older one) is an alias, checked against the registry.
+INBOUND_PATH = "/v1/webhooks/{provider}/inbound"
+TENANT_INBOUND_PATH = INBOUND_PATH + "/{tenant_id}"
 
 
-def inbound_url(public_url: str, provider: str, tenant_id: str) -> str:
-    return public_url.rstrip("/") + INBOUND_PATH.format(provider=provider, tenant_id=tenant_id)
+def inbound_url(public_url: str, provider: str, tenant_id: str | None = None) -> str:
+    path = INBOUND_PATH if tenant_id is None else TENANT_INBOUND_PATH
+    return public_url.rstrip("/") + path.format(provider=provider, tenant_id=tenant_id)
 
 
 def rolled_back_alone(exc: Exception) -> bool:

@@ -1,7 +1,10 @@
-"""Incoming messages: ``POST /v1/webhooks/twilio/inbound/{tenant_id}``.
+"""Incoming messages: ``POST /v1/webhooks/twilio/inbound``.
 
-The tenant points its number's incoming-message webhook here (the tenant id in the URL
-says whose number it is). The signature is checked with the Twilio SDK's
+A number's incoming-message webhook points here; the sender registry says whose number
+it is (the ``To`` written to). The older per-tenant form,
+``POST /v1/webhooks/twilio/inbound/{tenant_id}``, stays as an alias: the number must be
+that tenant's (403 ``number_not_yours`` otherwise, and nothing is recorded). The
+signature is checked with the Twilio SDK's
 ``RequestValidator`` before anything else (403 otherwise); then one SQL call
 (``app.record_inbound``) records the message on its conversation and acts on keywords
 (STOP -> opt-out + one confirmation reply, START, HELP). The answer is empty TwiML: the
@@ -24,12 +27,20 @@ router = APIRouter(prefix="/v1")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
+@router.post("/webhooks/twilio/inbound")
+async def twilio_inbound_by_number(request: Request, commands: CommandsDep) -> Response:
+    return await twilio_inbound(None, request, commands)
+
+
 @router.post("/webhooks/twilio/inbound/{tenant_id}")
-async def twilio_inbound(tenant_id: UUID, request: Request, commands: CommandsDep) -> Response:
+async def twilio_inbound(
+    tenant_id: UUID | None, request: Request, commands: CommandsDep
+) -> Response:
     settings = request.app.state.settings
+    tenant = None if tenant_id is None else str(tenant_id)
     params = verified_twilio_params(
         settings,
-        inbound_url(settings.public_url, "twilio", str(tenant_id)),
+        inbound_url(settings.public_url, "twilio", tenant),
         request.url.query,
         await request.body(),
         request.headers.get("x-twilio-signature", ""),
@@ -38,6 +49,6 @@ async def twilio_inbound(tenant_id: UUID, request: Request, commands: CommandsDe
     if not sid or not params.get("From") or not params.get("To"):
         raise Problem(422, "invalid_inbound", "MessageSid, From and To are required.")
     await commands.record_inbound(
-        "twilio", str(tenant_id), sid, params["From"], params["To"], params.get("Body", ""), params
+        "twilio", tenant, sid, params["From"], params["To"], params.get("Body", ""), params
     )
     return Response(EMPTY_TWIML, media_type="application/xml")

@@ -22,7 +22,9 @@ SELECT tables_are('app',
         'phone_numbers', 'email_addresses', 'identity_phones', 'identity_emails',
         'identity_properties', 'verticals', 'leads', 'external_refs',
         -- tenants' own provider accounts (sealed credentials)
-        'provider_accounts']::name[]
+        'provider_accounts',
+        -- the sender registry (global: a number has one owner)
+        'senders']::name[]
   || ARRAY(SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'app' AND c.relispartition AND c.relkind IN ('r', 'p')),
   'schema app has exactly the Hermes tables (and their partitions)');
@@ -40,7 +42,7 @@ SELECT is_empty($$
 $$, 'every partition is named <table>_pYYYY_MM');
 SELECT views_are('api', ARRAY['messages', 'message_events', 'message_attempts', 'message_decisions', 'consent_events', 'consent_state',
                               'suppressions', 'inbound_messages', 'conversations', 'imports', 'import_errors',
-                              'provider_accounts'],
+                              'provider_accounts', 'senders'],
                  'schema api has the read views');
 
 -- Views: security_invoker everywhere in api ------------------------------------
@@ -97,7 +99,8 @@ SELECT functions_are('app', ARRAY[
   'begin_import', 'finish_landing', 'get_import', 'reparse_import', 'import_parse_plan',
   'import_file_rows', 'begin_extractions', 'record_extractions', 'run_import_merge', 'record_import_failure',
   'expire_steps', 'set_provider_account', 'disable_provider_account', 'provider_account_credentials',
-  'attempt_provider_account', 'begin_calls', 'record_whatsapp_inbound'],
+  'attempt_provider_account', 'begin_calls', 'record_whatsapp_inbound',
+  'register_sender', 'update_sender', 'list_senders'],
   'schema app has exactly the command functions');
 SELECT functions_are('private', ARRAY[
   'api_key_json', 'audit', 'base64url', 'check_request', 'enqueue_job',
@@ -116,7 +119,9 @@ SELECT functions_are('private', ARRAY[
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
   'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
   'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased',
-  'reconcile_window', 'settle_attempts', 'validate_step'],
+  'reconcile_window', 'settle_attempts', 'validate_step',
+  'sender_address', 'senders_allowed', 'sender_json', 'check_sender', 'register_sender', 'update_sender',
+  'inbound_tenant'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -178,6 +183,9 @@ $$, $$ VALUES
   ('hermes_api', 'app.disable_provider_account(text,uuid)'),
   ('hermes_api', 'app.provider_account_credentials(uuid[])'),
   ('hermes_api', 'app.attempt_provider_account(uuid)'),
+  ('hermes_api', 'app.register_sender(text,jsonb)'),
+  ('hermes_api', 'app.update_sender(text,uuid,jsonb)'),
+  ('hermes_api', 'app.list_senders(text,jsonb)'),
   ('hermes_worker', 'app.provider_account_credentials(uuid[])'),
   ('hermes_worker', 'app.claim_attempt(uuid)'),
   ('hermes_worker', 'app.claim_attempts(uuid[])'),
@@ -303,7 +311,9 @@ $$, $$ VALUES
   ('hermes_integrator', 'app.import_errors', 'SELECT'), ('hermes_anon', 'app.import_errors', 'SELECT'),
   ('hermes_integrator', 'api.imports', 'SELECT'), ('hermes_anon', 'api.imports', 'SELECT'),
   ('hermes_integrator', 'api.import_errors', 'SELECT'), ('hermes_anon', 'api.import_errors', 'SELECT'),
-  ('hermes_integrator', 'api.provider_accounts', 'SELECT'), ('hermes_anon', 'api.provider_accounts', 'SELECT')
+  ('hermes_integrator', 'api.provider_accounts', 'SELECT'), ('hermes_anon', 'api.provider_accounts', 'SELECT'),
+  ('hermes_integrator', 'app.senders', 'SELECT'), ('hermes_anon', 'app.senders', 'SELECT'),
+  ('hermes_integrator', 'api.senders', 'SELECT'), ('hermes_anon', 'api.senders', 'SELECT')
 $$, 'the only table grants are SELECT on the read API''s views and their tables to the PostgREST roles');
 SELECT ok(NOT has_schema_privilege('hermes_api', 'private', 'USAGE')
           AND NOT has_schema_privilege('hermes_worker', 'private', 'USAGE')

@@ -7,8 +7,9 @@
 --              call app.reconcile_attempt -- never resend blindly. A claim that never
 --              began its call is released first (event 'released') and sent.
 --   skip       nothing to do (already handed off, finished, unknown attempt), or the
---              message is rejected here: the tenant was suspended, or the recipient is
---              no longer eligible (private.send_eligibility: opted out, suppressed...)
+--              message is rejected here: the tenant was suspended, the recipient is
+--              no longer eligible (private.send_eligibility: opted out, suppressed...),
+--              or the sender is no longer the tenant's (private.senders_allowed)
 --   defer      it was claimed less than the claim lease ago (private.settings
 --              claim_lease): that worker may still be talking to the provider. A new
 --              job is scheduled for when the lease ends; this one has nothing to do.
@@ -88,6 +89,16 @@ BEGIN
                     FILTER (WHERE NOT e.eligible), '{}')
     INTO v_ineligible
     FROM private.send_eligibility(coalesce(v_candidates, '{}'), now()) e;
+  -- Their senders, by the intake's rule (private.senders_allowed): a step whose sender
+  -- is no longer the tenant's (reassigned, suspended, released since its intake) is
+  -- rejected, reason sender_not_allowed, and its cascade moves on.
+  SELECT v_ineligible || coalesce(jsonb_object_agg(v_pending_ids[a.idx], jsonb_build_object(
+           'reasons', jsonb_build_array(jsonb_build_object('code', 'sender_not_allowed',
+                                                           'channel', v_candidates[a.idx].channel))
+                      || coalesce(v_ineligible #> ARRAY[v_pending_ids[a.idx]::text, 'reasons'], '[]'))), '{}')
+    INTO v_ineligible
+    FROM private.senders_allowed(coalesce(v_candidates, '{}')) a
+   WHERE NOT a.allowed;
 
   WITH wanted AS (
     SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i
@@ -148,6 +159,8 @@ BEGIN
                                 THEN 'The tenant was suspended before hand-off.'
                                 WHEN c.reasons -> 0 ->> 'code' = 'missing_address'
                                 THEN 'Not sent: no address for this channel.'
+                                WHEN c.reasons -> 0 ->> 'code' = 'sender_not_allowed'
+                                THEN 'Not sent: the sender is no longer the tenant''s (see the sender registry).'
                                 ELSE 'Not sent: the recipient was no longer eligible at hand-off (see reasons).' END,
            completed_at = now(), updated_at = now()
       FROM classified c

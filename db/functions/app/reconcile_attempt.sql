@@ -140,6 +140,13 @@ BEGIN
   SELECT * INTO v_check
     FROM private.check_send_eligibility(v_message.tenant_id, v_attempt.channel, v_attempt.to_address,
                                         v_attempt.from_address, v_message.vertical, v_message.category, now());
+  -- And its sender, by the claim's rule (private.senders_allowed): still the tenant's.
+  IF NOT (SELECT a.allowed FROM private.senders_allowed(ARRAY[ROW(1, v_message.tenant_id, v_attempt.channel, NULL,
+            v_attempt.from_address, NULL, NULL, NULL)::private.send_candidate]) a) THEN
+    v_check.reasons := jsonb_build_array(jsonb_build_object('code', 'sender_not_allowed', 'channel', v_attempt.channel))
+                       || coalesce(CASE WHEN NOT v_check.eligible THEN v_check.reasons END, '[]');
+    v_check.eligible := false;
+  END IF;
   IF NOT v_check.eligible THEN
     UPDATE app.message_attempts
        SET status = 'rejected', error_code = v_check.reasons -> 0 ->> 'code', reasons = v_check.reasons,

@@ -1,6 +1,8 @@
 -- An inbound message from a provider's webhook (the API has verified its signature):
--- p_tenant_id from the webhook URL the tenant configured on its number, p_from the
--- person, p_to the tenant's number. In one transaction:
+-- p_from the person, p_to the number written to, whose registry row (app.senders) says
+-- whose it is (private.inbound_tenant); p_tenant_id, when the webhook URL names a
+-- tenant (the older per-tenant URLs, kept as aliases), must be that owner (HM403
+-- number_not_yours, HM404 unknown_number: nothing is recorded). In one transaction:
 --   * deduplicated on the provider's message id (a retried webhook changes nothing);
 --   * the conversation (tenant, from, to) is created or touched;
 --   * a keyword (private.detect_keyword) records a consent event (source keyword, scope
@@ -29,14 +31,21 @@ DECLARE
   v_text    text;
   v_policy  app.tenant_policies;
   v_channel text := CASE WHEN p_provider = 'whatsapp' THEN 'whatsapp' ELSE 'sms' END;
+  v_owner   record;
 BEGIN
-  SELECT * INTO v_tenant FROM app.tenants WHERE id = p_tenant_id;
-  IF v_tenant.id IS NULL THEN
+  IF p_tenant_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM app.tenants t WHERE t.id = p_tenant_id) THEN
     PERFORM private.raise_problem(404, 'tenant_not_found', 'No such tenant for this inbound URL.');
   END IF;
   IF private.address_key(p_from) IS NULL OR p_from !~ '^\+' OR private.address_key(p_to) IS NULL THEN
     PERFORM private.raise_problem(422, 'invalid_address', 'Inbound From and To must be E.164 numbers.');
   END IF;
+  v_owner := private.inbound_tenant(v_channel, p_to, p_tenant_id);
+  IF v_owner.problem_code IS NOT NULL THEN
+    PERFORM private.raise_problem(v_owner.problem_status, v_owner.problem_code, v_owner.problem_detail,
+                                  v_owner.problem_hint);
+  END IF;
+  SELECT * INTO v_tenant FROM app.tenants WHERE id = v_owner.tenant_id;
+  p_tenant_id := v_tenant.id;
   IF p_provider_message_id IS NULL OR length(p_provider_message_id) NOT BETWEEN 1 AND 64 THEN
     PERFORM private.raise_problem(422, 'invalid_message_id', 'An inbound message needs the provider''s id.');
   END IF;
@@ -98,11 +107,12 @@ REVOKE ALL ON FUNCTION app.record_inbound(text, uuid, text, text, text, text, js
 GRANT EXECUTE ON FUNCTION app.record_inbound(text, uuid, text, text, text, text, jsonb) TO hermes_api;
 
 -- Inbound WhatsApp messages from one verified webhook body (Meta's webhook is the app's,
--- not a tenant's: the tenant is the one whose WhatsApp business number received it,
--- app.tenants.default_whatsapp_from). p_messages = [{id, from, to, body, params}], each
--- recorded as app.record_inbound records an SMS (keywords -> consent on the whatsapp
--- channel, one reply over WhatsApp). A number no tenant (or more than one) sends from is
--- not recorded: {id, skipped: 'unknown_number'}. Returns one result per message.
+-- not a tenant's: the tenant is the one whose WhatsApp business number received it, by
+-- the sender registry, private.inbound_tenant). p_messages = [{id, from, to, body,
+-- params}], each recorded as app.record_inbound records an SMS (keywords -> consent on
+-- the whatsapp channel, one reply over WhatsApp). A number that is no one tenant's is
+-- not recorded: {id, skipped: 'unknown_number' | 'shared_number'}. Returns one result
+-- per message.
 CREATE OR REPLACE FUNCTION app.record_whatsapp_inbound(p_messages jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -110,22 +120,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_msg     jsonb;
-  v_tenants uuid[];
+  v_owner   record;
   v_results jsonb := '[]';
 BEGIN
   IF jsonb_typeof(p_messages) IS DISTINCT FROM 'array' THEN
     PERFORM private.raise_problem(422, 'invalid_inbound', 'Inbound messages must be a JSON array.');
   END IF;
   FOR v_msg IN SELECT m FROM jsonb_array_elements(p_messages) m LOOP
-    SELECT array_agg(t.id) INTO v_tenants FROM app.tenants t
-     WHERE t.default_whatsapp_from = private.normalize_phone(v_msg ->> 'to') AND t.status = 'active';
-    IF cardinality(v_tenants) IS DISTINCT FROM 1 THEN
+    v_owner := private.inbound_tenant('whatsapp', v_msg ->> 'to', NULL);
+    IF v_owner.tenant_id IS NULL THEN
       v_results := v_results || jsonb_build_array(jsonb_build_object(
-        'id', v_msg ->> 'id', 'skipped', 'unknown_number'));
+        'id', v_msg ->> 'id', 'skipped', v_owner.problem_code));
       CONTINUE;
     END IF;
-    v_results := v_results || jsonb_build_array(jsonb_build_object('id', v_msg ->> 'id', 'tenant_id', v_tenants[1])
-      || app.record_inbound('whatsapp', v_tenants[1], v_msg ->> 'id',
+    v_results := v_results || jsonb_build_array(jsonb_build_object('id', v_msg ->> 'id', 'tenant_id', v_owner.tenant_id)
+      || app.record_inbound('whatsapp', v_owner.tenant_id, v_msg ->> 'id',
                             coalesce(private.normalize_phone(v_msg ->> 'from'), v_msg ->> 'from'),
                             private.normalize_phone(v_msg ->> 'to'),
                             coalesce(v_msg ->> 'body', ''), coalesce(v_msg -> 'params', '{}')));

@@ -37,6 +37,7 @@ DECLARE
   v_dedup_window interval;
   v_rules jsonb;
   v_defaults jsonb;
+  v_senders jsonb;
 BEGIN
   SELECT coalesce(p.default_category, 'marketing'), coalesce(p.content_dedup_window, interval '10 minutes'),
          private.rules_in_force(p.version),
@@ -120,6 +121,44 @@ BEGIN
             FROM jsonb_array_elements(i.steps) WITH ORDINALITY s(step, n)
            WHERE c.id IS NOT NULL) r ON true
        ORDER BY i.idx);
+  END IF;
+
+  -- 2c. Senders: every step's "from" (given, or the tenant's default) must be one the
+  --     tenant may send from (private.senders_allowed: registered to it, or shared and
+  --     the tenant not a production one; the claim asks again). Else the item is 422
+  --     sender_not_allowed, naming its first such step.
+  IF EXISTS (SELECT 1 FROM unnest(v_items) i WHERE i.outcome = 'accept') THEN
+    WITH st AS (
+      SELECT i.idx, s.n::int AS n, jsonb_array_length(i.steps) AS steps, s.step ->> 'channel' AS channel,
+             s.step ->> 'from' AS sender
+        FROM unnest(v_items) i CROSS JOIN LATERAL jsonb_array_elements(i.steps) WITH ORDINALITY s(step, n)
+       WHERE i.outcome = 'accept'
+    )
+    SELECT coalesce(jsonb_object_agg(b.idx, jsonb_build_object(
+             'detail', format('%s"from" %s is not a sender of yours.',
+                              CASE WHEN b.steps > 1 THEN format('Step %s (%s): ', b.n, b.channel) END, left(b.sender, 80)))), '{}')
+      INTO v_senders
+      FROM (SELECT DISTINCT ON (st.idx) st.*
+              FROM st JOIN private.senders_allowed(ARRAY(
+                             SELECT ROW(st.idx * 8 + st.n, p_tenant_id, st.channel, NULL, st.sender, NULL, NULL,
+                                        NULL)::private.send_candidate FROM st)) a
+                ON a.idx = st.idx * 8 + st.n AND NOT a.allowed
+             ORDER BY st.idx, st.n) b;
+    IF v_senders <> '{}' THEN
+      v_items := ARRAY(
+        SELECT ROW(i.idx, i.key, i.hash, i.to_address, i.from_address, i.body,
+                   CASE WHEN x.bad THEN 422 ELSE i.problem_status END,
+                   CASE WHEN x.bad THEN 'sender_not_allowed' ELSE i.problem_code END,
+                   CASE WHEN x.bad THEN v_senders #>> ARRAY[i.idx::text, 'detail'] ELSE i.problem_detail END,
+                   CASE WHEN x.bad THEN 'Send from a number or address registered to you (GET /senders on the read '
+                                        'API), or leave "from" out for your default; an operator registers senders.'
+                        ELSE i.problem_hint END,
+                   CASE WHEN x.bad THEN 'problem' ELSE i.outcome END,
+                   NULL, NULL, NULL, i.response, i.channel, i.vertical, i.category, i.reasons,
+                   i.steps, i.contact_id)::private.intake_item
+          FROM unnest(v_items) i CROSS JOIN LATERAL (SELECT v_senders ? i.idx::text AS bad) x
+         ORDER BY i.idx);
+    END IF;
   END IF;
 
   -- 3. Claim the new keys. A key another transaction took meanwhile (the insert waited

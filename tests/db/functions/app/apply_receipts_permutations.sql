@@ -9,6 +9,7 @@ SELECT plan(6);
 
 SELECT (pg_temp.new_tenant('Shuffle Co') -> 'tenant' ->> 'id') AS t \gset
 UPDATE app.tenants SET default_email_from = 'hi@shuffle.example' WHERE id = :'t';
+SELECT pg_temp.new_sender(:'t', 'email', 'hi@shuffle.example') AS email_sender \gset
 SELECT pg_temp.set_policy(:'t', '{"default_category": "transactional", "content_dedup_window": "0"}');
 SELECT setseed(0.42);
 

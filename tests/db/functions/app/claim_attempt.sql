@@ -3,7 +3,7 @@
 -- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(64);
+SELECT plan(68);
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -258,6 +258,31 @@ SELECT pg_temp.opt(:'tl', 'opt_in', '+14155550123', jsonb_build_object('occurred
 SELECT is(app.claim_attempt(:'ao') ->> 'action', 'send', 'after a newer opt-in the claim sends');
 SELECT ok(EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()),
   'the claim holds the recipient''s address lock until it commits');
+
+-- The sender, again at the claim (private.senders_allowed, the intake's rule): a step
+-- whose sender was reassigned to another tenant after its intake is rejected, reason
+-- sender_not_allowed, and the cascade moves on to the next step.
+SELECT (pg_temp.new_tenant('Sender Co') -> 'tenant' ->> 'id') AS ts \gset
+SELECT (pg_temp.new_tenant('Next Owner Co') -> 'tenant' ->> 'id') AS ts2 \gset
+SELECT pg_temp.new_sender(:'ts', 'sms', '+14155550997') AS s97 \gset
+SELECT private.submit_message(:'ts', NULL, '{"channels": [
+  {"channel": "sms", "to": "+14155550123", "from": "+14155550997", "body": "from mine"},
+  {"channel": "sms", "to": "+14155550123", "body": "from the shared default"}]}') #>> '{message,id}' AS ms \gset
+SELECT private.update_sender(NULL, :'s97', jsonb_build_object('tenant_id', :'ts2')) ->> 'tenant_id' AS moved \gset
+SELECT app.claim_attempt(pg_temp.attempt_of(:'ms')) AS cs \gset
+SELECT is(ARRAY[(:'cs'::jsonb) ->> 'action', (:'cs'::jsonb) ->> 'reason'], ARRAY['skip', 'sender_not_allowed'],
+  'a step whose sender was reassigned since its intake: skipped, reason sender_not_allowed');
+SELECT results_eq(format($$SELECT attempt_no, status, error_code FROM app.message_attempts WHERE message_id = %L ORDER BY attempt_no$$, :'ms'),
+  $$VALUES (1, 'rejected', 'sender_not_allowed'), (2, 'pending', NULL::text)$$,
+  'the step is rejected and the cascade moves on to the next');
+SELECT is(app.claim_attempt((SELECT id FROM app.message_attempts WHERE message_id = :'ms' AND attempt_no = 2)) ->> 'action',
+  'send', 'the next step (the tenant''s own sender) is sent');
+-- Suspended: the same.
+SELECT private.submit_message(:'ts2', NULL, '{"to": "+14155550123", "from": "+14155550997", "body": "new owner"}')
+         #>> '{message,id}' AS ms2 \gset
+SELECT private.update_sender(NULL, :'s97', '{"status": "suspended"}') ->> 'status' AS susp \gset
+SELECT is(app.claim_attempt(pg_temp.attempt_of(:'ms2')) ->> 'reason', 'sender_not_allowed',
+  'a sender suspended since the intake: refused at the claim too');
 
 SELECT * FROM finish();
 ROLLBACK;

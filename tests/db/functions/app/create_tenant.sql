@@ -2,19 +2,24 @@
 -- implementation, the operator's bootstrap): a tenant and its first API key.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(25);
+SELECT plan(31);
 
 SELECT k ->> 'id' AS admin, k ->> 'token' AS admin_token FROM app.create_admin_key('ops') k \gset
 SELECT pg_temp.counts() AS before \gset
-SELECT app.create_tenant(:'admin_token', '  Acme  ', 'prod', '+1 (500) 555-0006') AS r \gset
+SELECT app.create_tenant(:'admin_token', '  Acme  ', 'prod', '+1 (415) 555-0906') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'id' AS k \gset
 
 SELECT is(((:'r'::jsonb) -> 'tenant') - 'id' - 'created_at',
-  '{"name": "Acme", "environment": "prod", "status": "active", "default_sms_from": "+15005550006",
+  '{"name": "Acme", "environment": "prod", "status": "active", "default_sms_from": "+14155550906",
     "default_email_from": null, "default_whatsapp_from": null}'::jsonb,
   'the tenant: trimmed name, environment, active, normalised default sender');
 SELECT results_eq(format('SELECT name, environment::text, status, default_sms_from, created_at FROM app.tenants WHERE id = %L', :'t'),
-  $$VALUES ('Acme', 'prod', 'active', '+15005550006', now())$$, 'stored as returned');
+  $$VALUES ('Acme', 'prod', 'active', '+14155550906', now())$$, 'stored as returned');
+-- Its default sender, free until now, is registered to it (app.senders).
+SELECT results_eq(format($$SELECT channel, kind, address, tenant_id, shared, number_type, status FROM app.senders
+                            WHERE address = '+14155550906'$$),
+  format($$VALUES ('sms', 'address', '+14155550906', %L::uuid, false, 'long_code', 'active')$$, :'t'),
+  'its default sender is registered to it');
 SELECT is((:'r'::jsonb) -> 'api_key' -> 'scopes', '["compliance:write", "imports:write", "keys:write", "messages:write", "providers:write", "read"]'::jsonb,
   'its first key has messages:write, keys:write, read and compliance:write');
 SELECT is((:'r'::jsonb) -> 'api_key' ->> 'name', 'default', 'named default');
@@ -53,7 +58,17 @@ SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', NULL)$$), 'H
   'a NULL environment: invalid_environment');
 SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'X', 'test', 'HERMES')$$), 'HM422 invalid_from',
   'a default sender that is not a phone number: HM422 invalid_from');
+-- A default sender another tenant holds, or a shared simulator number for a production
+-- tenant: HM409 sender_taken, and no tenant.
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'Copycat', 'test', '+14155550906')$$),
+  'HM409 sender_taken', 'another tenant''s number as a default sender: HM409 sender_taken');
+SELECT is(pg_temp.problem($$SELECT private.create_tenant(NULL, 'Prod on sim', 'prod', '+15005550006')$$),
+  'HM409 sender_taken', 'a production tenant on a shared simulator number: HM409 sender_taken');
 SELECT is(pg_temp.counts(), :'before2'::jsonb, 'the refusals wrote nothing');
+SELECT is((SELECT count(*)::int FROM app.senders WHERE tenant_id IS NOT NULL), 1, 'and registered nothing');
+-- A sandbox tenant on the shared number uses it as it is: nothing registered.
+SELECT is((SELECT count(*)::int FROM app.senders WHERE address = '+15005550006'), 1,
+  'a sandbox or test tenant on a shared number registers nothing (the shared row is the one row)');
 
 -- Default senders of the other channels.
 SELECT k ->> 'token' AS admin2 FROM app.create_admin_key('ops2') k \gset
@@ -62,6 +77,10 @@ SELECT app.create_tenant(:'admin2', 'Mailer', 'sandbox', NULL, ' Mailer <hi@mail
 SELECT is(((:'r2'::jsonb) -> 'tenant') -> 'default_email_from', '"Mailer <hi@mailer.example>"',
   'a default email sender, trimmed');
 SELECT is(((:'r2'::jsonb) -> 'tenant') -> 'default_whatsapp_from', '"+14155550100"', 'a default WhatsApp number, normalised');
+SELECT results_eq(format($$SELECT channel, address FROM app.senders WHERE tenant_id = %L ORDER BY channel$$,
+                         (:'r2'::jsonb) -> 'tenant' ->> 'id'),
+  $$VALUES ('email', 'hi@mailer.example'), ('whatsapp', '+14155550100')$$,
+  'its email address (without the display name) and WhatsApp number are registered to it');
 SELECT throws_ok($$SELECT app.create_tenant(current_setting('t.admin'), 'Bad', 'sandbox', NULL, 'not an address')$$,
   'HM422', NULL, 'an email sender that is no address: HM422');
 SELECT * FROM finish();

@@ -8,6 +8,7 @@ SELECT plan(6);
 SELECT (pg_temp.new_tenant('Timers Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.set_policy(:'t', '{"default_category": "transactional", "content_dedup_window": "0"}');
 UPDATE app.tenants SET default_email_from = 'hi@timers.example' WHERE id = :'t';
+SELECT pg_temp.new_sender(:'t', 'email', 'hi@timers.example') AS email_sender \gset
 CREATE FUNCTION pg_temp.cascade(p_tenant uuid, p_to text) RETURNS uuid LANGUAGE sql AS $$
   SELECT (private.submit_message(p_tenant, NULL, jsonb_build_object('channels', jsonb_build_array(
     jsonb_build_object('channel', 'sms', 'to', p_to, 'body', 'x', 'timeout_seconds', 10),

@@ -5,7 +5,7 @@ BEGIN;
 \ir ../../helpers.psql
 SELECT plan(18);
 
-SELECT private.create_tenant(NULL, 'Accounts Co', 'prod', '+15005550006') AS r \gset
+SELECT private.create_tenant(NULL, 'Accounts Co', 'prod', '+14155550907') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
 SELECT private.create_tenant(NULL, 'Sandbox Co', 'sandbox', '+15005550006') AS rs \gset
 SELECT (:'rs'::jsonb) -> 'tenant' ->> 'id' AS ts, (:'rs'::jsonb) -> 'api_key' ->> 'token' AS tokens \gset

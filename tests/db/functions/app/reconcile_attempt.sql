@@ -7,7 +7,7 @@
 -- reaches attempt and message through the receipt inbox (app.apply_receipts).
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(67);
+SELECT plan(69);
 
 SELECT (pg_temp.new_tenant('Reconcile Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'one') AS m1 \gset
@@ -302,6 +302,26 @@ SELECT results_eq(format($$SELECT a.status, m.status, m.error_code, m.reasons ->
   $$VALUES ('rejected', 'rejected', 'opted_out', 'opted_out')$$, 'attempt and message rejected');
 SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mq'))) AND 'rejected' = ANY(pg_temp.events_of(:'mq')),
   'a rejected event, no resend event');
+
+-- A sender reassigned to another tenant while the message waited for its retry: the
+-- resend is a new hand-off, refused like a claim (sender_not_allowed).
+SELECT (pg_temp.new_tenant('Retry Sender Co') -> 'tenant' ->> 'id') AS tz \gset
+SELECT (pg_temp.new_tenant('Sender Taker Co') -> 'tenant' ->> 'id') AS tz2 \gset
+SELECT pg_temp.new_sender(:'tz', 'sms', '+14155550996') AS sz \gset
+SELECT private.submit_message(:'tz', NULL, '{"to": "+14155550123", "from": "+14155550996", "body": "retry me"}')
+         #>> '{message,id}' AS mz \gset
+SELECT pg_temp.attempt_of(:'mz') AS az \gset
+SELECT app.claim_attempt(:'az') IS NOT NULL AS cz \gset
+SELECT pg_temp.calling(:'az') IS NOT NULL AS kz \gset
+SELECT app.record_send_error(:'az', 1, 'timeout', 'no answer', NULL) ->> 'action' AS retry_z \gset
+SELECT private.update_sender(NULL, :'sz', jsonb_build_object('tenant_id', :'tz2')) ->> 'tenant_id' AS moved_z \gset
+SELECT pg_temp.end_lease(:'az');
+SELECT (app.claim_attempt(:'az') ->> 'claim_no')::int AS z_claim \gset
+SELECT is(app.reconcile_attempt(:'az', :z_claim, '[]') - 'reasons',
+  '{"action": "skip", "reason": "sender_not_allowed"}'::jsonb,
+  'not at the provider and its sender reassigned since: skip, no resend');
+SELECT ok(NOT ('resend' = ANY(pg_temp.events_of(:'mz'))) AND pg_temp.attempt_status(:'az') = 'rejected',
+  'the step is rejected, no resend event');
 
 -- A provider that cannot be asked: the wait for a receipt lasts reconcile_window from
 -- the first wait, however often the attempt is claimed again meanwhile.

@@ -11,6 +11,9 @@ SELECT r -> 'tenant' ->> 'id' AS t_nofrom FROM pg_temp.new_tenant('No Sender Co'
 SELECT r -> 'tenant' ->> 'id' AS t_other FROM pg_temp.new_tenant('Other Co') r \gset
 SELECT r -> 'tenant' ->> 'id' AS t_susp FROM pg_temp.new_tenant('Suspended Co') r \gset
 UPDATE app.tenants SET status = 'suspended' WHERE id = :'t_susp';
+-- Senders of their own besides the shared +15005550006 (the sender registry).
+SELECT pg_temp.new_sender(:'t', 'sms', '+15005550007') AS sender_t \gset
+SELECT pg_temp.new_sender(:'t_nofrom', 'sms', '+15005550009') AS sender_nofrom \gset
 
 -- 'SQLSTATE DETAIL' of a refused submit, plus ' +changed' if any row count changed.
 CREATE FUNCTION pg_temp.refused(p_tenant uuid, p_request jsonb, p_key text DEFAULT NULL) RETURNS text

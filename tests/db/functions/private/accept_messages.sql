@@ -5,7 +5,7 @@
 -- {index, status, message?, replayed?, problem?}. Audit rows are the callers' business.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(24);
+SELECT plan(28);
 
 SELECT r -> 'tenant' ->> 'id' AS t, r -> 'api_key' ->> 'id' AS k FROM pg_temp.new_tenant('Intake Co') r \gset
 CREATE FUNCTION pg_temp.item(p_body text, p_key text DEFAULT NULL, p_to text DEFAULT '+14155550123') RETURNS jsonb
@@ -109,6 +109,33 @@ SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', pg_temp.accept(js
            (2, 422, NULL, 'invalid_idempotency_key'), (3, 422, NULL, 'empty_body')$$,
   'an empty, a 256-character and a non-string key: invalid_idempotency_key; an invalid request with a key: its problem');
 SELECT is(pg_temp.counts(), :'before'::jsonb, 'none of them writes anything, not even the key');
+
+-- Senders (the sender registry): every step's "from", given or the default, must be
+-- the tenant's or, for a test tenant, a shared one; else the item alone is 422
+-- sender_not_allowed (issue 19: tenant A sent as tenant B's number).
+SELECT (pg_temp.new_tenant('Owner Co') -> 'tenant' ->> 'id') AS t_owner \gset
+SELECT pg_temp.new_sender(:'t_owner', 'sms', '+14155550999') AS s_sms \gset
+SELECT pg_temp.new_sender(:'t_owner', 'email', 'owner.example', 'domain') AS s_mail \gset
+SELECT pg_temp.new_sender(:'t', 'sms', '+14155550998') AS s_mine \gset
+SELECT pg_temp.counts() AS before \gset
+SELECT pg_temp.accept(jsonb_build_array(
+  jsonb_build_object('request', '{"to": "+14155550777", "from": "+14155550999", "body": "as the owner"}'::jsonb),
+  jsonb_build_object('request', '{"to": "+14155550777", "from": "+14155550998", "body": "mine"}'::jsonb),
+  jsonb_build_object('request', '{"channel": "email", "to": "a@b.example", "subject": "s", "body": "x",
+                                  "from": "Owner <Sales@OWNER.example>"}'::jsonb),
+  jsonb_build_object('request', '{"channels": [{"channel": "sms", "to": "+14155550777", "body": "x"},
+                                               {"channel": "sms", "to": "+14155550777", "body": "y", "from": "+14155550999"}]}'::jsonb),
+  jsonb_build_object('request', '{"to": "+14155550777", "body": "the default: shared, a test tenant may"}'::jsonb))) AS sx \gset
+SELECT results_eq(format('SELECT * FROM pg_temp.outcomes(%L)', :'sx'),
+  $$VALUES (0, 422, NULL::boolean, 'sender_not_allowed'), (1, 201, NULL, NULL::text), (2, 422, NULL, 'sender_not_allowed'),
+           (3, 422, NULL, 'sender_not_allowed'), (4, 201, NULL, NULL)$$,
+  'another tenant''s number, an address at its domain (any case), a cascade''s later step: 422 each; own and shared go');
+SELECT is(ARRAY[(:'sx'::jsonb) #>> '{0,problem,detail}', (:'sx'::jsonb) #>> '{3,problem,detail}'],
+  ARRAY['"from" +14155550999 is not a sender of yours.', 'Step 2 (sms): "from" +14155550999 is not a sender of yours.'],
+  'the detail names the sender (and the step of a cascade), never whose it is');
+SELECT ok((:'sx'::jsonb) #>> '{0,problem,hint}' LIKE 'Send from a number or address registered to you%', 'with a hint');
+SELECT is((pg_temp.counts() ->> 'messages')::int - (:'before'::jsonb ->> 'messages')::int, 2,
+  'only the two allowed messages are stored');
 
 SELECT ok((SELECT NOT prosecdef FROM pg_proc WHERE oid = 'private.accept_messages(uuid,text,uuid,jsonb,boolean)'::regprocedure)
           AND NOT has_function_privilege('hermes_api', 'private.accept_messages(uuid,text,uuid,jsonb,boolean)', 'EXECUTE')

@@ -8,6 +8,7 @@ SELECT plan(37);
 
 SELECT (pg_temp.new_tenant('Cascade Co') -> 'tenant' ->> 'id') AS t \gset
 UPDATE app.tenants SET default_email_from = 'Cascade <hi@cascade.example>' WHERE id = :'t';
+SELECT pg_temp.new_sender(:'t', 'email', 'hi@cascade.example') AS email_sender \gset
 SELECT pg_temp.set_policy(:'t', '{"default_category": "transactional", "content_dedup_window": "0"}');
 
 CREATE FUNCTION pg_temp.submit(p_tenant uuid, p_request jsonb) RETURNS jsonb LANGUAGE sql AS $$

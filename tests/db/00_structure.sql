@@ -115,7 +115,7 @@ SELECT functions_are('private', ARRAY[
   'property_hash', 'identity_hash', 'merge_import',
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
   'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
-  'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased',
+  'erase_from_graph', 'erasure_attempts', 'import_part_end', 'finish_import_part', 'holds_erased',
   'reconcile_window', 'settle_attempts', 'validate_step'],
   'schema private has exactly the helper functions');
 SELECT is_empty($$

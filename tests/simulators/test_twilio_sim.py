@@ -673,6 +673,25 @@ def test_fetch(sim: Sim, client: Any) -> None:
     assert f"{API}/Messages/{unknown}.json was not found" in caught.value.msg
 
 
+def test_delete(sim: Sim, client: Any) -> None:
+    """Twilio's Message DELETE (erasure): 204, the message is gone from the account and
+    the ledger (GET 404); unknown: 404; a message not final yet cannot be deleted."""
+    msg = client.messages.create(to="+15005550013", from_=FROM, body="forget me")
+    deadline = time.monotonic() + 10
+    while client.messages(msg.sid).fetch().status != "sent":
+        assert time.monotonic() < deadline, "never sent"
+        time.sleep(0.05)
+    assert client.messages(msg.sid).delete() is True
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages(msg.sid).fetch()
+    assert caught.value.status == 404
+    assert msg.sid not in {m["sid"] for m in sim.ledger()}
+    assert client.messages.list(to="+15005550013") == []
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages(msg.sid).delete()
+    assert caught.value.status == 404
+
+
 def test_messaging_service(sim: Sim, receiver: Receiver, client: Any) -> None:
     service = "MG" + "a" * 32
     path = callback_path()

@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from hermes.gather import Gatherer
+from hermes.logmask import mask_text
 from hermes.sqlcall import status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
@@ -175,7 +176,12 @@ class SendBatcher:
                 result = await self.db.record_send_error(
                     attempt_id, claim_no, "lookup_failed", exc.message, None
                 )
-                log.warning("attempt %s: lookup failed (%s): %s", attempt_id, exc, result["action"])
+                log.warning(
+                    "attempt %s: lookup failed (%s): %s",
+                    attempt_id,
+                    mask_text(exc),
+                    result["action"],
+                )
                 return
             decision = await self.db.reconcile_attempt(
                 attempt_id, claim_no, [c.as_json() for c in found]
@@ -194,6 +200,8 @@ class SendBatcher:
             result = await self.db.record_send_error(
                 attempt_id, claim_no, exc.code, exc.message, exc.http_status, retry_after, exc.sent
             )
-            log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
+            log.warning(
+                "attempt %s: provider error %s -> %s", attempt_id, mask_text(exc), result["action"]
+            )
             return
         handoffs[attempt_id] = handoff

@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(27);
+SELECT plan(34);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -88,6 +88,35 @@ SELECT ok(private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "we
 SELECT is((SELECT to_address FROM app.messages WHERE id = :'mu'), '+14155550123', 'another tenant''s data is untouched');
 SELECT results_eq(format($$SELECT counts ->> 'messages', counts ->> 'consent_events' FROM app.erasures WHERE tenant_id = %L$$, :'t'),
   $$VALUES ('3', '1')$$, 'app.erasures records the erasure with its counts (two messages and the STOP reply)');
+-- Issue 19: the provider's copy goes too -- a job that names no one.
+SELECT results_eq($$SELECT convert_from(payload, 'UTF8')::jsonb FROM pgqueuer.pgqueuer WHERE entrypoint = 'provider_delete'$$,
+  $$VALUES ('{"provider": "twilio", "provider_account_id": null, "environment": "test", "provider_message_id": "SM-forget"}'::jsonb)$$,
+  'a provider_delete job for the handed-off message: provider, account, environment, provider message id only');
+SELECT results_eq(format($$SELECT to_address, content FROM app.message_attempts WHERE id = %L$$, :'a1'),
+  $$VALUES ('[erased]', '{"body": "[erased]", "redacted": "erasure"}'::jsonb)$$, 'the attempt loses recipient and content');
+-- A late receipt quoting them: stored redacted, and the message stays erased.
+SELECT app.record_receipt('twilio', :'a1', 'SM-forget', 'undelivered', '30003', 'Unreachable: +14155550123',
+                          '{"To": "+14155550123", "Body": "hello Ada"}') IS NOT NULL AS late \gset
+SELECT results_eq($$SELECT payload, error_message FROM app.receipts WHERE provider_message_id = 'SM-forget' AND provider_status = 'undelivered'$$,
+  $$VALUES ('{"redacted": "erasure"}'::jsonb, NULL::text)$$, 'a late receipt for an erased attempt is stored without payload or error text');
+SELECT app.apply_receipts() IS NOT NULL AS applied2 \gset
+SELECT is((SELECT count(*)::int FROM app.messages m JOIN app.message_attempts a ON a.message_id = m.id
+            WHERE a.id = :'a1' AND (m.to_address <> '[erased]' OR m.body <> '[erased]')), 0,
+  'settling it copies nothing back into the message');
+-- A cascade whose later (email) step goes to the erased address: found by that step.
+SELECT private.submit_message(:'t', NULL, '{"channels": [
+  {"channel": "sms", "to": "+14155550888", "body": "step one"},
+  {"channel": "email", "to": "Later@Example.com", "from": "tests@hermes.example", "subject": "About you", "body": "step two"}]}')
+  #>> '{message,id}' AS mc \gset
+SELECT app.erase_addresses(:'token', '["LATER@example.com"]') AS e2 \gset
+SELECT results_eq(format($$SELECT attempt_no, to_address, status, error_code, content ->> 'body' FROM app.message_attempts
+                            WHERE message_id = %L ORDER BY attempt_no$$, :'mc'),
+  $$VALUES (1, '+14155550888', 'rejected', 'erased', '[erased]'), (2, '[erased]', 'rejected', 'erased', '[erased]')$$,
+  'a cascade is found by its later step''s address: that step loses its recipient, every step its content, none will go');
+SELECT results_eq(format($$SELECT to_address, body, status FROM app.messages WHERE id = %L$$, :'mc'),
+  $$VALUES ('+14155550888', '[erased]', 'rejected')$$, 'the message loses its body (its current recipient was not erased)');
+SELECT is((:'e2'::jsonb) #>> '{counts,messages}', '1', 'counted');
+
 -- Outside an erasure the ledgers stay append-only, and an erasure may only redact.
 SELECT throws_ok($$UPDATE app.consent_events SET address = '+1999'$$, 'HM405', NULL, 'UPDATE outside an erasure: HM405');
 SELECT set_config('hermes.erasing', 'on', true) IS NOT NULL AS on_ \gset

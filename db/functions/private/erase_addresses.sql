@@ -12,6 +12,8 @@
 --     details that quote an address or a body are replaced by {"redacted": "erasure"};
 --   * where the provider can delete its copy (Twilio), a 'provider_delete' job per
 --     handed-off step: only provider, account, environment and provider message id;
+--   * the cooldown and content-dedup stores (app.contact_history, app.recent_contents:
+--     hashes) forget them;
 --   * the consent and suppression ledgers keep their rows (the history stays provable)
 --     without the address or evidence; the caches lose the address;
 --   * inbound messages from them lose sender, body and params; their conversations go;
@@ -196,6 +198,10 @@ BEGIN
   v_counts := v_counts || jsonb_build_object('suppression_events', v_n);
   UPDATE app.suppressions SET address = NULL, reason = NULL
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  -- The cooldown and content-dedup stores (hashes only): nothing left to pace, the
+  -- tombstone refuses every later message.
+  DELETE FROM app.contact_history WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  DELETE FROM app.recent_contents WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
   UPDATE app.inbound_messages SET from_address = NULL, body = NULL, params = v_erased
    WHERE tenant_id = p_tenant_id AND from_address = ANY (v_keys);
   GET DIAGNOSTICS v_n = ROW_COUNT;

@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(34);
+SELECT plan(35);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -38,7 +38,16 @@ INSERT INTO app.identity_phones (tenant_id, identity_id, phone_id, confidence, s
 SELECT :'t', '0190a000-0000-7000-8000-00000000e1a5', p.id, 1, 'test', :imp, 9
   FROM app.phone_numbers p WHERE p.tenant_id = :'t' AND p.e164 = '+14155550123';
 
+-- The cooldown and content-dedup stores know them (by hash).
+INSERT INTO app.contact_history (tenant_id, address_hash, vertical, last_contact_at)
+VALUES (:'t', private.address_hash('+14155550123'), '*', now());
+INSERT INTO app.recent_contents (tenant_id, address_hash, content_hash, last_at, message_id)
+VALUES (:'t', private.address_hash('+14155550123'), sha256('hello Ada'), now(), :'m2');
+
 SELECT app.erase_addresses(:'token', '["+14155550123", "nope"]') AS e \gset
+SELECT is((SELECT count(*)::int FROM app.contact_history WHERE tenant_id = :'t')
+          + (SELECT count(*)::int FROM app.recent_contents WHERE tenant_id = :'t'), 0,
+  'the cooldown and content-dedup stores forget them');
 SELECT set_eq(format('SELECT e164 FROM app.phone_numbers WHERE tenant_id = %L', :'t'),
   $$VALUES ('+14155550999'), ('+14155550777')$$, 'the graph forgets the number (the person''s other number stays)');
 SELECT is((SELECT count(*)::int FROM app.identity_phones WHERE tenant_id = :'t'), 2, 'and its link');

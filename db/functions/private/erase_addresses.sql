@@ -6,8 +6,10 @@
 --     only the current one: a cascade's later step to another channel's address
 --     counts -- lose recipient and body ('[erased]'); every step of such a message
 --     loses its content, the steps to an erased address their recipient, and error
---     texts that quote an address go; steps not sent yet are rejected (error_code
---     'erased'): none of them will go; their replayable idempotency answers are
+--     texts that quote an address go; steps not sent yet -- pending, waiting, or
+--     claimed by a worker that has not begun its provider call -- are rejected
+--     (error_code 'erased'): none of them will go, and a message whose current step
+--     that was ends rejected (private.settle_attempts); their replayable idempotency answers are
 --     redacted; their receipts' payloads and error texts are redacted; their events'
 --     details that quote an address or a body are replaced by {"redacted": "erasure"};
 --   * where the provider can delete its copy (Twilio), a 'provider_delete' job per
@@ -45,6 +47,7 @@ DECLARE
   v_n        bigint;
   v_attempts uuid[];
   v_bodies   text[];
+  v_stopping uuid[];
   v_erased   constant jsonb := '{"redacted": "erasure"}';
 BEGIN
   IF p_addresses IS NULL OR jsonb_typeof(p_addresses) <> 'array' OR jsonb_array_length(p_addresses) = 0 THEN
@@ -103,6 +106,17 @@ BEGIN
      AND a.provider = 'twilio' AND a.provider_message_id IS NOT NULL;
   v_counts := v_counts || jsonb_build_object('provider_deletions', v_n);
 
+  -- The steps that will never go now: not sent yet (pending, waiting), or claimed by a
+  -- worker that has not begun its provider call (no calling mark: app.begin_calls will
+  -- refuse it). A step whose call has begun may be at the provider: it stays.
+  v_stopping := ARRAY(
+    SELECT a.id FROM app.message_attempts a
+     WHERE a.id = ANY (v_attempts)
+       AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+       AND (a.status IN ('pending', 'waiting')
+            OR (a.status = 'claimed' AND a.calling_claim_no IS DISTINCT FROM a.claim_count))
+     ORDER BY a.id);
+
   WITH affected AS MATERIALIZED (
     -- (a message refused at intake has no attempt: found by its recipient)
     SELECT a.message_id, a.message_created_at
@@ -112,20 +126,13 @@ BEGIN
     UNION
     SELECT m.id, m.created_at FROM app.messages m WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (v_keys)
   ), erased AS (
-    -- Messages still waiting (queued, scheduled) will never go: rejected now.
+    -- (a message whose current step is stopped here ends below: private.settle_attempts)
     UPDATE app.messages m
        SET to_address = CASE WHEN m.to_address = ANY (v_keys) OR m.to_address IS NULL THEN '[erased]'
                              ELSE m.to_address END,
            body = '[erased]', updated_at = now(),
-           status = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'rejected' ELSE m.status END,
-           error_code = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'erased' ELSE m.error_code END,
-           error_message = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'The recipient was erased.'
-                                WHEN private.holds_erased(m.error_message, v_keys) THEN NULL
-                                ELSE m.error_message END,
-           reasons = CASE WHEN m.status IN ('queued', 'scheduled')
-                          THEN '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]'::jsonb
-                          ELSE m.reasons END,
-           completed_at = CASE WHEN m.status IN ('queued', 'scheduled') THEN now() ELSE m.completed_at END
+           error_message = CASE WHEN private.holds_erased(m.error_message, v_keys) THEN NULL
+                                ELSE m.error_message END
       FROM affected f
      WHERE m.id = f.message_id AND m.created_at = f.message_created_at AND m.tenant_id = p_tenant_id
     RETURNING m.id, m.created_at, m.idempotency_key, m.to_address, m.error_message
@@ -136,15 +143,15 @@ BEGIN
        SET to_address = CASE WHEN a.to_address = ANY (v_keys) OR a.to_address IS NULL THEN '[erased]'
                              ELSE a.to_address END,
            content = '{"body": "[erased]", "redacted": "erasure"}',
-           error_message = CASE WHEN a.status IN ('pending', 'waiting') THEN 'The recipient was erased.'
+           error_message = CASE WHEN a.id = ANY (v_stopping) THEN 'The recipient was erased.'
                                 WHEN a.to_address = ANY (v_keys) OR private.holds_erased(a.error_message, v_keys)
                                 THEN NULL ELSE a.error_message END,
-           status = CASE WHEN a.status IN ('pending', 'waiting') THEN 'rejected' ELSE a.status END,
-           error_code = CASE WHEN a.status IN ('pending', 'waiting') THEN 'erased' ELSE a.error_code END,
-           reasons = CASE WHEN a.status IN ('pending', 'waiting')
+           status = CASE WHEN a.id = ANY (v_stopping) THEN 'rejected' ELSE a.status END,
+           error_code = CASE WHEN a.id = ANY (v_stopping) THEN 'erased' ELSE a.error_code END,
+           reasons = CASE WHEN a.id = ANY (v_stopping)
                           THEN '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]'::jsonb
                           ELSE a.reasons END,
-           completed_at = CASE WHEN a.status IN ('pending', 'waiting') THEN now() ELSE a.completed_at END,
+           completed_at = CASE WHEN a.id = ANY (v_stopping) THEN now() ELSE a.completed_at END,
            updated_at = now()
       FROM affected f
      WHERE a.message_id = f.message_id AND a.message_created_at = f.message_created_at
@@ -179,12 +186,15 @@ BEGIN
   )
   SELECT jsonb_build_object('messages', (SELECT count(*) FROM erased),
                             'attempts', (SELECT count(*) FROM attempts),
-                            'attempts_rejected', (SELECT count(*) FROM attempts WHERE error_code = 'erased'),
+                            'attempts_rejected', cardinality(v_stopping),
                             'idempotency_keys', (SELECT count(*) FROM keys),
                             'receipts', (SELECT count(*) FROM receipts),
                             'events', (SELECT count(*) FROM events))
     INTO v_counts;
   v_counts := v_counts || jsonb_build_object('provider_deletions', v_n);
+  -- The cascade decides what the stopped steps mean for their messages: one whose
+  -- current step stopped ends rejected ('erased'), its later steps stopped too.
+  PERFORM private.settle_attempts(v_stopping);
 
   UPDATE app.consent_events SET address = NULL, evidence = v_erased
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes) AND address IS NOT NULL;

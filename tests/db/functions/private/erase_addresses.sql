@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(35);
+SELECT plan(38);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -125,6 +125,25 @@ SELECT results_eq(format($$SELECT attempt_no, to_address, status, error_code, co
 SELECT results_eq(format($$SELECT to_address, body, status FROM app.messages WHERE id = %L$$, :'mc'),
   $$VALUES ('+14155550888', '[erased]', 'rejected')$$, 'the message loses its body (its current recipient was not erased)');
 SELECT is((:'e2'::jsonb) #>> '{counts,messages}', '1', 'counted');
+
+-- Steps a worker has claimed: one whose provider call has not begun (no calling mark)
+-- is stopped -- the worker's app.begin_calls refuses it --; one already being called
+-- may be at the provider: it stays.
+SELECT pg_temp.attempt_of((private.submit_message(:'t', NULL, '{"to": "+14155550555", "body": "in the worker"}')
+                           #>> '{message,id}')::uuid) AS w1 \gset
+SELECT pg_temp.attempt_of((private.submit_message(:'t', NULL, '{"to": "+14155550556", "body": "being called"}')
+                           #>> '{message,id}')::uuid) AS w2 \gset
+SELECT app.claim_attempts(ARRAY[:'w1', :'w2']::uuid[]) IS NOT NULL AS claimed \gset
+SELECT app.begin_calls(ARRAY[:'w2']::uuid[], ARRAY[1]) AS calling \gset
+SELECT app.erase_addresses(:'token', '["+14155550555", "+14155550556"]') IS NOT NULL AS e3 \gset
+SELECT results_eq(format($$SELECT status, error_code FROM app.message_attempts WHERE id IN (%L, %L) ORDER BY id = %L DESC$$,
+                         :'w1', :'w2', :'w1'),
+  $$VALUES ('rejected', 'erased'), ('claimed', NULL::text)$$,
+  'a claimed step not called yet is stopped; one being called stays (it may be at the provider)');
+SELECT is(app.begin_calls(ARRAY[:'w1']::uuid[], ARRAY[1]), '[]'::jsonb, 'the worker may not call the stopped one');
+SELECT results_eq(format($$SELECT m.status, m.error_code, m.to_address, m.body FROM app.messages m
+                             JOIN app.message_attempts a ON a.message_id = m.id WHERE a.id = %L$$, :'w1'),
+  $$VALUES ('rejected', 'erased', '[erased]', '[erased]')$$, 'its message ends rejected, erased');
 
 -- Outside an erasure the ledgers stay append-only, and an erasure may only redact.
 SELECT throws_ok($$UPDATE app.consent_events SET address = '+1999'$$, 'HM405', NULL, 'UPDATE outside an erasure: HM405');

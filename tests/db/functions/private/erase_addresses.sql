@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(38);
+SELECT plan(39);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -144,6 +144,12 @@ SELECT is(app.begin_calls(ARRAY[:'w1']::uuid[], ARRAY[1]), '[]'::jsonb, 'the wor
 SELECT results_eq(format($$SELECT m.status, m.error_code, m.to_address, m.body FROM app.messages m
                              JOIN app.message_attempts a ON a.message_id = m.id WHERE a.id = %L$$, :'w1'),
   $$VALUES ('rejected', 'erased', '[erased]', '[erased]')$$, 'its message ends rejected, erased');
+
+-- The one being called is handed off after the erasure: the provider's copy goes too.
+SELECT app.record_handoff(:'w2', 'SM-in-flight', 'queued') IS NOT NULL AS h2 \gset
+SELECT results_eq($$SELECT convert_from(payload, 'UTF8')::jsonb ->> 'provider_message_id' FROM pgqueuer.pgqueuer
+                     WHERE entrypoint = 'provider_delete' ORDER BY id$$,
+  $$VALUES ('SM-forget'), ('SM-in-flight')$$, 'a hand-off recorded after the erasure enqueues its provider_delete');
 
 -- Outside an erasure the ledgers stay append-only, and an erasure may only redact.
 SELECT throws_ok($$UPDATE app.consent_events SET address = '+1999'$$, 'HM405', NULL, 'UPDATE outside an erasure: HM405');

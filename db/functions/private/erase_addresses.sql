@@ -104,7 +104,6 @@ BEGIN
    WHERE a.id = ANY (v_attempts)
      AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
      AND a.provider = 'twilio' AND a.provider_message_id IS NOT NULL;
-  v_counts := v_counts || jsonb_build_object('provider_deletions', v_n);
 
   -- The steps that will never go now: not sent yet (pending, waiting), or claimed by a
   -- worker that has not begun its provider call (no calling mark: app.begin_calls will
@@ -240,15 +239,17 @@ RETURNS uuid[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+  -- (from the messages found to their steps by the (message_id, message_created_at,
+  -- attempt_no) key; finding a message by its current recipient scans the tenant's
+  -- messages, as erasure always did: erasures are rare)
   SELECT coalesce(array_agg(DISTINCT a.id ORDER BY a.id), '{}')
-    FROM app.message_attempts a
+    FROM (SELECT x.message_id, x.message_created_at FROM app.message_attempts x
+           WHERE x.tenant_id = p_tenant_id AND x.to_address = ANY (p_keys)
+          UNION
+          SELECT m.id, m.created_at FROM app.messages m
+           WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (p_keys)) f
+    JOIN app.message_attempts a ON a.message_id = f.message_id AND a.message_created_at = f.message_created_at
    WHERE a.tenant_id = p_tenant_id
-     AND (a.message_id, a.message_created_at) IN (
-           SELECT x.message_id, x.message_created_at FROM app.message_attempts x
-            WHERE x.tenant_id = p_tenant_id AND x.to_address = ANY (p_keys)
-           UNION
-           SELECT m.id, m.created_at FROM app.messages m
-            WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (p_keys))
 $$;
 COMMENT ON FUNCTION private.erasure_attempts(uuid, text[]) IS
   'The attempts of the messages an erasure touches (a step to an erased address, or the current recipient), in id order.';

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 
+from hermes.logmask import mask_text
 from workers.db import Commands
 from workers.providers.base import ProviderError
 from workers.providers.registry import Registry
@@ -70,7 +71,9 @@ async def lookup_receipts(
             found = []
             for (d, _), answer in zip(due, answers, strict=True):
                 if isinstance(answer, ProviderError):
-                    log.warning("lookup of %s failed: %s", d["provider_message_id"], answer)
+                    log.warning(
+                        "lookup of %s failed: %s", d["provider_message_id"], mask_text(answer)
+                    )
                 elif isinstance(answer, BaseException):
                     raise answer
                 elif answer is not None:

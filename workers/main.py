@@ -26,6 +26,7 @@ from hermes.accounts import Accounts
 from hermes.credentials import Sealer
 from workers import loops
 from workers.db import Commands
+from workers.entrypoints.erasure import delete_at_provider
 from workers.entrypoints.imports import ImportJobs
 from workers.entrypoints.send import SendBatcher, attempt_of
 from workers.providers.registry import Registry, deployment_providers
@@ -97,6 +98,11 @@ async def run(settings: Settings) -> None:
             attempt_of(job.payload),
             await db.expire_steps([attempt_of(job.payload)]),
         )
+
+    # Erasure: the provider's copy of an erased person's message (private.erase_addresses).
+    @pgq.entrypoint("provider_delete", on_failure="hold")
+    async def provider_delete_job(job: Job) -> None:
+        await delete_at_provider(registry, job.payload)
 
     @pgq.schedule("maintenance", settings.maintenance_cron)
     async def maintenance(_schedule: Schedule) -> None:

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from hermes.logmask import mask_text
+
 log = logging.getLogger("simulators")
 
 
@@ -137,7 +139,7 @@ class SimBase:
             path,
             status,
             took_s * 1000,
-            f" | {note}" if note else "",
+            f" | {mask_text(note)}" if note else "",
         )
 
     def _count(self, what: str) -> None:

@@ -37,6 +37,9 @@ Endpoints
 ---------
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``            create (201)
 ``GET  /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`` fetch (404: 20404)
+``DELETE /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`` delete (204; the
+    message leaves the ledger: a later GET is 404; 404 if unknown; 409 20009 while
+    it is still queued, accepted or sending, as Twilio refuses)
 ``GET  /2010-04-01/Accounts/{AccountSid}/Messages.json``            list: ``To``, ``From``,
     ``DateSent``, ``DateSent>``, ``DateSent<``, ``PageSize`` (1-1000, default 50),
     ``Page``, ``PageToken``; newest first; ``next_page_uri`` carries
@@ -164,10 +167,11 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from operator import attrgetter
 from typing import Any
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote_plus, unquote, urlencode, urlsplit
 
 import orjson
 
+from hermes.logmask import mask_address, mask_text
 from simulators.core.base import Reply, Tasks, env_bool, env_float, env_int
 from simulators.core.http_client import HttpClient, Target
 
@@ -546,6 +550,7 @@ class SimStats:
     api_errors: int = 0
     refused: int = 0
     fetches: int = 0
+    deletes: int = 0
     lists: int = 0
     callbacks_sent: int = 0
     callbacks_failed: int = 0
@@ -651,10 +656,10 @@ class Simulator:
             level,
             "API %s %s -> %d in %.1f ms%s",
             method,
-            f"{path}?{query}" if query else path,
+            mask_text(f"{path}?{unquote(query)}") if query else path,
             status,
             took_s * 1000,
-            f" | {note}" if note else "",
+            f" | {mask_text(note)}" if note else "",
         )
 
     def reset(self) -> int:
@@ -700,6 +705,8 @@ class Simulator:
             if match is not None:
                 if get:
                     return self.fetch(match[1], match[2], authorization, path)
+                if method == "DELETE":
+                    return self.delete(match[1], match[2], authorization, path)
                 return _method_not_allowed()
         if path == "/_sim/inbound":
             if method != "POST":
@@ -836,6 +843,30 @@ class Simulator:
             reply.note = f"{message_sid} unknown"
             return reply
         return _json(msg.resource(), note=f"{msg.sid} status={msg.status}")
+
+    def delete(
+        self, account_sid: str, message_sid: str, authorization: str | None, path: str
+    ) -> Reply:
+        """Twilio's Message DELETE: the message is gone from the account (and from the
+        simulator's ledger); its pending callbacks are not sent."""
+        denied = self.check_auth(authorization, account_sid)
+        if denied is not None:
+            return denied
+        msg = self.messages.get(message_sid)
+        if msg is None:
+            reply = _not_found(path)
+            reply.note = f"{message_sid} unknown"
+            return reply
+        if msg.status in ("queued", "accepted", "sending"):
+            message = "Cannot delete message because delivery has not been completed."
+            return twilio_error(20009, message, 409, f"{msg.sid} refused 20009: {msg.status}")
+        self.stats.deletes += 1
+        del self.messages[message_sid]
+        self.ledger.remove(msg)
+        same_to = self.by_to.get(msg.to, [])
+        if msg in same_to:
+            same_to.remove(msg)
+        return Reply(204, b"", f"{msg.sid} deleted")
 
     def list(self, account_sid: str, authorization: str | None, path: str, query: str) -> Reply:
         denied = self.check_auth(authorization, account_sid)
@@ -980,7 +1011,7 @@ class Simulator:
         async def deliver() -> None:
             try:
                 code = await self.http.post(target, headers, payload)
-                log.info("INBOUND %s %s -> %s : HTTP %s", sid, sender, url, code)
+                log.info("INBOUND %s %s -> %s : HTTP %s", sid, mask_address(sender), url, code)
             except Exception as exc:  # logged, like a failed callback
                 log.warning("INBOUND %s -> %s failed: %s", sid, url, exc)
 

@@ -118,7 +118,7 @@ SELECT functions_are('private', ARRAY[
   'property_hash', 'identity_hash', 'merge_import',
   'import_json', 'import_chunk_rows', 'enqueue_parse_jobs', 'import_stage', 'requeue_imports',
   'record_import_rejections', 'merge_suppression_import', 'merge_contact_history_import',
-  'erase_from_graph', 'import_part_end', 'finish_import_part', 'holds_erased',
+  'erase_from_graph', 'erasure_attempts', 'import_part_end', 'finish_import_part', 'holds_erased',
   'reconcile_window', 'settle_attempts', 'validate_step',
   'sender_address', 'senders_allowed', 'sender_json', 'check_sender', 'register_sender', 'update_sender',
   'inbound_tenant'],

@@ -446,7 +446,8 @@ def test_create_delivers_signed_callbacks(sim: Sim, receiver: Receiver, client: 
     ]
     # One readable line per API call and per callback.
     line = sim.wait_log(f"API POST {API}/Messages.json -> 201", msg.sid)
-    assert "to=+14155550100" in line
+    # ... with the recipient masked: logs never carry a full address (issue 19).
+    assert "to=+1415***0100" in line and "4155550100" not in line
     line = sim.wait_log(f"CALLBACK {msg.sid} delivered -> {url} : HTTP 200")
     assert "attempt 1/2" in line
 
@@ -673,6 +674,25 @@ def test_fetch(sim: Sim, client: Any) -> None:
     assert f"{API}/Messages/{unknown}.json was not found" in caught.value.msg
 
 
+def test_delete(sim: Sim, client: Any) -> None:
+    """Twilio's Message DELETE (erasure): 204, the message is gone from the account and
+    the ledger (GET 404); unknown: 404; a message not final yet cannot be deleted."""
+    msg = client.messages.create(to="+15005550013", from_=FROM, body="forget me")
+    deadline = time.monotonic() + 10
+    while client.messages(msg.sid).fetch().status != "sent":
+        assert time.monotonic() < deadline, "never sent"
+        time.sleep(0.05)
+    assert client.messages(msg.sid).delete() is True
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages(msg.sid).fetch()
+    assert caught.value.status == 404
+    assert msg.sid not in {m["sid"] for m in sim.ledger()}
+    assert client.messages.list(to="+15005550013") == []
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages(msg.sid).delete()
+    assert caught.value.status == 404
+
+
 def test_messaging_service(sim: Sim, receiver: Receiver, client: Any) -> None:
     service = "MG" + "a" * 32
     path = callback_path()
@@ -872,6 +892,7 @@ ZERO_STATS = {
     "api_errors": 0,
     "refused": 0,
     "fetches": 0,
+    "deletes": 0,
     "lists": 0,
     "callbacks_sent": 0,
     "callbacks_failed": 0,

@@ -26,6 +26,7 @@ import orjson
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.imports.parse import Context, Extraction, parse_row, resolve_columns
+from hermes.logmask import mask_text
 from hermes.sqlcall import call, call_on
 from workers.failpoints import failpoint
 
@@ -122,6 +123,6 @@ class ImportJobs:
         result = await call(
             self.pool,
             "SELECT app.record_import_failure(%s, %s, %s) AS r",
-            (import_id, stage, f"{type(exc).__name__}: {exc}"[:500]),
+            (import_id, stage, f"{type(exc).__name__}: {mask_text(exc)}"[:500]),
         )
-        log.error("import %s: %s failed (%s): %s", import_id, stage, result, exc)
+        log.error("import %s: %s failed (%s): %s", import_id, stage, result, mask_text(exc))

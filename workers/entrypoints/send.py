@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 
 from hermes.gather import Gatherer
+from hermes.logmask import mask_text
 from hermes.sqlcall import rolled_back_alone, status_callback_url
 from workers.db import Commands
 from workers.failpoints import failpoint
@@ -214,7 +215,12 @@ class SendBatcher:
                 result = await self.db.record_send_error(
                     attempt_id, claim_no, "lookup_failed", exc.message, None
                 )
-                log.warning("attempt %s: lookup failed (%s): %s", attempt_id, exc, result["action"])
+                log.warning(
+                    "attempt %s: lookup failed (%s): %s",
+                    attempt_id,
+                    mask_text(exc),
+                    result["action"],
+                )
                 return
             decision = await self.db.reconcile_attempt(
                 attempt_id, claim_no, [c.as_json() for c in found]
@@ -233,6 +239,8 @@ class SendBatcher:
             result = await self.db.record_send_error(
                 attempt_id, claim_no, exc.code, exc.message, exc.http_status, retry_after, exc.sent
             )
-            log.warning("attempt %s: provider error %s -> %s", attempt_id, exc, result["action"])
+            log.warning(
+                "attempt %s: provider error %s -> %s", attempt_id, mask_text(exc), result["action"]
+            )
             return
         handoffs[attempt_id] = handoff

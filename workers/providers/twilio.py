@@ -149,6 +149,21 @@ class TwilioSms:
             error_message=str(m.error_message) if m.error_message else None,
         )
 
+    async def delete(self, provider_message_id: str) -> bool:
+        """Deletes Twilio's copy of one message (erasure): ``messages(sid).delete()``.
+        True when deleted, False when Twilio does not know it (already gone); a
+        refusal (a message not final yet, 20009) or no answer is a ProviderError."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return bool(await self.client.messages(provider_message_id).delete_async())
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return False
+            code = str(exc.code) if exc.code else f"http_{exc.status}"
+            raise ProviderError(code, _reason(exc), int(exc.status)) from exc
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
+            raise ProviderError(type(exc).__name__, "no answer from Twilio", None) from exc
+
 
 def _reason(exc: TwilioRestException) -> str:
     return str(exc.msg).removeprefix("Unable to create record: ")[:300]

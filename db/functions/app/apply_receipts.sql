@@ -136,6 +136,7 @@ BEGIN
       FROM unnest(v_batch) b
       JOIN app.message_attempts a ON a.id = b.attempt_id AND a.message_created_at = b.message_created_at
      WHERE b.provider = 'ses' AND a.provider_message_id = b.provider_message_id AND a.to_address IS NOT NULL
+       AND a.to_address <> '[erased]'   -- erased: the tombstone refuses it already
        AND ((b.provider_status = 'Bounce' AND b.error_code LIKE 'Permanent:%') OR b.provider_status = 'Complaint')
      GROUP BY 1, 2
      ORDER BY 1, 2

@@ -1,9 +1,21 @@
 -- Erases people's addresses for a tenant (GDPR art. 17 / CCPA), set-based, in one
--- transaction, under the addresses' locks (so no claim hands them off meanwhile):
+-- transaction:
 --   * an 'erasure' tombstone per address (app.suppression_events, no address, only
 --     the peppered hash): they are never messaged again by this tenant;
---   * their messages lose recipient and body ('[erased]'), their replayable
---     idempotency answers too; their receipts' payloads and error texts are redacted;
+--   * their messages -- found by the address of ANY step (app.message_attempts), not
+--     only the current one: a cascade's later step to another channel's address
+--     counts -- lose recipient and body ('[erased]'); every step of such a message
+--     loses its content, the steps to an erased address their recipient, and error
+--     texts that quote an address go; steps not sent yet -- pending, waiting, or
+--     claimed by a worker that has not begun its provider call -- are rejected
+--     (error_code 'erased'): none of them will go, and a message whose current step
+--     that was ends rejected (private.settle_attempts); their replayable idempotency answers are
+--     redacted; their receipts' payloads and error texts are redacted; their events'
+--     details that quote an address or a body are replaced by {"redacted": "erasure"};
+--   * where the provider can delete its copy (Twilio), a 'provider_delete' job per
+--     handed-off step: only provider, account, environment and provider message id;
+--   * the cooldown and content-dedup stores (app.contact_history, app.recent_contents:
+--     hashes) forget them;
 --   * the consent and suppression ledgers keep their rows (the history stays provable)
 --     without the address or evidence; the caches lose the address;
 --   * inbound messages from them lose sender, body and params; their conversations go;
@@ -12,6 +24,12 @@
 --     payload emptied, its extracted values and its error detail cleared) -- rows
 --     where the address was unreadable were never extracted and cannot be found;
 --   * app.erasures records each erasure with the counts, without the address.
+-- A receipt that arrives later for an erased step is stored redacted
+-- (private.insert_receipts), and the cascade (private.settle_attempts) only ever copies
+-- the redacted step back into its message: erased rows stay erased.
+-- Locks, in the claim's order (app.claim_attempts: private.lock_attempts, then
+-- private.lock_addresses): the affected attempts first (id order), then the addresses,
+-- then the rows are changed; so an erasure and a claim batch never deadlock.
 -- The ledgers' redactions pass their append-only triggers because this transaction
 -- sets hermes.erasing and changes only the columns each trigger names.
 -- p_addresses: a JSON array of E.164 numbers or emails. Returns
@@ -22,11 +40,15 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_keys    text[];
-  v_hashes  bytea[];
-  v_refused jsonb;
-  v_counts  jsonb := '{}';
-  v_n       bigint;
+  v_keys     text[];
+  v_hashes   bytea[];
+  v_refused  jsonb;
+  v_counts   jsonb := '{}';
+  v_n        bigint;
+  v_attempts uuid[];
+  v_bodies   text[];
+  v_stopping uuid[];
+  v_erased   constant jsonb := '{"redacted": "erasure"}';
 BEGIN
   IF p_addresses IS NULL OR jsonb_typeof(p_addresses) <> 'array' OR jsonb_array_length(p_addresses) = 0 THEN
     PERFORM private.raise_problem(422, 'invalid_addresses', 'Give "addresses": a non-empty JSON array.');
@@ -47,63 +69,149 @@ BEGIN
     RETURN jsonb_build_object('erased', 0, 'refused', v_refused, 'counts', v_counts);
   END IF;
   v_hashes := ARRAY(SELECT private.address_hash(k) FROM unnest(v_keys) k);
+
+  -- The claim's lock order: the attempts of the affected messages (every step of a
+  -- message with a step to an erased address, or whose current recipient is one), in
+  -- id order, then the addresses. Looked for again once the addresses are locked: a
+  -- message accepted meanwhile is included (its attempts locked then).
+  v_attempts := private.erasure_attempts(p_tenant_id, v_keys);
+  PERFORM private.lock_attempts(v_attempts);
   PERFORM private.lock_addresses(v_hashes);
+  v_attempts := private.erasure_attempts(p_tenant_id, v_keys);
+  PERFORM private.lock_attempts(v_attempts);
   PERFORM set_config('hermes.erasing', 'on', true);
 
   -- The tombstones first: from here on no message may go to them.
   INSERT INTO app.suppression_events (tenant_id, address, address_hash, list, action, source, api_key_id)
   SELECT p_tenant_id, NULL, h, 'erasure', 'add', 'erasure', p_api_key_id FROM unnest(v_hashes) h;
 
-  -- Their messages still waiting (queued, scheduled) will never go: rejected now.
-  WITH erased AS (
+  -- What was sent to them, as texts (to find it quoted in event details).
+  SELECT coalesce(array_agg(DISTINCT v.t), '{}') INTO v_bodies
+    FROM app.message_attempts a
+   CROSS JOIN LATERAL (VALUES (a.content ->> 'body'), (a.content ->> 'subject'), (a.content ->> 'html'),
+                              (a.content ->> 'title')) v(t)
+   WHERE a.id = ANY (v_attempts)
+     AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+     AND length(v.t) >= 4 AND v.t <> '[erased]';
+
+  -- The provider's copies: a deletion job per handed-off step at a provider that can
+  -- delete (Twilio), in this transaction (outbox). No address, no body in the job.
+  SELECT count(private.enqueue_job('provider_delete', jsonb_build_object(
+           'provider', a.provider, 'provider_account_id', a.provider_account_id,
+           'environment', t.environment, 'provider_message_id', a.provider_message_id)))
+    INTO v_n
+    FROM app.message_attempts a JOIN app.tenants t ON t.id = a.tenant_id
+   WHERE a.id = ANY (v_attempts)
+     AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+     AND a.provider = 'twilio' AND a.provider_message_id IS NOT NULL;
+
+  -- The steps that will never go now: not sent yet (pending, waiting), or claimed by a
+  -- worker that has not begun its provider call (no calling mark: app.begin_calls will
+  -- refuse it). A step whose call has begun may be at the provider: it stays.
+  v_stopping := ARRAY(
+    SELECT a.id FROM app.message_attempts a
+     WHERE a.id = ANY (v_attempts)
+       AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+       AND (a.status IN ('pending', 'waiting')
+            OR (a.status = 'claimed' AND a.calling_claim_no IS DISTINCT FROM a.claim_count))
+     ORDER BY a.id);
+
+  WITH affected AS MATERIALIZED (
+    -- (a message refused at intake has no attempt: found by its recipient)
+    SELECT a.message_id, a.message_created_at
+      FROM app.message_attempts a
+     WHERE a.id = ANY (v_attempts)
+       AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+    UNION
+    SELECT m.id, m.created_at FROM app.messages m WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (v_keys)
+  ), erased AS (
+    -- (a message whose current step is stopped here ends below: private.settle_attempts)
     UPDATE app.messages m
-       SET to_address = '[erased]', body = '[erased]', updated_at = now(),
-           status = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'rejected' ELSE m.status END,
-           error_code = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'erased' ELSE m.error_code END,
-           error_message = CASE WHEN m.status IN ('queued', 'scheduled') THEN 'The recipient was erased.' END,
-           reasons = CASE WHEN m.status IN ('queued', 'scheduled')
-                          THEN '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]'::jsonb
-                          ELSE m.reasons END,
-           completed_at = CASE WHEN m.status IN ('queued', 'scheduled') THEN now() ELSE m.completed_at END
-     WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (v_keys)
-    RETURNING m.id, m.created_at, m.idempotency_key
+       SET to_address = CASE WHEN m.to_address = ANY (v_keys) OR m.to_address IS NULL THEN '[erased]'
+                             ELSE m.to_address END,
+           body = '[erased]', updated_at = now(),
+           error_message = CASE WHEN private.holds_erased(m.error_message, v_keys) THEN NULL
+                                ELSE m.error_message END
+      FROM affected f
+     WHERE m.id = f.message_id AND m.created_at = f.message_created_at AND m.tenant_id = p_tenant_id
+    RETURNING m.id, m.created_at, m.idempotency_key, m.to_address, m.error_message
   ), attempts AS (
+    -- Every step loses its content; the steps to them their recipient; steps not sent
+    -- yet will never go.
     UPDATE app.message_attempts a
-       SET status = 'rejected', error_code = 'erased', updated_at = now()
-      FROM erased e
-     WHERE a.message_id = e.id AND a.message_created_at = e.created_at AND a.status = 'pending'
-    RETURNING 1
+       SET to_address = CASE WHEN a.to_address = ANY (v_keys) OR a.to_address IS NULL THEN '[erased]'
+                             ELSE a.to_address END,
+           content = '{"body": "[erased]", "redacted": "erasure"}',
+           error_message = CASE WHEN a.id = ANY (v_stopping) THEN 'The recipient was erased.'
+                                WHEN a.to_address = ANY (v_keys) OR private.holds_erased(a.error_message, v_keys)
+                                THEN NULL ELSE a.error_message END,
+           status = CASE WHEN a.id = ANY (v_stopping) THEN 'rejected' ELSE a.status END,
+           error_code = CASE WHEN a.id = ANY (v_stopping) THEN 'erased' ELSE a.error_code END,
+           reasons = CASE WHEN a.id = ANY (v_stopping)
+                          THEN '[{"code": "suppressed", "list": "erasure", "scope": "tenant"}]'::jsonb
+                          ELSE a.reasons END,
+           completed_at = CASE WHEN a.id = ANY (v_stopping) THEN now() ELSE a.completed_at END,
+           updated_at = now()
+      FROM affected f
+     WHERE a.message_id = f.message_id AND a.message_created_at = f.message_created_at
+    RETURNING a.id, a.error_code
   ), keys AS (
     UPDATE app.idempotency_keys k
-       SET response = k.response || '{"to": "[erased]", "body": "[erased]"}'
+       SET response = k.response || jsonb_build_object('to', e.to_address, 'body', '[erased]',
+                                                       'error_message', e.error_message)
       FROM erased e
      WHERE k.tenant_id = p_tenant_id AND k.key = e.idempotency_key AND k.message_id = e.id
     RETURNING 1
   ), receipts AS (
     UPDATE app.receipts r
-       SET payload = '{"redacted": "erasure"}', error_message = NULL
-      FROM erased e JOIN app.message_attempts a ON a.message_id = e.id AND a.message_created_at = e.created_at
-     WHERE r.attempt_id = a.id AND r.message_created_at = a.message_created_at
+       SET payload = v_erased, error_message = NULL
+     WHERE r.attempt_id = ANY (v_attempts)
+       AND r.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
+       AND r.payload IS DISTINCT FROM v_erased
+    RETURNING 1
+  ), events AS (
+    -- Event details that quote an address or what was sent (provider error texts,
+    -- reconcile candidates).
+    UPDATE app.message_events ev
+       SET details = v_erased
+      FROM affected f
+     WHERE ev.message_id = f.message_id AND ev.message_created_at = f.message_created_at
+       AND ev.details <> v_erased
+       AND (private.holds_erased(ev.details::text, v_keys)
+            OR EXISTS (SELECT 1 FROM unnest(v_bodies) b
+                        WHERE strpos(ev.details::text, b) > 0
+                           OR strpos(ev.details::text, trim(both '"' FROM to_jsonb(b)::text)) > 0))
     RETURNING 1
   )
-  SELECT jsonb_build_object('messages', (SELECT count(*) FROM erased), 'attempts_rejected', (SELECT count(*) FROM attempts),
+  SELECT jsonb_build_object('messages', (SELECT count(*) FROM erased),
+                            'attempts', (SELECT count(*) FROM attempts),
+                            'attempts_rejected', cardinality(v_stopping),
                             'idempotency_keys', (SELECT count(*) FROM keys),
-                            'receipts', (SELECT count(*) FROM receipts))
+                            'receipts', (SELECT count(*) FROM receipts),
+                            'events', (SELECT count(*) FROM events))
     INTO v_counts;
+  v_counts := v_counts || jsonb_build_object('provider_deletions', v_n);
+  -- The cascade decides what the stopped steps mean for their messages: one whose
+  -- current step stopped ends rejected ('erased'), its later steps stopped too.
+  PERFORM private.settle_attempts(v_stopping);
 
-  UPDATE app.consent_events SET address = NULL, evidence = '{"redacted": "erasure"}'
+  UPDATE app.consent_events SET address = NULL, evidence = v_erased
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes) AND address IS NOT NULL;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_counts := v_counts || jsonb_build_object('consent_events', v_n);
   UPDATE app.consent_state SET address = NULL
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
-  UPDATE app.suppression_events SET address = NULL, reason = NULL, evidence = '{"redacted": "erasure"}'
+  UPDATE app.suppression_events SET address = NULL, reason = NULL, evidence = v_erased
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes) AND address IS NOT NULL;
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_counts := v_counts || jsonb_build_object('suppression_events', v_n);
   UPDATE app.suppressions SET address = NULL, reason = NULL
    WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
-  UPDATE app.inbound_messages SET from_address = NULL, body = NULL, params = '{"redacted": "erasure"}'
+  -- The cooldown and content-dedup stores (hashes only): nothing left to pace, the
+  -- tombstone refuses every later message.
+  DELETE FROM app.contact_history WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  DELETE FROM app.recent_contents WHERE tenant_id = p_tenant_id AND address_hash = ANY (v_hashes);
+  UPDATE app.inbound_messages SET from_address = NULL, body = NULL, params = v_erased
    WHERE tenant_id = p_tenant_id AND from_address = ANY (v_keys);
   GET DIAGNOSTICS v_n = ROW_COUNT;
   v_counts := v_counts || jsonb_build_object('inbound_messages', v_n);
@@ -122,6 +230,29 @@ END
 $$;
 COMMENT ON FUNCTION private.erase_addresses(uuid, uuid, jsonb) IS
   'Erases addresses for a tenant: personal data redacted everywhere, a hashed tombstone keeps them unmessaged.';
+
+-- The attempts an erasure of p_keys touches, in id order: every step of each message
+-- of the tenant that has a step to one of them (app.message_attempts_tenant_to_idx) or
+-- whose current recipient is one.
+CREATE OR REPLACE FUNCTION private.erasure_attempts(p_tenant_id uuid, p_keys text[])
+RETURNS uuid[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  -- (from the messages found to their steps by the (message_id, message_created_at,
+  -- attempt_no) key; finding a message by its current recipient scans the tenant's
+  -- messages, as erasure always did: erasures are rare)
+  SELECT coalesce(array_agg(DISTINCT a.id ORDER BY a.id), '{}')
+    FROM (SELECT x.message_id, x.message_created_at FROM app.message_attempts x
+           WHERE x.tenant_id = p_tenant_id AND x.to_address = ANY (p_keys)
+          UNION
+          SELECT m.id, m.created_at FROM app.messages m
+           WHERE m.tenant_id = p_tenant_id AND m.to_address = ANY (p_keys)) f
+    JOIN app.message_attempts a ON a.message_id = f.message_id AND a.message_created_at = f.message_created_at
+   WHERE a.tenant_id = p_tenant_id
+$$;
+COMMENT ON FUNCTION private.erasure_attempts(uuid, text[]) IS
+  'The attempts of the messages an erasure touches (a step to an erased address, or the current recipient), in id order.';
 
 -- The identity graph's part of an erasure (above): p_keys are canonical addresses.
 -- Under the tenant's merge lock (a merge running now finishes first; one starting later

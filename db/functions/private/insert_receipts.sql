@@ -5,6 +5,9 @@
 -- provider message id and status) is skipped: that is the deduplication; so is one
 -- for an attempt that does not exist. Returns one outcome per element, in order:
 -- [{"index", "outcome": "queued" | "duplicate" | "attempt_not_found"}].
+-- A receipt for an erased attempt (private.erase_addresses: its content says
+-- "redacted") is stored without its payload and error text: they may quote the
+-- erased address.
 CREATE OR REPLACE FUNCTION private.insert_receipts(p_source text, p_receipts jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
@@ -20,11 +23,11 @@ BEGIN
                                                     provider_status text, error_code text,
                                                     error_message text, payload jsonb)
   ), known AS (
-    SELECT i.*, a.tenant_id
+    SELECT i.*, a.tenant_id, a.erased
       FROM incoming i
      -- LATERAL ... LIMIT 1 (never pulled up into a hash join): a primary-key probe per
      -- receipt, whatever the planner guesses of the array.
-     CROSS JOIN LATERAL (SELECT x.tenant_id FROM app.message_attempts x
+     CROSS JOIN LATERAL (SELECT x.tenant_id, x.content ? 'redacted' AS erased FROM app.message_attempts x
                           WHERE x.id = i.attempt_id AND x.message_created_at = i.message_created_at
                          LIMIT 1) a
      WHERE i.provider_message_id <> '' AND i.provider_status <> ''
@@ -32,8 +35,9 @@ BEGIN
     INSERT INTO app.receipts (message_created_at, attempt_id, tenant_id, provider, provider_message_id,
                               provider_status, error_code, error_message, source, payload)
     SELECT k.message_created_at, k.attempt_id, k.tenant_id, k.provider, k.provider_message_id,
-           k.provider_status, nullif(k.error_code, ''), nullif(k.error_message, ''), p_source,
-           coalesce(k.payload, '{}')
+           k.provider_status, nullif(k.error_code, ''),
+           CASE WHEN NOT k.erased THEN nullif(k.error_message, '') END, p_source,
+           CASE WHEN k.erased THEN '{"redacted": "erasure"}' ELSE coalesce(k.payload, '{}') END
       FROM known k
      ORDER BY k.n   -- ids in the given order: 'first terminal wins' follows it
     ON CONFLICT (provider, provider_message_id, provider_status, message_created_at) DO NOTHING

@@ -5,7 +5,8 @@
 -- timeout gets its timer. Shared by the worker's
 -- app.record_handoffs and by app.apply_receipts (a receipt for a hand-off the worker
 -- never recorded). p_handoffs = [{"attempt_id", "provider_message_id"}, ...]; the
--- first entry per attempt counts. Returns how many hand-offs were recorded.
+-- first entry per attempt counts. An attempt erased while it was being called gets its
+-- provider_delete job. Returns how many hand-offs were recorded.
 CREATE OR REPLACE FUNCTION private.record_handoffs_locked(p_handoffs jsonb, p_via text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE  -- not sql: PostgreSQL < 18 plans a SQL function's body on every call
@@ -14,6 +15,7 @@ AS $$
 DECLARE
   v_n bigint;
   v_timed uuid[];
+  v_deleted bigint;
 BEGIN
   WITH given AS (
     SELECT DISTINCT ON (h.attempt_id) h.attempt_id, private.uuid7_time(h.attempt_id) AS created,
@@ -30,7 +32,15 @@ BEGIN
       FROM given g
      WHERE a.id = g.attempt_id AND a.message_created_at = g.created AND a.provider_message_id IS NULL
     RETURNING a.id, a.message_id, a.message_created_at, a.tenant_id, a.provider, a.provider_message_id,
-              a.attempt_no, a.step_timeout
+              a.attempt_no, a.step_timeout, a.provider_account_id, a.content ? 'redacted' AS erased
+  ), deletions AS (
+    -- Erased while its provider call was under way (private.erase_addresses): the
+    -- provider's copy is deleted too, as the erasure does for the steps it found handed off.
+    SELECT private.enqueue_job('provider_delete', jsonb_build_object(
+             'provider', a.provider, 'provider_account_id', a.provider_account_id,
+             'environment', t.environment, 'provider_message_id', a.provider_message_id))
+      FROM attempts a JOIN app.tenants t ON t.id = a.tenant_id
+     WHERE a.erased AND a.provider = 'twilio'
   ), messages AS (
     UPDATE app.messages m
        SET status = CASE WHEN private.message_status_rank(m.status) < private.message_status_rank('sent')
@@ -52,7 +62,8 @@ BEGIN
            jsonb_build_object('provider_message_id', a.provider_message_id, 'via', p_via)
       FROM attempts a LEFT JOIN messages m ON m.id = a.message_id AND m.created_at = a.message_created_at
   )
-  SELECT count(*), array_agg(a.id) FILTER (WHERE a.step_timeout IS NOT NULL) INTO v_n, v_timed FROM attempts a;
+  SELECT count(*), array_agg(a.id) FILTER (WHERE a.step_timeout IS NOT NULL), (SELECT count(*) FROM deletions)
+    INTO v_n, v_timed, v_deleted FROM attempts a;
 
   -- A step with a timeout and a later step waiting gets its timer: a step_timeout job
   -- due when the timeout ends (app.expire_steps), its id kept on the attempt so that

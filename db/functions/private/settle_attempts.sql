@@ -17,6 +17,8 @@
 --   late     the message is finished and this is another step's end, or nothing new:
 --            recorded as a 'late_receipt' event, nothing changes.
 --   (an earlier step's non-delivery, while a later one is current: nothing to do)
+-- An erased message (private.erase_addresses) stays erased: its steps are redacted
+-- before anything here can copy them, and its body is never overwritten.
 -- Returns {delivered, advanced, finished, corrected, late}.
 CREATE OR REPLACE FUNCTION private.settle_attempts(p_attempt_ids uuid[])
 RETURNS jsonb
@@ -43,7 +45,7 @@ BEGIN
     SELECT DISTINCT ON (e.message_id)
            e.message_id, e.message_created_at, e.tenant_id, e.id AS attempt_id, e.attempt_no, e.status,
            e.error_code, e.error_message, e.reasons, e.channel, e.to_address, e.from_address,
-           e.content ->> 'body' AS body, e.provider, e.provider_message_id, m.status AS message_status,
+           e.content ->> 'body' AS body, e.content ? 'redacted' AS erased, e.provider, e.provider_message_id, m.status AS message_status,
            CASE WHEN private.message_status_rank(m.status) < 100 AND e.status = 'delivered' THEN 'deliver'
                 WHEN private.message_status_rank(m.status) = 100 AND e.attempt_no = m.current_step
                      AND e.status IN ('delivered', 'undelivered', 'failed') AND e.status <> m.status
@@ -69,8 +71,10 @@ BEGIN
     -- deliver / finish / correct: the message's status, and the step that decided it.
     UPDATE app.messages m
        SET status = CASE WHEN d.status = 'timed_out' THEN 'unknown' ELSE d.status END,
-           current_step = d.attempt_no, channel = d.channel, to_address = d.to_address,
-           from_address = d.from_address, body = coalesce(d.body, m.body),
+           current_step = d.attempt_no, channel = d.channel,
+           to_address = CASE WHEN m.to_address = '[erased]' AND d.erased THEN m.to_address ELSE d.to_address END,
+           from_address = d.from_address,
+           body = CASE WHEN m.body = '[erased]' THEN m.body ELSE coalesce(d.body, m.body) END,
            provider = coalesce(d.provider, m.provider),
            provider_message_id = CASE WHEN d.attempt_no <> m.current_step OR m.provider_message_id IS NULL
                                       THEN d.provider_message_id ELSE m.provider_message_id END,
@@ -116,7 +120,9 @@ BEGIN
   ), moved AS (
     UPDATE app.messages m
        SET current_step = d.next_no, channel = d.next_channel, to_address = d.next_to,
-           from_address = d.next_from, body = coalesce(d.next_body, m.body), updated_at = now()
+           from_address = d.next_from,
+           body = CASE WHEN m.body = '[erased]' THEN m.body ELSE coalesce(d.next_body, m.body) END,
+           updated_at = now()
       FROM d
      WHERE d.decision = 'advance' AND m.id = d.message_id AND m.created_at = d.message_created_at
     RETURNING m.id

@@ -3,7 +3,7 @@
 -- hashed tombstone that keeps them unmessaged; the ledgers stay append-only otherwise.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(27);
+SELECT plan(39);
 
 SELECT pg_temp.new_tenant('Forget Co') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
@@ -38,7 +38,16 @@ INSERT INTO app.identity_phones (tenant_id, identity_id, phone_id, confidence, s
 SELECT :'t', '0190a000-0000-7000-8000-00000000e1a5', p.id, 1, 'test', :imp, 9
   FROM app.phone_numbers p WHERE p.tenant_id = :'t' AND p.e164 = '+14155550123';
 
+-- The cooldown and content-dedup stores know them (by hash).
+INSERT INTO app.contact_history (tenant_id, address_hash, vertical, last_contact_at)
+VALUES (:'t', private.address_hash('+14155550123'), '*', now());
+INSERT INTO app.recent_contents (tenant_id, address_hash, content_hash, last_at, message_id)
+VALUES (:'t', private.address_hash('+14155550123'), sha256('hello Ada'), now(), :'m2');
+
 SELECT app.erase_addresses(:'token', '["+14155550123", "nope"]') AS e \gset
+SELECT is((SELECT count(*)::int FROM app.contact_history WHERE tenant_id = :'t')
+          + (SELECT count(*)::int FROM app.recent_contents WHERE tenant_id = :'t'), 0,
+  'the cooldown and content-dedup stores forget them');
 SELECT set_eq(format('SELECT e164 FROM app.phone_numbers WHERE tenant_id = %L', :'t'),
   $$VALUES ('+14155550999'), ('+14155550777')$$, 'the graph forgets the number (the person''s other number stays)');
 SELECT is((SELECT count(*)::int FROM app.identity_phones WHERE tenant_id = :'t'), 2, 'and its link');
@@ -88,6 +97,60 @@ SELECT ok(private.submit_message(:'t', NULL, '{"to": "+14155550123", "body": "we
 SELECT is((SELECT to_address FROM app.messages WHERE id = :'mu'), '+14155550123', 'another tenant''s data is untouched');
 SELECT results_eq(format($$SELECT counts ->> 'messages', counts ->> 'consent_events' FROM app.erasures WHERE tenant_id = %L$$, :'t'),
   $$VALUES ('3', '1')$$, 'app.erasures records the erasure with its counts (two messages and the STOP reply)');
+-- Issue 19: the provider's copy goes too -- a job that names no one.
+SELECT results_eq($$SELECT convert_from(payload, 'UTF8')::jsonb FROM pgqueuer.pgqueuer WHERE entrypoint = 'provider_delete'$$,
+  $$VALUES ('{"provider": "twilio", "provider_account_id": null, "environment": "test", "provider_message_id": "SM-forget"}'::jsonb)$$,
+  'a provider_delete job for the handed-off message: provider, account, environment, provider message id only');
+SELECT results_eq(format($$SELECT to_address, content FROM app.message_attempts WHERE id = %L$$, :'a1'),
+  $$VALUES ('[erased]', '{"body": "[erased]", "redacted": "erasure"}'::jsonb)$$, 'the attempt loses recipient and content');
+-- A late receipt quoting them: stored redacted, and the message stays erased.
+SELECT app.record_receipt('twilio', :'a1', 'SM-forget', 'undelivered', '30003', 'Unreachable: +14155550123',
+                          '{"To": "+14155550123", "Body": "hello Ada"}') IS NOT NULL AS late \gset
+SELECT results_eq($$SELECT payload, error_message FROM app.receipts WHERE provider_message_id = 'SM-forget' AND provider_status = 'undelivered'$$,
+  $$VALUES ('{"redacted": "erasure"}'::jsonb, NULL::text)$$, 'a late receipt for an erased attempt is stored without payload or error text');
+SELECT app.apply_receipts() IS NOT NULL AS applied2 \gset
+SELECT is((SELECT count(*)::int FROM app.messages m JOIN app.message_attempts a ON a.message_id = m.id
+            WHERE a.id = :'a1' AND (m.to_address <> '[erased]' OR m.body <> '[erased]')), 0,
+  'settling it copies nothing back into the message');
+-- A cascade whose later (email) step goes to the erased address: found by that step.
+SELECT private.submit_message(:'t', NULL, '{"channels": [
+  {"channel": "sms", "to": "+14155550888", "body": "step one"},
+  {"channel": "email", "to": "Later@Example.com", "from": "tests@hermes.example", "subject": "About you", "body": "step two"}]}')
+  #>> '{message,id}' AS mc \gset
+SELECT app.erase_addresses(:'token', '["LATER@example.com"]') AS e2 \gset
+SELECT results_eq(format($$SELECT attempt_no, to_address, status, error_code, content ->> 'body' FROM app.message_attempts
+                            WHERE message_id = %L ORDER BY attempt_no$$, :'mc'),
+  $$VALUES (1, '+14155550888', 'rejected', 'erased', '[erased]'), (2, '[erased]', 'rejected', 'erased', '[erased]')$$,
+  'a cascade is found by its later step''s address: that step loses its recipient, every step its content, none will go');
+SELECT results_eq(format($$SELECT to_address, body, status FROM app.messages WHERE id = %L$$, :'mc'),
+  $$VALUES ('+14155550888', '[erased]', 'rejected')$$, 'the message loses its body (its current recipient was not erased)');
+SELECT is((:'e2'::jsonb) #>> '{counts,messages}', '1', 'counted');
+
+-- Steps a worker has claimed: one whose provider call has not begun (no calling mark)
+-- is stopped -- the worker's app.begin_calls refuses it --; one already being called
+-- may be at the provider: it stays.
+SELECT pg_temp.attempt_of((private.submit_message(:'t', NULL, '{"to": "+14155550555", "body": "in the worker"}')
+                           #>> '{message,id}')::uuid) AS w1 \gset
+SELECT pg_temp.attempt_of((private.submit_message(:'t', NULL, '{"to": "+14155550556", "body": "being called"}')
+                           #>> '{message,id}')::uuid) AS w2 \gset
+SELECT app.claim_attempts(ARRAY[:'w1', :'w2']::uuid[]) IS NOT NULL AS claimed \gset
+SELECT app.begin_calls(ARRAY[:'w2']::uuid[], ARRAY[1]) AS calling \gset
+SELECT app.erase_addresses(:'token', '["+14155550555", "+14155550556"]') IS NOT NULL AS e3 \gset
+SELECT results_eq(format($$SELECT status, error_code FROM app.message_attempts WHERE id IN (%L, %L) ORDER BY id = %L DESC$$,
+                         :'w1', :'w2', :'w1'),
+  $$VALUES ('rejected', 'erased'), ('claimed', NULL::text)$$,
+  'a claimed step not called yet is stopped; one being called stays (it may be at the provider)');
+SELECT is(app.begin_calls(ARRAY[:'w1']::uuid[], ARRAY[1]), '[]'::jsonb, 'the worker may not call the stopped one');
+SELECT results_eq(format($$SELECT m.status, m.error_code, m.to_address, m.body FROM app.messages m
+                             JOIN app.message_attempts a ON a.message_id = m.id WHERE a.id = %L$$, :'w1'),
+  $$VALUES ('rejected', 'erased', '[erased]', '[erased]')$$, 'its message ends rejected, erased');
+
+-- The one being called is handed off after the erasure: the provider's copy goes too.
+SELECT app.record_handoff(:'w2', 'SM-in-flight', 'queued') IS NOT NULL AS h2 \gset
+SELECT results_eq($$SELECT convert_from(payload, 'UTF8')::jsonb ->> 'provider_message_id' FROM pgqueuer.pgqueuer
+                     WHERE entrypoint = 'provider_delete' ORDER BY id$$,
+  $$VALUES ('SM-forget'), ('SM-in-flight')$$, 'a hand-off recorded after the erasure enqueues its provider_delete');
+
 -- Outside an erasure the ledgers stay append-only, and an erasure may only redact.
 SELECT throws_ok($$UPDATE app.consent_events SET address = '+1999'$$, 'HM405', NULL, 'UPDATE outside an erasure: HM405');
 SELECT set_config('hermes.erasing', 'on', true) IS NOT NULL AS on_ \gset

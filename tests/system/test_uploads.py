@@ -77,6 +77,19 @@ def test_slow_uploads_take_the_upload_slots_never_the_sends(stack: Stack) -> Non
     for t in slow:
         t.start()
     try:
+        # Both slow uploads hold their slot (and their LAND connection, mid-COPY) before
+        # the next upload comes: else that one may take a slot first and a slow one be
+        # the upload refused (seen on a loaded machine).
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline
+            and stack.sql(
+                "SELECT count(*) AS n FROM pg_stat_activity "
+                "WHERE application_name = 'hermes-api-uploads' AND query LIKE 'COPY%%' AND state = 'active'"
+            )[0]["n"]
+            < SLOTS
+        ):
+            time.sleep(0.05)
         # The next upload is refused at once once the slow ones hold every slot (until
         # they do, it may get a free slot and land: try again).
         deadline = time.monotonic() + 20

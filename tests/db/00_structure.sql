@@ -106,7 +106,7 @@ SELECT functions_are('private', ARRAY[
   'configure_database', 'provider_error_is_permanent', 'provider_error_suppression', 'accept_messages', 'enqueue_jobs',
   'insert_receipts', 'lock_attempts', 'record_handoffs_locked', 'validate_message', 'active_tenant',
   'twilio_status', 'uuid7', 'uuid7_time', 'api_key_scopes', 'authorize', 'check_api_key', 'create_tenant',
-  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease',
+  'refuse_scope_escalation', 'submit_message', 'submit_messages', 'assign_owner', 'claim_lease', 'reconcile_delay',
   'address_key', 'address_hash', 'lock_addresses', 'tg_consent_state', 'consent_state_from_ledger',
   'rebuild_consent_state', 'tg_suppressions', 'suppressions_from_ledger', 'rebuild_suppressions',
   'validate_consent', 'record_consents', 'consent_event_json', 'record_suppressions', 'send_eligibility',

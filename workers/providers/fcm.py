@@ -33,7 +33,7 @@ import google.auth.transport.requests
 import requests
 from google.oauth2 import service_account
 
-from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError
+from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 from workers.providers.twilio import retry_after_seconds
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -92,6 +92,7 @@ class FcmPush(NoLookups):
         self.url = f"{base}/v1/projects/{self.project_id}/messages:send"
         self.timeout = timeout
         self.connections = connections
+        self._slots = Slots("FCM", connections, timeout / 2)
         self._session: aiohttp.ClientSession | None = None
         self._auth_http = requests.Session()
         self._refresh_lock = asyncio.Lock()
@@ -129,21 +130,24 @@ class FcmPush(NoLookups):
         body = json.dumps({"message": fcm_message(out)}).encode()
         token = await self._token()
         for refreshed in (False, True):
-            try:
-                async with self._http().post(
-                    self.url,
-                    data=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json; charset=UTF-8",
-                    },
-                ) as response:
-                    answer = await response.read()
-                    status = response.status
-                    headers = response.headers
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                # No answer: FCM may or may not have it (never resent blindly).
-                raise ProviderError(type(exc).__name__, "no answer from FCM", None) from exc
+            # A free connection first (base.Slots: none in time is sent=False); the
+            # session's timeout then bounds the call alone.
+            async with self._slots.slot():
+                try:
+                    async with self._http().post(
+                        self.url,
+                        data=body,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json; charset=UTF-8",
+                        },
+                    ) as response:
+                        answer = await response.read()
+                        status = response.status
+                        headers = response.headers
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    # No answer: FCM may or may not have it (never resent blindly).
+                    raise ProviderError(type(exc).__name__, "no answer from FCM", None) from exc
             if status == 401 and not refreshed:
                 token = await self._token(stale=token)  # refused token: nothing was sent
                 continue

@@ -24,7 +24,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 NONCE_BYTES = 12
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -39,12 +41,77 @@ SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Google's OAuth 2.0 token endpoint: where an FCM service account's signed JWT grant is
+# exchanged for an access token. A key file's token_uri must be this one (or the
+# deployment's configured FCM token endpoint, FCM_TOKEN_URI: the simulator's in tests):
+# the worker POSTs there, so a tenant choosing it would choose where Hermes connects.
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+# The fields of a Google service-account key file (what the Firebase console hands
+# out); any other is refused.
+FCM_KEY_REQUIRED = ("project_id", "private_key", "client_email")
+FCM_KEY_FIELDS = frozenset(
+    {
+        *FCM_KEY_REQUIRED,
+        "type",
+        "private_key_id",
+        "client_id",
+        "auth_uri",
+        "token_uri",
+        "auth_provider_x509_cert_url",
+        "client_x509_cert_url",
+        "universe_domain",
+    }
+)
+
+
+def fcm_token_uris(configured: str | None) -> frozenset[str]:
+    """The token endpoints an FCM key file may name: Google's, and the deployment's."""
+    return frozenset({GOOGLE_TOKEN_URI} | ({configured} if configured else set()))
+
+
 class CredentialsError(ValueError):
     """Credentials that do not fit their provider (the message names no secret)."""
 
 
-def check_shape(provider: str, credentials: Mapping[str, Any]) -> dict[str, Any]:
-    """The credentials if they fit the provider's shape; CredentialsError otherwise."""
+def check_fcm_key(key: Mapping[str, Any], token_uris: frozenset[str]) -> dict[str, Any]:
+    """An FCM service-account key file if it is one: Google's fields only, each a
+    string, the private key a PEM RSA key, ``token_uri`` one of ``token_uris`` (absent:
+    Google's), ``universe_domain`` googleapis.com. CredentialsError otherwise."""
+    allowed = token_uris | {GOOGLE_TOKEN_URI}
+    unknown = sorted(set(key) - FCM_KEY_FIELDS)
+    if unknown:
+        raise CredentialsError(f"unknown service_account field(s): {', '.join(unknown)[:200]}")
+    if not all(key.get(k) for k in FCM_KEY_REQUIRED):
+        raise CredentialsError(
+            "service_account is the key file's JSON (project_id, private_key, client_email)"
+        )
+    for k, v in key.items():
+        if not isinstance(v, str) or len(v) > 8192:
+            raise CredentialsError(f"service_account {k} is a string of up to 8192 characters")
+    if key.get("type", "service_account") != "service_account":
+        raise CredentialsError("service_account type is service_account")
+    if key.get("token_uri", GOOGLE_TOKEN_URI) not in allowed:
+        raise CredentialsError(f"service_account token_uri must be {GOOGLE_TOKEN_URI}")
+    if key.get("universe_domain", "googleapis.com") != "googleapis.com":
+        raise CredentialsError("service_account universe_domain must be googleapis.com")
+    try:
+        private = load_pem_private_key(str(key["private_key"]).encode(), password=None)
+    except (ValueError, TypeError):
+        raise CredentialsError("service_account private_key is not a PEM private key") from None
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise CredentialsError("service_account private_key is not an RSA key")
+    return dict(key) | {"token_uri": key.get("token_uri", GOOGLE_TOKEN_URI)}
+
+
+def check_shape(
+    provider: str, credentials: Mapping[str, Any], fcm_token_uris: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The credentials if they fit the provider's shape; CredentialsError otherwise.
+
+    This is the one place a tenant's credentials are validated: SQL never sees them in
+    the clear (the API seals them before app.set_provider_account stores them), so
+    their fields cannot be checked there. ``fcm_token_uris``: the deployment's
+    configured FCM token endpoints besides Google's."""
     if provider not in SHAPES:
         raise CredentialsError(f"unknown provider {provider!r}")
     required, optional = SHAPES[provider]
@@ -54,16 +121,14 @@ def check_shape(provider: str, credentials: Mapping[str, Any]) -> dict[str, Any]
     missing = [k for k in required if not credentials.get(k)]
     if missing:
         raise CredentialsError(f"{provider} credentials need {', '.join(missing)}")
+    out = dict(credentials)
     for key, value in credentials.items():
         if key == "service_account":
-            if not isinstance(value, Mapping) or not {
-                "project_id",
-                "private_key",
-                "client_email",
-            } <= set(value):
+            if not isinstance(value, Mapping):
                 raise CredentialsError(
                     "service_account is the key file's JSON (project_id, private_key, client_email)"
                 )
+            out["service_account"] = check_fcm_key(value, fcm_token_uris)
         elif key == "phone_numbers":
             if not isinstance(value, Mapping) or not all(
                 isinstance(n, str) and n.startswith("+") and isinstance(i, str) and i.isdigit()
@@ -72,7 +137,7 @@ def check_shape(provider: str, credentials: Mapping[str, Any]) -> dict[str, Any]
                 raise CredentialsError('phone_numbers maps "+E164" numbers to phone-number ids')
         elif not isinstance(value, str) or not 1 <= len(value) <= 4096:
             raise CredentialsError(f"{key} is a string of 1 to 4096 characters")
-    return dict(credentials)
+    return out
 
 
 class Sealer:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CommandsDep, Token
 from api.errors import Problem
-from hermes.credentials import CredentialsError, Sealer, check_shape
+from hermes.credentials import CredentialsError, Sealer, check_shape, fcm_token_uris
 
 router = APIRouter(prefix="/v1")
 
@@ -42,7 +42,11 @@ async def set_provider_account(
             "provider accounts.",
         )
     try:
-        credentials = check_shape(body.provider, body.credentials)
+        credentials = check_shape(
+            body.provider,
+            body.credentials,
+            fcm_token_uris(request.app.state.settings.fcm_token_uri),
+        )
     except CredentialsError as exc:
         raise Problem(422, "invalid_credentials", str(exc)) from None
     account_id = str(uuid.uuid4())

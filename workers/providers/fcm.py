@@ -33,6 +33,7 @@ import google.auth.transport.requests
 import requests
 from google.oauth2 import service_account
 
+from hermes.credentials import CredentialsError, check_fcm_key
 from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 from workers.providers.twilio import retry_after_seconds
 
@@ -81,9 +82,19 @@ class FcmPush(NoLookups):
         base_url: str | None,
         timeout: float,
         connections: int = 64,
+        token_uris: frozenset[str] | None = None,
     ) -> None:
-        """``key``: the service-account key file's path, or its JSON (a tenant's account)."""
+        """``key``: the service-account key file's path, or its JSON (a tenant's account).
+        ``token_uris``: the token endpoints the key may name (a tenant's account: Google's
+        and the deployment's configured one); any other is refused here, before anything
+        is POSTed to it (the registry then has no adapter for the account). None: the
+        deployment's own key file, trusted."""
         info = json.loads(Path(key).read_text()) if isinstance(key, str) else dict(key)
+        if token_uris is not None:
+            try:
+                info = check_fcm_key(info, token_uris)
+            except CredentialsError as exc:
+                raise ValueError(f"FCM key file refused: {exc}") from None
         self.project_id = str(info["project_id"])
         self.credentials: Any = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=[SCOPE]

@@ -6,8 +6,10 @@ the key that sealed it; the keys are the deployment's (``HERMES_CREDENTIALS_KEYS
 key in front and re-sealing at leisure). The associated data binds a ciphertext to its
 account (id and provider), so a sealed blob copied to another row does not open. The command
 API seals (it takes the credentials once, and never answers them back); the workers
-open, to send; the API opens a tenant's Twilio or Vonage account to check the
-signatures of its callbacks. Plain credentials are never logged, put in a job payload,
+open, to send. The API opens only an account's webhook-verification secret, sealed
+apart (``purpose="webhook"``, :data:`WEBHOOK_FIELDS`), to check the signatures of its
+callbacks and inbound messages; the database role it runs as cannot read the sealed
+credentials at all. Plain credentials are never logged, put in a job payload,
 an error or an API response.
 
 What a provider's credentials hold is checked here, not in SQL: SQL never sees them.
@@ -37,8 +39,28 @@ SHAPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "vonage": (("api_key", "api_secret"), ("signature_secret",)),
     "ses": (("access_key_id", "secret_access_key"), ("region", "configuration_set")),
     "fcm": (("service_account",), ()),
-    "whatsapp": (("access_token", "phone_numbers"), ()),
+    "whatsapp": (("access_token", "phone_numbers"), ("app_secret",)),
 }
+
+# What verifies a provider's webhooks (status callbacks, inbound messages) for an
+# account: sealed apart from the credentials (``purpose="webhook"``), so that the
+# internet-facing API, which checks signatures, opens only this and never the
+# credentials that send (app.provider_account_webhook_secrets). Twilio signs with the
+# auth token (which also sends: it is in both); Vonage with the signature secret, for
+# its api key; WhatsApp with the Meta app's secret. SES (SNS) and FCM sign nothing per
+# account: an empty secret.
+WEBHOOK_FIELDS: dict[str, tuple[str, ...]] = {
+    "twilio": ("auth_token",),
+    "vonage": ("api_key", "signature_secret"),
+    "whatsapp": ("app_secret",),
+    "ses": (),
+    "fcm": (),
+}
+
+
+def webhook_part(provider: str, credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """The webhook-verification secret of an account's credentials."""
+    return {k: credentials[k] for k in WEBHOOK_FIELDS.get(provider, ()) if credentials.get(k)}
 
 
 # Google's OAuth 2.0 token endpoint: where an FCM service account's signed JWT grant is
@@ -169,18 +191,37 @@ class Sealer:
         return cls.from_spec(os.environ.get("HERMES_CREDENTIALS_KEYS", ""))
 
     @staticmethod
-    def _aad(account_id: str, provider: str) -> bytes:
+    def _aad(account_id: str, provider: str, purpose: str = "credentials") -> bytes:
+        # A webhook secret's associated data differs from the credentials': neither
+        # blob opens as the other.
+        if purpose == "webhook":
+            return f"hermes-provider-account-webhook:{account_id}:{provider}".encode()
+        if purpose != "credentials":
+            raise ValueError(f"unknown purpose {purpose!r}")
         return f"hermes-provider-account:{account_id}:{provider}".encode()
 
     def seal(
-        self, account_id: str, provider: str, credentials: Mapping[str, Any]
+        self,
+        account_id: str,
+        provider: str,
+        credentials: Mapping[str, Any],
+        purpose: str = "credentials",
     ) -> tuple[str, bytes]:
         nonce = os.urandom(NONCE_BYTES)
         plain = json.dumps(credentials, separators=(",", ":")).encode()
-        sealed = self._keys[self.current].encrypt(nonce, plain, self._aad(account_id, provider))
+        sealed = self._keys[self.current].encrypt(
+            nonce, plain, self._aad(account_id, provider, purpose)
+        )
         return self.current, nonce + sealed
 
-    def open(self, account_id: str, provider: str, key_id: str, blob: bytes) -> dict[str, Any]:
+    def open(
+        self,
+        account_id: str,
+        provider: str,
+        key_id: str,
+        blob: bytes,
+        purpose: str = "credentials",
+    ) -> dict[str, Any]:
         aead = self._keys.get(key_id)
         if aead is None:
             raise CredentialsError(
@@ -188,7 +229,7 @@ class Sealer:
             )
         try:
             plain = aead.decrypt(
-                blob[:NONCE_BYTES], blob[NONCE_BYTES:], self._aad(account_id, provider)
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], self._aad(account_id, provider, purpose)
             )
         except InvalidTag:
             raise CredentialsError(

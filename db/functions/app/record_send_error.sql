@@ -61,8 +61,10 @@ BEGIN
   -- time, and the tenant routes the channel through another provider after this one
   -- (app.tenant_policies.channel_providers): the step moves there, pending, and is sent
   -- at once. A timeout (no answer) never fails over: the first provider may have it.
+  -- Nor does a call this worker had no free connection for (no_free_connection,
+  -- workers/providers/base.py Slots): never sent, but no fault of the provider's.
   IF NOT v_permanent
-     AND (p_sent IS FALSE
+     AND (p_sent IS FALSE AND p_error_code IS DISTINCT FROM 'no_free_connection'
           OR (p_http_status IS NOT NULL
               AND (p_http_status IN (429, 503)
                    OR (p_http_status >= 500 OR p_http_status = 200)
@@ -78,7 +80,7 @@ BEGIN
                       WHERE c.value #>> '{}' = v_attempt.provider)
         ORDER BY l.n LIMIT 1) r
      WHERE tp.tenant_id = v_attempt.tenant_id;
-    IF v_next IS NOT NULL AND (p_sent IS FALSE OR (
+    IF v_next IS NOT NULL AND (p_sent IS FALSE AND p_error_code IS DISTINCT FROM 'no_free_connection' OR (
          SELECT count(*) FROM app.message_events e
           WHERE e.message_id = v_attempt.message_id AND e.message_created_at = v_attempt.message_created_at
             AND e.attempt_id = v_attempt.id AND e.event_type = 'send_error'

@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(58);
+SELECT plan(60);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -241,6 +241,15 @@ SELECT (app.claim_attempt(:'at') ->> 'claim_no')::int AS ct \gset
 SELECT is(app.record_send_error(:'at', :ct, 'ReadTimeout', 'no answer', NULL) ->> 'action' || ':'
           || (SELECT provider || ':' || status FROM app.message_attempts WHERE id = :'at'),
   'retry_scheduled:vonage:claimed', 'two timeouts: still Vonage''s, still claimed (never failed over)');
+-- No free connection in this worker (workers/providers/base.py Slots): never sent, but
+-- not the provider's doing either -- retried at the same provider, never failed over.
+SELECT pg_temp.new_message(:'tf', 'busy') AS mb \gset
+SELECT pg_temp.attempt_of(:'mb') AS ab \gset
+SELECT app.claim_attempt(:'ab') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'ab', 1, 'no_free_connection', 'no free connection', NULL, NULL, false) ->> 'action',
+  'retry_scheduled', 'no free connection: a retry, not a failover');
+SELECT results_eq(format('SELECT provider, status FROM app.message_attempts WHERE id = %L', :'ab'),
+  $$VALUES ('vonage', 'pending')$$, 'still Vonage''s, pending: the retry sends it');
 
 -- The error message is capped.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset

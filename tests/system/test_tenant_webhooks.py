@@ -184,3 +184,42 @@ def test_accounts_sealed_before_webhook_secrets_were_apart_are_resealed(stack: S
     )
     assert rows == [{"sealed": True}]
     assert _stop(stack, tenant2, SIM_AUTH_TOKEN) == 200
+
+
+def test_a_whatsapp_stop_signed_with_the_tenant_apps_secret_opts_out(stack: Stack) -> None:
+    """A tenant's own WhatsApp account: Meta signs its webhooks with that app's secret
+    (``app_secret``, sealed apart); the deployment's does not verify them. A STOP to the
+    tenant's business number is recorded; signed with another secret, it is refused."""
+    import hashlib
+    import hmac
+    import json
+
+    number = "+14155550777"
+    with stack.api(stack.admin_key) as c:
+        r = c.post("/v1/tenants", json={"name": "Own WhatsApp Co", "environment": "test",
+                                        "default_sms_from": "+15005550006",
+                                        "default_whatsapp_from": number})  # fmt: skip
+    assert r.status_code == 201, r.text
+    tenant_id, token = r.json()["tenant"]["id"], r.json()["api_key"]["token"]
+    with stack.api(token) as c:
+        r = c.post("/v1/provider-accounts", json={"provider": "whatsapp", "name": "Own WA",
+                   "credentials": {"access_token": "EAAtenant", "app_secret": "tenant-app-secret",
+                                   "phone_numbers": {number: "100000000000777"}}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
+        "metadata": {"display_phone_number": number.lstrip("+"), "phone_number_id": "100000000000777"},
+        "messages": [{"id": f"wamid.{uuid.uuid4().hex}", "from": "14155550184", "type": "text",
+                      "text": {"body": "STOP"}}]}}]}]}).encode()  # fmt: skip
+
+    def post(secret: str) -> int:
+        sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        with stack.api() as c:
+            return c.post("/v1/webhooks/whatsapp", content=body,
+                          headers={"X-Hub-Signature-256": sig}).status_code  # fmt: skip
+
+    assert post("another-secret") == 403
+    assert post("tenant-app-secret") == 200
+    rows = stack.sql(
+        "SELECT kind, channel FROM app.consent_events WHERE tenant_id = %s", (tenant_id,)
+    )
+    assert [(r["kind"], r["channel"]) for r in rows] == [("opt_out", "whatsapp")], rows

@@ -147,8 +147,8 @@ BEGIN
   v_unanswered := NOT v_pending AND (p_http_status IS NULL OR p_http_status >= 500);
   UPDATE app.message_attempts
      SET last_claimed_at = NULL, updated_at = now(),
-         reconcile_after = CASE WHEN v_unanswered THEN now() + private.reconcile_delay()
-                                WHEN v_pending THEN NULL ELSE reconcile_after END,
+         -- an answer (a refusal: 4xx, 429) says the provider did not take it: no delay
+         reconcile_after = CASE WHEN v_unanswered THEN now() + private.reconcile_delay() END,
          status = CASE WHEN p_sent IS FALSE
                          OR (p_http_status IS NOT NULL
                              AND NOT coalesce((SELECT p.lookups FROM private.providers p

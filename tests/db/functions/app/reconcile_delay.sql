@@ -6,7 +6,7 @@
 -- anyway (another job, the sweep) waits. An answered refusal (429) reconciles at once.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT (pg_temp.new_tenant('Delay Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'timeout') AS m1 \gset
@@ -59,6 +59,18 @@ SELECT is((app.record_send_error(:'a3', 1, '20429', 'Too Many Requests', 429) ->
   1::numeric, 'a 429 (an answer): the usual backoff');
 SELECT app.claim_attempt(:'a3') IS NOT NULL AS c \gset
 SELECT is(app.reconcile_attempt(:'a3', 2, '[]') ->> 'action', 'send', 'and its reconcile resends at once');
+
+-- A worker that died during its call (after its calling mark): no answer either. Once
+-- the claim lease has run out the attempt is claimed again, but not reconciled before
+-- the reconcile delay after the call began.
+SELECT pg_temp.new_message(:'t', 'crashed') AS m4 \gset
+SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
+SELECT app.claim_attempt(:'a4') IS NOT NULL AS c \gset
+SELECT pg_temp.calling(:'a4') IS NOT NULL AS k \gset
+UPDATE app.message_attempts SET last_claimed_at = now() - interval '1 hour' WHERE id = :'a4';
+SELECT is(app.claim_attempt(:'a4') ->> 'action', 'reconcile', 'the lease ran out: re-claimed to reconcile');
+SELECT is(app.reconcile_attempt(:'a4', 2, '[]') ->> 'action', 'wait',
+  'but within the reconcile delay of its call an empty listing proves nothing: wait');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -7,7 +7,7 @@ from typing import Any, cast
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.accounts import CREDENTIALS_SQL
+from hermes.accounts import WEBHOOK_SECRETS_SQL
 from hermes.sqlcall import call
 
 
@@ -141,13 +141,30 @@ class Commands:
         )
 
     async def set_provider_account(
-        self, token: str, account_id: str, provider: str, name: str, sealed: bytes, key_id: str
+        self,
+        token: str,
+        account_id: str,
+        provider: str,
+        name: str,
+        sealed: tuple[str, bytes],
+        webhook_sealed: tuple[str, bytes],
     ) -> dict[str, Any]:
+        """``sealed`` and ``webhook_sealed``: (key id, blob) of the credentials and of
+        the webhook-verification secret, sealed apart."""
         return cast(
             dict[str, Any],
             await self._call(
-                "SELECT app.set_provider_account(%s, %s, %s, %s, %s, %s) AS r",
-                (token, account_id, provider, name, sealed, key_id),
+                "SELECT app.set_provider_account(%s, %s, %s, %s, %s, %s, %s, %s) AS r",
+                (
+                    token,
+                    account_id,
+                    provider,
+                    name,
+                    sealed[1],
+                    sealed[0],
+                    webhook_sealed[1],
+                    webhook_sealed[0],
+                ),
             ),
         )
 
@@ -159,8 +176,18 @@ class Commands:
             ),
         )
 
-    async def provider_account_credentials(self, ids: list[str]) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], await self._call(CREDENTIALS_SQL, (ids,)))
+    async def provider_account_webhook_secrets(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The sealed webhook-verification secrets (never the credentials: hermes_api
+        cannot read those)."""
+        return cast(list[dict[str, Any]], await self._call(WEBHOOK_SECRETS_SQL, (ids,)))
+
+    async def inbound_provider_account(
+        self, provider: str, tenant_id: str | None, to: str
+    ) -> str | None:
+        r = await self._call(
+            "SELECT app.inbound_provider_account(%s, %s, %s) AS r", (provider, tenant_id, to)
+        )
+        return None if r is None else str(r)
 
     async def attempt_provider_account(self, attempt_id: str) -> str | None:
         r = await self._call("SELECT app.attempt_provider_account(%s) AS r", (attempt_id,))

@@ -77,8 +77,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         description="Writes go here; reads go to the PostgREST read API.",
     )
     app.state.settings = settings
-    # Opens tenants' provider accounts (sealing them; their callbacks' signatures).
+    # Seals tenants' provider accounts; opens only their webhook-verification secrets
+    # (callbacks' and inbound messages' signatures: hermes_api cannot read the rest).
     app.state.sealer = Sealer.from_env()
+    app.state.webhook_accounts = webhooks.webhook_accounts(
+        app.state.sealer, lambda: app.state.commands
+    )
     app.add_exception_handler(errors.Problem, errors.problem_handler)
     app.add_exception_handler(psycopg.Error, errors.db_error_handler)
     app.add_exception_handler(RequestValidationError, errors.validation_handler)
@@ -104,4 +108,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     app.include_router(providers.router)
     app.include_router(senders.router)
     # Provider status callbacks bypass FastAPI (api/routes/webhooks.py).
-    return webhooks.StatusCallbacks(app, settings, lambda: app.state.commands, app.state.sealer)
+    return webhooks.StatusCallbacks(
+        app,
+        settings,
+        lambda: app.state.commands,
+        app.state.sealer,
+        app.state.webhook_accounts,
+    )

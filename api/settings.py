@@ -41,6 +41,9 @@ class Settings:
     # receipt is refused).
     vonage_api_key: str = ""
     vonage_signature_secret: str = ""
+    # The deployment's FCM token endpoint, besides Google's (FCM_TOKEN_URI: the simulator's
+    # in tests): the only token_uri a tenant's FCM key file may name.
+    fcm_token_uri: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,6 +72,7 @@ class Settings:
             whatsapp_verify_token=os.environ.get("HERMES_WHATSAPP_VERIFY_TOKEN", ""),
             vonage_api_key=os.environ.get("HERMES_VONAGE_API_KEY", ""),
             vonage_signature_secret=os.environ.get("HERMES_VONAGE_SIGNATURE_SECRET", ""),
+            fcm_token_uri=os.environ.get("FCM_TOKEN_URI", ""),
         )
 
 

@@ -28,6 +28,15 @@ import orjson
 from api.errors import Problem
 
 
+def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is the body's HMAC-SHA256 under ``secret``."""
+    try:
+        verify_signature(secret, body, header)
+    except Problem:
+        return False
+    return True
+
+
 def verify_signature(secret: str, body: bytes, header: str | None) -> None:
     """403 invalid_signature unless ``header`` is the body's HMAC-SHA256 under ``secret``."""
     if not secret:

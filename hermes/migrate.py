@@ -10,6 +10,9 @@
    ``private.ensure_partitions()`` creates the months ahead, and
    ``NOTIFY pgrst`` reloads PostgREST's config and schema cache. This runs every
    time: yoyo's own post-apply hook runs only when a migration was pending.
+4. With ``HERMES_CREDENTIALS_KEYS`` in the environment, the tenant provider accounts
+   stored before their webhook secrets were sealed apart get theirs
+   (:func:`reseal_webhook_secrets`: SQL cannot open sealed credentials).
 
 Run it as the database owner (a superuser in development):
 ``python -m hermes.migrate postgresql://...``.
@@ -26,7 +29,11 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from yoyo import get_backend, read_migrations
+
+from hermes.accounts import sealed_webhook_secret
+from hermes.credentials import CredentialsError, Sealer
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "db" / "migrations"
@@ -127,11 +134,40 @@ def set_passwords_from_env(conn: psycopg.Connection[tuple[object, ...]]) -> list
     return changed
 
 
+def reseal_webhook_secrets(conn: psycopg.Connection[tuple[object, ...]], sealer: Sealer) -> int:
+    """Seals apart the webhook-verification secret of every tenant provider account that
+    has none (accounts stored before migration 0026): SQL cannot open the sealed
+    credentials, so this is done here, with the deployment's keys. An account whose
+    credentials do not open with them is left (a worker that can open it fills it the
+    first time it does: hermes/accounts.py). Returns how many were filled."""
+    rows = conn.execute(
+        "SELECT id::text, provider, key_id, credentials FROM app.provider_accounts "
+        "WHERE webhook_secret IS NULL ORDER BY id"
+    ).fetchall()
+    secrets = []
+    for account_id, provider, key_id, blob in rows:
+        assert isinstance(blob, bytes)
+        try:
+            credentials = sealer.open(str(account_id), str(provider), str(key_id), blob)
+        except CredentialsError as exc:
+            sys.stderr.write(f"provider account {account_id}: not resealed ({exc})\n")
+            continue
+        secrets.append(sealed_webhook_secret(sealer, str(account_id), str(provider), credentials))
+    if not secrets:
+        return 0
+    row = conn.execute("SELECT app.fill_webhook_secrets(%s)", (Jsonb(secrets),)).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+
 def migrate(dsn: str) -> MigrateResult:
     migrations = apply_migrations(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         repeatables = apply_repeatables(conn)
         configure(conn)
+        # With the deployment's keys in the environment: what SQL cannot do itself.
+        sealer = Sealer.from_env()
+        if sealer is not None:
+            reseal_webhook_secrets(conn, sealer)
     return MigrateResult(migrations, repeatables)
 
 

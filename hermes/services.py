@@ -140,6 +140,7 @@ class StackConfig:
         return {
             "FCM_SERVICE_ACCOUNT_FILE": str(self.fcm_credentials_dir / "service-account.json"),
             "FCM_BASE_URL": self.fcm_url,
+            "FCM_TOKEN_URI": self.fcm_url + "/token",
         }
 
     @property
@@ -188,6 +189,8 @@ class StackConfig:
         """What the API needs to trust the simulators' callbacks (besides Twilio's), and
         to open tenants' accounts."""
         env = self.sns_env() | self.credentials_env()
+        if self.fcm_port is not None:  # the only token_uri besides Google's a key may name
+            env |= {"FCM_TOKEN_URI": self.fcm_url + "/token"}
         if self.vonage_port is not None:
             env |= {
                 "HERMES_VONAGE_API_KEY": VONAGE_API_KEY,

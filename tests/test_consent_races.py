@@ -335,9 +335,10 @@ def test_an_opt_out_while_a_message_waits_for_its_retry_or_its_quiet_hours_wins(
         ).fetchone()[0]  # type: ignore[index]
     )
     _opt_out(conn, tenant, to)
-    # Their time comes: the lease ran out, the window is open.
+    # Their time comes: the lease and the reconcile delay ran out, the window is open.
     conn.execute(
-        "UPDATE app.message_attempts SET last_claimed_at = now() - interval '1 hour' WHERE id = %s",
+        "UPDATE app.message_attempts SET last_claimed_at = now() - interval '1 hour', "
+        "reconcile_after = now() - interval '1 second' WHERE id = %s",
         (retrying,),
     )
     conn.execute(

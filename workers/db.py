@@ -8,7 +8,7 @@ from typing import Any, cast
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from hermes.accounts import CREDENTIALS_SQL
+from hermes.accounts import CREDENTIALS_SQL, FILL_SQL
 from hermes.sqlcall import call
 
 
@@ -66,6 +66,10 @@ class Commands:
     async def provider_account_credentials(self, ids: list[str]) -> list[dict[str, Any]]:
         rows = await call(self.pool, CREDENTIALS_SQL, (ids,))
         return cast(list[dict[str, Any]], rows)
+
+    async def fill_webhook_secrets(self, secrets: list[dict[str, Any]]) -> int:
+        """Stores the webhook secrets of accounts sealed before they were sealed apart."""
+        return int(await call(self.pool, FILL_SQL, (Jsonb(secrets),)))
 
     async def record_send_error(
         self,

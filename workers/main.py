@@ -64,7 +64,7 @@ async def run(settings: Settings) -> None:
     registry = Registry(
         providers,
         sandbox,
-        Accounts(Sealer.from_env(), db.provider_account_credentials),
+        Accounts(Sealer.from_env(), db.provider_account_credentials, fill=db.fill_webhook_secrets),
         settings,
     )
     batcher = SendBatcher(

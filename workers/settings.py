@@ -28,6 +28,9 @@ class Settings:
     # URL (the simulator; None: Google's). No key file: this worker sends no push.
     fcm_service_account_file: str | None
     fcm_base_url: str | None
+    # The deployment's FCM token endpoint besides Google's (the simulator's in tests): the
+    # only token_uri a tenant account's key file may name (hermes/credentials.py).
+    fcm_token_uri: str | None
     # WhatsApp Cloud API: the system user's access token, the business numbers'
     # phone-number ids ({"+14155550170": "100000000000001"}), the Graph API's base URL
     # (the simulator; None: Meta's) and version. No token: this worker sends no WhatsApp.
@@ -99,6 +102,7 @@ class Settings:
             ses_endpoint_url=prefixed_env("SES_ENDPOINT_URL") or None,
             fcm_service_account_file=prefixed_env("FCM_SERVICE_ACCOUNT_FILE") or None,
             fcm_base_url=prefixed_env("FCM_BASE_URL") or None,
+            fcm_token_uri=prefixed_env("FCM_TOKEN_URI") or None,
             whatsapp_access_token=prefixed_env("WHATSAPP_ACCESS_TOKEN") or None,
             whatsapp_phone_numbers=parse_phone_numbers(
                 prefixed_env("WHATSAPP_PHONE_NUMBERS") or ""

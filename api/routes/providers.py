@@ -1,9 +1,10 @@
 """A tenant's own provider accounts: credentials in, sealed; never out.
 
 The credentials' shape is checked here (hermes/credentials.py) because SQL never sees
-them: the API seals them with the deployment's key under an account id it picks, and
-``app.set_provider_account`` stores the ciphertext (scope providers:write: keys:write alone
-does not reach provider accounts, which receive every later message). Read which accounts
+them: the API seals them with the deployment's key under an account id it picks -- and
+their webhook-verification secret apart, the only part the API itself ever opens again --
+and ``app.set_provider_account`` stores the ciphertexts (scope providers:write: keys:write
+alone does not reach provider accounts, which receive every later message). Read which accounts
 exist through ``api.provider_accounts``.
 """
 
@@ -18,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CommandsDep, Token
 from api.errors import Problem
-from hermes.credentials import CredentialsError, Sealer, check_shape
+from hermes.credentials import (
+    CredentialsError,
+    Sealer,
+    check_shape,
+    fcm_token_uris,
+    webhook_part,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -43,13 +50,24 @@ async def set_provider_account(
             "provider accounts.",
         )
     try:
-        credentials = check_shape(body.provider, body.credentials)
+        credentials = check_shape(
+            body.provider,
+            body.credentials,
+            fcm_token_uris(request.app.state.settings.fcm_token_uri),
+        )
     except CredentialsError as exc:
         raise Problem(422, "invalid_credentials", str(exc)) from None
     account_id = str(uuid.uuid4())
-    key_id, sealed = sealer.seal(account_id, body.provider, credentials)
+    # The webhook-verification secret sealed apart: the API opens only that one later.
     return await commands.set_provider_account(
-        token, account_id, body.provider, body.name, sealed, key_id
+        token,
+        account_id,
+        body.provider,
+        body.name,
+        sealer.seal(account_id, body.provider, credentials),
+        sealer.seal(
+            account_id, body.provider, webhook_part(body.provider, credentials), purpose="webhook"
+        ),
     )
 
 

@@ -29,6 +29,7 @@ from api.settings import Settings
 from api.sns import SnsPolicy, SnsVerifier, ses_receipt
 from api.vonage import verified_vonage_params, vonage_params, vonage_receipt
 from api.whatsapp import (
+    signature_matches,
     verify_signature,
     verify_subscription,
     webhook_payload,
@@ -80,6 +81,30 @@ class ReceiptBatcher:
             return (await self._append([receipt]))[0]
         except psycopg.Error as exc:
             return exc
+
+
+def webhook_accounts(sealer: Sealer | None, commands: Callable[[], Commands]) -> Accounts:
+    """Tenants' accounts as the API opens them: their webhook-verification secrets only."""
+    return Accounts(
+        sealer, lambda ids: commands().provider_account_webhook_secrets(ids), purpose="webhook"
+    )
+
+
+async def account_secrets(
+    accounts: Accounts, account_id: str | None, provider: str
+) -> dict[str, Any]:
+    """The opened webhook secrets of a tenant account of ``provider`` ({} when there is
+    no such account, no key, or no secret sealed for it yet)."""
+    if account_id is None or accounts.sealer is None:
+        return {}
+    try:
+        account = await accounts.get(account_id)
+    except (LookupError, ValueError) as exc:  # a blob that does not open
+        log.error("webhook secret of account %s does not open: %s", account_id, exc)
+        return {}
+    if account is None or account.provider != provider:
+        return {}
+    return account.credentials
 
 
 class _FormParams(dict[str, str]):
@@ -151,13 +176,14 @@ class StatusCallbacks:
         settings: Settings,
         commands: Callable[[], Commands],
         sealer: Sealer | None = None,
+        accounts: Accounts | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.commands = commands
-        # Tenants' own Twilio and Vonage accounts sign their callbacks with their own
-        # secrets: opened on the first callback that the deployment's does not verify.
-        self.accounts = Accounts(sealer, lambda ids: commands().provider_account_credentials(ids))
+        # Tenants' own accounts sign their callbacks with their own secrets: the
+        # webhook-verification secrets alone (never the credentials), opened on first use.
+        self.accounts = accounts or webhook_accounts(sealer, commands)
         # commands: returns the live Commands (created in the app's lifespan).
         self.receipts = ReceiptBatcher(commands)
         self.sns = SnsVerifier(
@@ -242,18 +268,13 @@ class StatusCallbacks:
             log.warning("SES event for unknown attempt %s", receipt["attempt_id"])
         return 204
 
-    async def _account_secret(self, attempt_id: str, provider: str, field: str) -> str | None:
-        """A secret of the tenant account an attempt went through, if it has one."""
-        if self.accounts.sealer is None:
-            return None
+    async def _attempt_secrets(
+        self, attempt_id: str, provider: str
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The tenant account an attempt went through (None: the deployment's) and that
+        account's webhook secrets, if it is one of ``provider`` and they open."""
         account_id = await self.commands().attempt_provider_account(attempt_id)
-        if account_id is None:
-            return None
-        account = await self.accounts.get(account_id)
-        if account is None or account.provider != provider:
-            return None
-        value = account.credentials.get(field)
-        return str(value) if value else None
+        return account_id, await account_secrets(self.accounts, account_id, provider)
 
     async def _whatsapp(self, scope: Scope, receive: Receive) -> int:
         """``POST /v1/webhooks/whatsapp``: verified first (X-Hub-Signature-256), then each
@@ -266,9 +287,33 @@ class StatusCallbacks:
             if name == b"x-hub-signature-256":
                 signature = value.decode("latin-1")
                 break
-        verify_signature(self.settings.whatsapp_app_secret, body, signature)
+        # The deployment's app secret, else the secret of the tenant account the webhook
+        # names (an attempt of its statuses, else the business number of its messages):
+        # the body is parsed unverified only to find which secret to check it with.
+        account: str | None = None
+        try:
+            verify_signature(self.settings.whatsapp_app_secret, body, signature)
+        except Problem as unsigned:
+            try:
+                account = await self._whatsapp_account(webhook_payload(body))
+            except Problem:
+                raise unsigned from None  # not even a webhook: the signature is the answer
+            secret = (await account_secrets(self.accounts, account, "whatsapp")).get("app_secret")
+            if not secret:
+                raise
+            verify_signature(str(secret), body, signature)
         payload = webhook_payload(body)
         inbound = whatsapp_inbound(payload)
+        if inbound and account is not None:
+            # Signed with a tenant's app secret: its own numbers' messages only.
+            for message in inbound:
+                owner = await self.commands().inbound_provider_account(
+                    "whatsapp", None, message["to"]
+                )
+                if owner != account:
+                    raise Problem(
+                        403, "invalid_signature", "The webhook is not signed by this number's app."
+                    )
         if inbound:
             for result in await self.commands().record_whatsapp_inbound(inbound):
                 if result.get("skipped"):
@@ -278,11 +323,39 @@ class StatusCallbacks:
         receipts = whatsapp_receipts(payload)
         if not receipts:
             return 200  # statuses of messages Hermes did not send, or none
-        outcomes = await asyncio.gather(*(self.receipts.add(r) for r in receipts))
+        outcomes = await asyncio.gather(
+            *(self.receipts.add(r | {"account_id": account}) for r in receipts)
+        )
+        refused = 0
         for receipt, outcome in zip(receipts, outcomes, strict=True):
-            if outcome == "attempt_not_found":
+            if outcome == "refused" and account is None:
+                # The deployment's secret verified it, but the attempt went through a
+                # tenant's account: only that account's app secret counts.
+                owner, secrets = await self._attempt_secrets(receipt["attempt_id"], "whatsapp")
+                secret = secrets.get("app_secret")
+                if secret and signature_matches(str(secret), body, signature):
+                    outcome = await self.receipts.add(receipt | {"account_id": owner})
+            if outcome == "refused":
+                refused += 1
+                log.warning("WhatsApp status for attempt %s refused: not signed by its account",
+                            receipt["attempt_id"])  # fmt: skip
+            elif outcome == "attempt_not_found":
                 log.warning("WhatsApp status for unknown attempt %s", receipt["attempt_id"])
+        if refused:
+            raise Problem(
+                403, "invalid_signature", "A status is not signed by the account of its attempt."
+            )
         return 200
+
+    async def _whatsapp_account(self, payload: dict[str, Any]) -> str | None:
+        """The tenant account a (not yet verified) webhook names: the account of the
+        attempt of its first status carrying one, else the account of the business
+        number its first message was sent to (app.inbound_provider_account)."""
+        for receipt in whatsapp_receipts(payload):
+            return await self.commands().attempt_provider_account(receipt["attempt_id"])
+        for message in whatsapp_inbound(payload):
+            return await self.commands().inbound_provider_account("whatsapp", None, message["to"])
+        return None
 
     async def _vonage(self, scope: Scope, receive: Receive) -> int:
         """``POST /v1/webhooks/vonage/dlr``: a signed delivery receipt (api/vonage.py)."""
@@ -293,6 +366,7 @@ class StatusCallbacks:
                 content_type = value.decode("latin-1")
                 break
         raw = vonage_params(body, content_type)
+        account: str | None = None
         try:
             params = verified_vonage_params(
                 self.settings.vonage_api_key, self.settings.vonage_signature_secret, raw
@@ -306,16 +380,35 @@ class StatusCallbacks:
                 raise Problem(
                     403, "invalid_signature", "The receipt's signature does not match."
                 ) from None
-            secret = await self._account_secret(attempt_id, "vonage", "signature_secret")
-            key = await self._account_secret(attempt_id, "vonage", "api_key")
-            if secret is None or key is None:
+            account, secrets = await self._attempt_secrets(attempt_id, "vonage")
+            if not secrets.get("signature_secret") or not secrets.get("api_key"):
                 raise
-            params = verified_vonage_params(key, secret, raw)
+            params = verified_vonage_params(
+                str(secrets["api_key"]), str(secrets["signature_secret"]), raw
+            )
         receipt = vonage_receipt(params)
         if receipt is None:
             log.info("Vonage receipt without a Hermes attempt id: dropped")
             return 204
-        if await self.receipts.add(receipt) == "attempt_not_found":
+        outcome = await self.receipts.add(receipt | {"account_id": account})
+        if outcome == "refused" and account is None:
+            # The deployment's secret verified it; the attempt went through a tenant's
+            # account: only that account's secret counts.
+            owner, secrets = await self._attempt_secrets(receipt["attempt_id"], "vonage")
+            if secrets.get("signature_secret") and secrets.get("api_key"):
+                try:
+                    verified_vonage_params(
+                        str(secrets["api_key"]), str(secrets["signature_secret"]), raw
+                    )
+                except Problem:
+                    pass
+                else:
+                    outcome = await self.receipts.add(receipt | {"account_id": owner})
+        if outcome == "refused":
+            raise Problem(
+                403, "invalid_signature", "The receipt is not signed by the account of its attempt."
+            )
+        if outcome == "attempt_not_found":
             log.warning("Vonage receipt for unknown attempt %s", receipt["attempt_id"])
         return 204
 
@@ -349,16 +442,41 @@ class StatusCallbacks:
                 signature = value.decode("latin-1")
                 break
         query = scope.get("query_string", b"").decode("latin-1")
+        # The deployment's auth token first (the common case: one call to SQL); the
+        # receipt is stored only if the attempt went through the deployment's account
+        # (app.record_receipts). Otherwise the auth token of the tenant account it went
+        # through is the one that must have signed it.
+        account: str | None = None
         try:
             receipt = twilio_receipt(self.settings, attempt_id, query, body, signature)
         except Problem as problem:
-            # Not the deployment's account: the attempt may have gone through the
-            # tenant's own, whose auth token signs its callbacks.
-            token = await self._account_secret(attempt_id, "twilio", "auth_token")
-            if problem.code != "invalid_signature" or token is None:
+            if problem.code != "invalid_signature":
                 raise
-            receipt = twilio_receipt(self.settings, attempt_id, query, body, signature, token)
-        if await self.receipts.add(receipt) == "attempt_not_found":
+            account, secrets = await self._attempt_secrets(attempt_id, "twilio")
+            token = secrets.get("auth_token")
+            if not token:
+                raise
+            receipt = twilio_receipt(self.settings, attempt_id, query, body, signature, str(token))
+        outcome = await self.receipts.add(receipt | {"account_id": account})
+        if outcome == "refused" and account is None:
+            owner, secrets = await self._attempt_secrets(attempt_id, "twilio")
+            token = secrets.get("auth_token")
+            if token:
+                try:
+                    receipt = twilio_receipt(
+                        self.settings, attempt_id, query, body, signature, str(token)
+                    )
+                except Problem:
+                    pass
+                else:
+                    outcome = await self.receipts.add(receipt | {"account_id": owner})
+        if outcome == "refused":
+            raise Problem(
+                403,
+                "invalid_signature",
+                "The callback is not signed by the account its attempt was sent through.",
+            )
+        if outcome == "attempt_not_found":
             raise Problem(404, "attempt_not_found", "No such attempt.")
         return 204
 

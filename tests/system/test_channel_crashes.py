@@ -81,9 +81,10 @@ def crash_stack(
         whatsapp=True,
         whatsapp_env={"SIM_WHATSAPP_RECEIPT_DELAY_MS": "1500"},
     )
-    # 60 s and 10 minutes in production.
+    # 60 s, 10 minutes and 2 minutes in production.
     s.sql("UPDATE private.settings SET value = '4 seconds' WHERE key = 'claim_lease'")
     s.sql("UPDATE private.settings SET value = '4 seconds' WHERE key = 'reconcile_window'")
+    s.sql("UPDATE private.settings SET value = '3 seconds' WHERE key = 'reconcile_delay'")
     yield s
     stop_stack(s, request)
 

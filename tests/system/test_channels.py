@@ -288,8 +288,9 @@ def test_fcm_errors_unregistered_token_is_suppressed_transient_ones_retried(
 def test_fcm_timeout_after_accepting_is_never_resent(stack: Stack, tenant: dict[str, Any]) -> None:
     """FCM took the push but answered after the worker's timeout: the outcome is unknown,
     and FCM can be neither asked nor heard from again (no receipts). The attempt waits
-    out the reconcile window (shortened here), then is 'unknown' -- never resent."""
+    out the reconcile delay and window (shortened here), then is 'unknown' -- never resent."""
     stack.sql("UPDATE private.settings SET value = '3 seconds' WHERE key = 'reconcile_window'")
+    stack.sql("UPDATE private.settings SET value = '1 second' WHERE key = 'reconcile_delay'")
     try:
         token = tenant["api_key"]["token"]
         to = "timeout-once-0123456789abcdefXYZ"
@@ -301,6 +302,7 @@ def test_fcm_timeout_after_accepting_is_never_resent(stack: Stack, tenant: dict[
         assert not [e for e in events if e["event_type"] in ("resend", "handed_off")]
     finally:
         stack.sql("UPDATE private.settings SET value = '10 minutes' WHERE key = 'reconcile_window'")
+        stack.sql("UPDATE private.settings SET value = '2 minutes' WHERE key = 'reconcile_delay'")
 
 
 def test_three_step_cascade_email_fails_sms_times_out_push_delivered(stack: Stack) -> None:

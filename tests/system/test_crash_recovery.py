@@ -45,6 +45,8 @@ def crash_stack(
     # A claim's lease (how long a worker may still be talking to the carrier) is 60 s
     # in production; 2 s here, so the survivor takes over quickly.
     s.sql("UPDATE private.settings SET value = '2 seconds' WHERE key = 'claim_lease'")
+    # Nor is a call that ended without an answer reconciled before 2 minutes; 3 s here.
+    s.sql("UPDATE private.settings SET value = '3 seconds' WHERE key = 'reconcile_delay'")
     yield s
     stop_stack(s, request)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from hermes.services import SIM_ACCOUNT_SID, SIM_AUTH_TOKEN
 from tests.system.conftest import Stack
 
@@ -35,6 +38,19 @@ def _account(stack: Stack, token: str, auth_token: str) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     assert auth_token not in r.text  # never answered back
     return dict(r.json())
+
+
+def _fcm_key(**extra: Any) -> dict[str, Any]:
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "type": "service_account",
+        "project_id": "tenant-project",
+        "private_key": pem.decode(),
+        "client_email": "push@tenant-project.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    } | extra
 
 
 def _attempt(stack: Stack, message_id: str) -> dict[str, Any]:
@@ -109,11 +125,21 @@ def test_bad_account_requests_are_refused(stack: Stack) -> None:
         ({"provider": "fax", "name": "x", "credentials": {}}, 422, "invalid_credentials"),
         ({"provider": "fcm", "name": "x", "credentials": {"service_account": {"project_id": "p"}}}, 422,
          "invalid_credentials"),
+        # A key file's token_uri is where the worker would POST its signed grant: only
+        # Google's (or the deployment's configured endpoint) -- never the tenant's choice.
+        ({"provider": "fcm", "name": "x", "credentials": {"service_account": _fcm_key(
+            token_uri="http://169.254.169.254/latest/meta-data/")}}, 422, "invalid_credentials"),
+        ({"provider": "fcm", "name": "x", "credentials": {"service_account": _fcm_key(
+            extra_field="x")}}, 422, "invalid_credentials"),
     ]  # fmt: skip
     with stack.api(token) as c:
         for body, status, code in cases:
             r = c.post("/v1/provider-accounts", json=body)
             assert (r.status_code, r.json().get("code")) == (status, code), (body, r.text)
+    with stack.api(token) as c:
+        r = c.post("/v1/provider-accounts", json={"provider": "fcm", "name": "Push",
+                   "credentials": {"service_account": _fcm_key()}})  # fmt: skip
+    assert r.status_code == 201, r.text  # Google's own key file
     reader = stack.sql(
         "SELECT private.mint_api_key(t.id, 'reader', ARRAY['read']) ->> 'token' AS token "
         "FROM app.tenants t WHERE t.name = 'Bad Account Co'"

@@ -3,9 +3,14 @@ provider said; what it means (retry, fail, which message is ours) is decided in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,56 @@ class NoLookups:
 
     async def fetch(self, provider_message_id: str) -> ProviderStatus | None:
         raise NotImplementedError("this provider has no lookups")
+
+
+class Slots:
+    """An adapter's concurrent calls, bounded (its connections, its threads), with the
+    wait for a free slot outside the call's own timeout: time spent queued is not "no
+    answer". A call that gets no slot within ``wait`` seconds never reached the
+    provider: ``ProviderError(sent=False)`` (app.record_send_error sends it again; it is
+    never reconciled nor ended unknown). ``wait`` is half the provider timeout: queue
+    and call together stay within the claim lease (app.check_worker_settings admits a
+    timeout of half the lease)."""
+
+    def __init__(self, provider: str, size: int, wait: float) -> None:
+        self.provider = provider
+        self.size = max(1, size)
+        self.wait = wait
+        self._free = asyncio.Semaphore(self.size)
+
+    async def _acquire(self) -> None:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._free.acquire()
+        except TimeoutError:
+            raise ProviderError(
+                "no_free_connection",
+                f"no free connection to {self.provider} within {self.wait:g} s: not sent",
+                None,
+                sent=False,
+            ) from None
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Holds a slot for the block (an aiohttp call: cancelled with the block)."""
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._free.release()
+
+    async def in_thread(self, pool: Executor, call: Callable[[], T], timeout: float) -> T:
+        """``call`` in ``pool`` under a slot, bounded by ``timeout`` once it has a slot.
+        A thread cannot be cancelled: the slot is released when the call really ends,
+        so a timed-out call still running never leaves the next one queued in the pool
+        (where its wait would count as no answer again)."""
+        await self._acquire()
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(pool, call)
+        except BaseException:
+            self._free.release()
+            raise
+        future.add_done_callback(lambda _: self._free.release())
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)

@@ -33,7 +33,8 @@ import google.auth.transport.requests
 import requests
 from google.oauth2 import service_account
 
-from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError
+from hermes.credentials import CredentialsError, check_fcm_key
+from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 from workers.providers.twilio import retry_after_seconds
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -81,9 +82,19 @@ class FcmPush(NoLookups):
         base_url: str | None,
         timeout: float,
         connections: int = 64,
+        token_uris: frozenset[str] | None = None,
     ) -> None:
-        """``key``: the service-account key file's path, or its JSON (a tenant's account)."""
+        """``key``: the service-account key file's path, or its JSON (a tenant's account).
+        ``token_uris``: the token endpoints the key may name (a tenant's account: Google's
+        and the deployment's configured one); any other is refused here, before anything
+        is POSTed to it (the registry then has no adapter for the account). None: the
+        deployment's own key file, trusted."""
         info = json.loads(Path(key).read_text()) if isinstance(key, str) else dict(key)
+        if token_uris is not None:
+            try:
+                info = check_fcm_key(info, token_uris)
+            except CredentialsError as exc:
+                raise ValueError(f"FCM key file refused: {exc}") from None
         self.project_id = str(info["project_id"])
         self.credentials: Any = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=[SCOPE]
@@ -92,6 +103,7 @@ class FcmPush(NoLookups):
         self.url = f"{base}/v1/projects/{self.project_id}/messages:send"
         self.timeout = timeout
         self.connections = connections
+        self._slots = Slots("FCM", connections, timeout / 2)
         self._session: aiohttp.ClientSession | None = None
         self._auth_http = requests.Session()
         self._refresh_lock = asyncio.Lock()
@@ -129,21 +141,24 @@ class FcmPush(NoLookups):
         body = json.dumps({"message": fcm_message(out)}).encode()
         token = await self._token()
         for refreshed in (False, True):
-            try:
-                async with self._http().post(
-                    self.url,
-                    data=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json; charset=UTF-8",
-                    },
-                ) as response:
-                    answer = await response.read()
-                    status = response.status
-                    headers = response.headers
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                # No answer: FCM may or may not have it (never resent blindly).
-                raise ProviderError(type(exc).__name__, "no answer from FCM", None) from exc
+            # A free connection first (base.Slots: none in time is sent=False); the
+            # session's timeout then bounds the call alone.
+            async with self._slots.slot():
+                try:
+                    async with self._http().post(
+                        self.url,
+                        data=body,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json; charset=UTF-8",
+                        },
+                    ) as response:
+                        answer = await response.read()
+                        status = response.status
+                        headers = response.headers
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    # No answer: FCM may or may not have it (never resent blindly).
+                    raise ProviderError(type(exc).__name__, "no answer from FCM", None) from exc
             if status == 401 and not refreshed:
                 token = await self._token(stale=token)  # refused token: nothing was sent
                 continue

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hermes.accounts import Accounts, OpenedAccount
+from hermes.credentials import fcm_token_uris
 from workers.providers.base import Provider
 from workers.providers.fcm import FcmPush
 from workers.providers.ses import SesEmail
@@ -35,10 +36,16 @@ log = logging.getLogger("hermes.worker.providers")
 
 
 def build_adapter(
-    provider: str, c: Mapping[str, Any], settings: Settings, connections: int
+    provider: str,
+    c: Mapping[str, Any],
+    settings: Settings,
+    connections: int,
+    *,
+    tenant: bool = False,
 ) -> Provider:
     """One provider's adapter from its credentials (the deployment's settings, or a
-    tenant's opened account) and the deployment's endpoints."""
+    tenant's opened account: ``tenant``, whose credentials choose no endpoint) and the
+    deployment's endpoints."""
     timeout = settings.provider_timeout_seconds
     match provider:
         case "twilio":
@@ -61,7 +68,11 @@ def build_adapter(
             )
         case "fcm":
             return FcmPush(
-                c["service_account"], settings.fcm_base_url, timeout, connections=connections
+                c["service_account"],
+                settings.fcm_base_url,
+                timeout,
+                connections=connections,
+                token_uris=fcm_token_uris(settings.fcm_token_uri) if tenant else None,
             )
         case "whatsapp":
             return WhatsAppCloud(
@@ -123,7 +134,11 @@ def deployment_providers(settings: Settings) -> dict[str, Provider]:
 def account_provider(account: OpenedAccount, settings: Settings) -> Provider:
     """An adapter for a tenant's account: its credentials, the deployment's endpoints."""
     return build_adapter(
-        account.provider, account.credentials, settings, min(settings.max_concurrent_tasks, 16)
+        account.provider,
+        account.credentials,
+        settings,
+        min(settings.max_concurrent_tasks, 16),
+        tenant=True,
     )
 
 

@@ -6,7 +6,9 @@ the message tag ``hermes_attempt_id``: SES echoes the tags in every event, so a 
 finds its attempt even when the worker died before it recorded SES's MessageId.
 
 boto3 is synchronous: calls run in a thread pool of the worker's provider concurrency,
-on one client (boto3 clients are thread-safe). The SDK's own retries are off: a retry
+on one client (boto3 clients are thread-safe); a call takes its thread (base.Slots)
+before its timeout starts, and one that gets none is not sent (``sent=False``).
+The SDK's own retries are off: a retry
 after a timeout could send the email twice; what to retry is decided in SQL
 (app.record_send_error), and a call whose outcome is unknown is never repeated blindly.
 The endpoint is configuration (``SES_ENDPOINT_URL``: the local simulator), never a patch.
@@ -15,7 +17,6 @@ SES cannot be asked about a message (no lookup by recipient): ``lookups`` is Fal
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError
+from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 
 ATTEMPT_TAG = "hermes_attempt_id"
 
@@ -44,6 +45,7 @@ class SesEmail(NoLookups):
         self.timeout = timeout
         self.configuration_set = configuration_set
         self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="ses")
+        self._slots = Slots("SES", connections, timeout / 2)
         self.client: Any = boto3.session.Session().client(
             "sesv2",
             region_name=region,
@@ -82,12 +84,11 @@ class SesEmail(NoLookups):
 
     async def send(self, out: Outgoing) -> Handoff:
         request = self._request(out)
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.timeout + 1):
-                answer = await loop.run_in_executor(
-                    self._pool, lambda: self.client.send_email(**request)
-                )
+            # The slot (a thread of the pool) is taken before the timeout starts.
+            answer = await self._slots.in_thread(
+                self._pool, lambda: self.client.send_email(**request), self.timeout + 1
+            )
         except ClientError as exc:
             error = exc.response.get("Error", {})
             meta = exc.response.get("ResponseMetadata", {})

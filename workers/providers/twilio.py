@@ -21,7 +21,14 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from workers.providers.base import Candidate, Handoff, Outgoing, ProviderError, ProviderStatus
+from workers.providers.base import (
+    Candidate,
+    Handoff,
+    Outgoing,
+    ProviderError,
+    ProviderStatus,
+    Slots,
+)
 
 # The headers of the last answer the SDK's HTTP client got in this task: a
 # TwilioRestException carries the status and body but not the headers, and the client's
@@ -82,6 +89,9 @@ class TwilioSms:
         # The SDK passes timeout=None to every aiohttp request, which overrides the
         # session's: every call is bounded here instead.
         self.timeout = timeout
+        # A free connection is taken before the timeout starts (base.Slots): a call
+        # that only waited for one never reached Twilio (sent=False).
+        self._slots = Slots("Twilio", connections, timeout / 2)
         self.client = Client(account_sid, auth_token, http_client=http)
         if base_url:
             self.client.api.base_url = base_url.rstrip("/")
@@ -91,7 +101,7 @@ class TwilioSms:
 
     async def send(self, out: Outgoing) -> Handoff:
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._slots.slot(), asyncio.timeout(self.timeout):
                 msg = await self.client.messages.create_async(
                     to=out.to, from_=out.from_, body=out.body, status_callback=out.callback_url
                 )
@@ -114,7 +124,7 @@ class TwilioSms:
         app.reconcile_attempt.
         """
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._slots.slot(), asyncio.timeout(self.timeout):
                 found = await self.client.messages.list_async(to=to, from_=from_, limit=50)
         except TwilioRestException as exc:
             raise ProviderError("lookup_failed", _reason(exc), int(exc.status)) from exc
@@ -134,7 +144,7 @@ class TwilioSms:
         """The current status of one message (lost receipts): ``messages(sid).fetch()``.
         None when Twilio does not know the id."""
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._slots.slot(), asyncio.timeout(self.timeout):
                 m = await self.client.messages(provider_message_id).fetch_async()
         except TwilioRestException as exc:
             if exc.status == 404:

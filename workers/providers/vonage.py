@@ -1,7 +1,9 @@
 """SMS through Vonage's SMS API with the official SDK, ``vonage``.
 
 The SDK is synchronous (requests): calls run in a thread pool of the worker's provider
-concurrency, on one client. Its host is configuration (``VONAGE_REST_HOST``, e.g. the
+concurrency, on one client; a call takes its thread (base.Slots) before its timeout
+starts, and one that gets none is not sent (``sent=False``).
+Its host is configuration (``VONAGE_REST_HOST``, e.g. the
 local simulator's ``127.0.0.1:8093``; the SDK always speaks https, so a simulator's CA is
 trusted through ``REQUESTS_CA_BUNDLE``), never a patch. The attempt id travels as
 ``client-ref``, which Vonage echoes in every delivery receipt (``POST
@@ -18,7 +20,6 @@ off; see the README. No lookups: the SMS API cannot be asked about a message.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +29,7 @@ from vonage_http_client.errors import HttpRequestError
 from vonage_sms import SmsMessage
 from vonage_sms.errors import SmsError
 
-from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError
+from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 from workers.providers.twilio import retry_after_seconds
 
 _CODE = re.compile(r"error code (\d+): (.*)", re.S)
@@ -47,6 +48,7 @@ class VonageSms(NoLookups):
     ) -> None:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=connections, thread_name_prefix="vonage")
+        self._slots = Slots("Vonage", connections, timeout / 2)
         options = HttpClientOptions(
             timeout=max(1, round(timeout)),
             max_retries=0,
@@ -71,12 +73,11 @@ class VonageSms(NoLookups):
 
     async def send(self, out: Outgoing) -> Handoff:
         message = self._message(out)
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.timeout + 1):
-                answer = await loop.run_in_executor(
-                    self._pool, lambda: self.client.sms.send(message)
-                )
+            # The slot (a thread of the pool) is taken before the timeout starts.
+            answer = await self._slots.in_thread(
+                self._pool, lambda: self.client.sms.send(message), self.timeout + 1
+            )
         except SmsError as exc:
             # Answered, refused: the message was not taken.
             match = _CODE.search(str(exc))

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError
+from workers.providers.base import Handoff, NoLookups, Outgoing, ProviderError, Slots
 from workers.providers.twilio import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
@@ -73,6 +73,7 @@ class WhatsAppCloud(NoLookups):
         self.base = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/" + (version or DEFAULT_VERSION)
         self.timeout = timeout
         self.connections = connections
+        self._slots = Slots("the Cloud API", connections, timeout / 2)
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -116,18 +117,23 @@ class WhatsAppCloud(NoLookups):
         else:
             request["type"] = "text"
             request["text"] = {"body": out.body, "preview_url": False}
-        try:
-            async with self._http().post(
-                f"{self.base}/{phone_number_id}/messages",
-                data=json.dumps(request).encode(),
-                headers={"Authorization": self._auth, "Content-Type": "application/json"},
-            ) as response:
-                answer = await response.read()
-                status = response.status
-                headers = response.headers
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            # No answer: Meta may or may not have it (never resent blindly).
-            raise ProviderError(type(exc).__name__, "no answer from the Cloud API", None) from exc
+        # A free connection first (base.Slots: none in time is sent=False); the
+        # session's timeout then bounds the call alone.
+        async with self._slots.slot():
+            try:
+                async with self._http().post(
+                    f"{self.base}/{phone_number_id}/messages",
+                    data=json.dumps(request).encode(),
+                    headers={"Authorization": self._auth, "Content-Type": "application/json"},
+                ) as response:
+                    answer = await response.read()
+                    status = response.status
+                    headers = response.headers
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                # No answer: Meta may or may not have it (never resent blindly).
+                raise ProviderError(
+                    type(exc).__name__, "no answer from the Cloud API", None
+                ) from exc
         if status != 200:
             code, message = graph_error(status, answer)
             raise ProviderError(

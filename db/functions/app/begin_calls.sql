@@ -2,7 +2,9 @@
 -- providers. For each (attempt, claim_no) still claimed under that claim it records
 -- calling_claim_no (the call's outcome is open from now on) and restarts the claim lease
 -- (the lease covers the call: app.check_worker_settings keeps the provider timeout
--- inside it). Returns the attempt ids that may be called; the others were claimed again
+-- inside it), and sets reconcile_after: a call that ends without an answer (its worker
+-- dies) is not reconciled before the provider lists its messages (reconcile_delay).
+-- Returns the attempt ids that may be called; the others were claimed again
 -- by another worker after this claim's lease ran out (that worker found no mark and
 -- sent them itself) or finished meanwhile: calling them would send twice.
 -- A claimed attempt without a mark after its lease is one whose worker died before this
@@ -26,7 +28,10 @@ BEGIN
       FROM unnest(p_attempt_ids, p_claim_nos) u(id, claim_no)
   ), marked AS (
     UPDATE app.message_attempts a
-       SET calling_claim_no = w.claim_no, last_claimed_at = now(), updated_at = now()
+       SET calling_claim_no = w.claim_no, last_claimed_at = now(), updated_at = now(),
+           -- should this call end without an answer (its worker dies), it is not
+           -- reconciled before the provider can list what it made (reconcile_delay)
+           reconcile_after = now() + private.reconcile_delay()
       FROM wanted w
      WHERE a.id = w.id AND a.message_created_at = w.created
        AND a.message_created_at = ANY(ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(p_attempt_ids) i))

@@ -14,6 +14,8 @@
 --                   send nothing; the status callbacks, which carry the attempt id,
 --                   resolve it. Checked again after the claim lease; after 6 claims
 --                   the message fails as reconcile_ambiguous.
+-- Not before reconcile_after (set by app.record_send_error when a call got no answer:
+-- the provider lists a message late): until then it waits (no lookup is trusted).
 -- Returns {action: done|send|wait|skip}.
 CREATE OR REPLACE FUNCTION app.reconcile_attempt(p_attempt_id uuid, p_claim_no int, p_candidates jsonb)
 RETURNS jsonb
@@ -52,6 +54,20 @@ BEGIN
                               jsonb_build_object('provider_message_id', v_inbox, 'claim_no', p_claim_no,
                                                  'source', 'receipt_inbox'));
     RETURN jsonb_build_object('action', 'done', 'provider_message_id', v_inbox, 'reason', 'receipt_in_inbox');
+  END IF;
+  -- Too early: the last call got no answer less than private.reconcile_delay() ago
+  -- (app.record_send_error), and the provider may not list the message yet -- an empty
+  -- listing now would resend a message it has. End this claim and look again then.
+  IF v_attempt.reconcile_after > now() THEN
+    UPDATE app.message_attempts SET last_claimed_at = NULL, updated_at = now()
+     WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
+    PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id),
+                                v_attempt.reconcile_after - now());
+    PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
+                              v_attempt.id, 'reconcile_ambiguous', NULL, NULL, NULL,
+                              jsonb_build_object('claim_no', p_claim_no, 'reason', 'reconcile_delay',
+                                                 'until', v_attempt.reconcile_after));
+    RETURN jsonb_build_object('action', 'wait', 'reason', 'reconcile_delay');
   END IF;
   SELECT * INTO v_message FROM app.messages
    WHERE id = v_attempt.message_id AND created_at = v_attempt.message_created_at;
@@ -171,7 +187,8 @@ BEGIN
                                                'claim_no', p_claim_no,
                                                'candidates', jsonb_array_length(coalesce(p_candidates, '[]'))));
   -- The worker calls the provider next: this is the resend's calling mark (app.begin_calls).
-  UPDATE app.message_attempts SET calling_claim_no = p_claim_no, last_claimed_at = now(), updated_at = now()
+  UPDATE app.message_attempts SET calling_claim_no = p_claim_no, last_claimed_at = now(), updated_at = now(),
+                                  reconcile_after = NULL
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   RETURN jsonb_build_object('action', 'send', 'reason', 'provider_has_no_record');
 END

@@ -7,8 +7,12 @@
 -- stored once per (provider, provider message id, status) -- never deduplicated on the
 -- message id alone --, monotonic, first terminal wins, records an unrecorded hand-off).
 -- p_receipts = [{"provider", "attempt_id", "provider_message_id", "provider_status",
--- "error_code"?, "error_message"?, "payload"?}, ...]. Returns one outcome per element,
--- in order: [{"index", "outcome": "queued" | "duplicate" | "attempt_not_found"}].
+-- "error_code"?, "error_message"?, "payload"?, "account_id"?}, ...]: account_id is the
+-- tenant provider account whose secret verified the callback (absent: the
+-- deployment's). A receipt whose provider or account is not its attempt's is refused
+-- (private.insert_receipts): not stored, never applied. Returns one outcome per
+-- element, in order: [{"index", "outcome": "queued" | "duplicate" | "attempt_not_found"
+-- | "refused"}].
 CREATE OR REPLACE FUNCTION app.record_receipts(p_receipts jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -38,8 +42,9 @@ COMMENT ON FUNCTION app.record_receipts(jsonb) IS
   'Appends provider status callbacks to the receipt inbox (deduplicated); an outcome per receipt.';
 GRANT EXECUTE ON FUNCTION app.record_receipts(jsonb) TO hermes_api;
 
--- One callback (operators, tests): app.record_receipts with one element. Returns
--- {duplicate, queued}; an attempt that does not exist is HM404.
+-- One callback (operators, tests): app.record_receipts with one element, verified
+-- with the deployment's secret. Returns {duplicate, queued}; an attempt that does not
+-- exist is HM404, one of another provider or account HM403 receipt_refused.
 CREATE OR REPLACE FUNCTION app.record_receipt(
   p_provider text, p_attempt_id uuid, p_provider_message_id text, p_provider_status text,
   p_error_code text DEFAULT NULL, p_error_message text DEFAULT NULL, p_payload jsonb DEFAULT '{}')
@@ -56,6 +61,9 @@ BEGIN
     'payload', coalesce(p_payload, '{}')))) -> 0 ->> 'outcome';
   IF v_outcome = 'attempt_not_found' THEN
     PERFORM private.raise_problem(404, 'attempt_not_found', 'No such attempt.');
+  ELSIF v_outcome = 'refused' THEN
+    PERFORM private.raise_problem(403, 'receipt_refused',
+      'The attempt was not sent through this provider and account.');
   END IF;
   RETURN jsonb_build_object('duplicate', v_outcome = 'duplicate', 'queued', v_outcome = 'queued');
 END

@@ -10,7 +10,9 @@
 --     or may not have it. The attempt stays 'claimed', so the next try reconciles
 --     before any resend; a retry job is scheduled with exponential backoff (1 s ..
 --     5 min, at least p_retry_after), up to 6 claims. After that the message fails as
---     provider_unavailable.
+--     provider_unavailable. Without an answer (timeout, connection lost; a 5xx at a
+--     provider that can be asked) the retry, and any reconcile, waits at least
+--     private.reconcile_delay() (minutes): the provider may list the message late.
 --   A refusal that means "the recipient opted out" (private.provider_error_is_opt_out,
 --     Twilio 21610) also records an opt-out consent event (source provider_error); one
 --     that means the address is dead (private.provider_error_suppression, FCM
@@ -36,6 +38,8 @@ DECLARE
   v_permanent boolean;
   v_list    text;
   v_next    text;
+  v_pending boolean;
+  v_unanswered boolean;
 BEGIN
   v_attempt := private.lock_attempt(p_attempt_id);
   IF v_attempt.id IS NULL THEN
@@ -57,8 +61,10 @@ BEGIN
   -- time, and the tenant routes the channel through another provider after this one
   -- (app.tenant_policies.channel_providers): the step moves there, pending, and is sent
   -- at once. A timeout (no answer) never fails over: the first provider may have it.
+  -- Nor does a call this worker had no free connection for (no_free_connection,
+  -- workers/providers/base.py Slots): never sent, but no fault of the provider's.
   IF NOT v_permanent
-     AND (p_sent IS FALSE
+     AND (p_sent IS FALSE AND p_error_code IS DISTINCT FROM 'no_free_connection'
           OR (p_http_status IS NOT NULL
               AND (p_http_status IN (429, 503)
                    OR (p_http_status >= 500 OR p_http_status = 200)
@@ -74,7 +80,7 @@ BEGIN
                       WHERE c.value #>> '{}' = v_attempt.provider)
         ORDER BY l.n LIMIT 1) r
      WHERE tp.tenant_id = v_attempt.tenant_id;
-    IF v_next IS NOT NULL AND (p_sent IS FALSE OR (
+    IF v_next IS NOT NULL AND (p_sent IS FALSE AND p_error_code IS DISTINCT FROM 'no_free_connection' OR (
          SELECT count(*) FROM app.message_events e
           WHERE e.message_id = v_attempt.message_id AND e.message_created_at = v_attempt.message_created_at
             AND e.attempt_id = v_attempt.id AND e.event_type = 'send_error'
@@ -130,8 +136,19 @@ BEGIN
   -- did not take the message: the attempt is pending again and the retry sends (after
   -- the eligibility check of a claim); so does one that was never called (p_sent false). Without an answer (a timeout) it stays claimed:
   -- the retry waits for a receipt and never resends blindly (app.reconcile_attempt).
+  -- No answer (a timeout, a lost connection; a 5xx where the provider can be asked): the
+  -- provider may have created the message and lists it only later. The attempt is not
+  -- reconciled before private.reconcile_delay() (minutes): a lookup a second from now
+  -- would find nothing and resend it (app.reconcile_attempt waits until reconcile_after).
+  v_pending := p_sent IS FALSE
+               OR (p_http_status IS NOT NULL
+                   AND NOT coalesce((SELECT p.lookups FROM private.providers p
+                                      WHERE p.provider = v_attempt.provider), true));
+  v_unanswered := NOT v_pending AND (p_http_status IS NULL OR p_http_status >= 500);
   UPDATE app.message_attempts
      SET last_claimed_at = NULL, updated_at = now(),
+         -- an answer (a refusal: 4xx, 429) says the provider did not take it: no delay
+         reconcile_after = CASE WHEN v_unanswered THEN now() + private.reconcile_delay() END,
          status = CASE WHEN p_sent IS FALSE
                          OR (p_http_status IS NOT NULL
                              AND NOT coalesce((SELECT p.lookups FROM private.providers p
@@ -144,7 +161,8 @@ BEGIN
                                  THEN NULL ELSE calling_claim_no END
    WHERE id = v_attempt.id AND message_created_at = v_attempt.message_created_at;
   v_delay := greatest(coalesce(p_retry_after, interval '0'),
-                      least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'));
+                      least(interval '1 second' * power(2, v_attempt.claim_count - 1), interval '5 minutes'),
+                      CASE WHEN v_unanswered THEN private.reconcile_delay() ELSE interval '0' END);
   PERFORM private.enqueue_job('send', jsonb_build_object('attempt_id', v_attempt.id), v_delay);
   PERFORM private.log_event(v_attempt.message_id, v_attempt.message_created_at, v_attempt.tenant_id,
                             v_attempt.id, 'retry_scheduled', NULL, NULL, v_code,

@@ -23,3 +23,18 @@ AS $$
 $$;
 COMMENT ON FUNCTION private.reconcile_window() IS
   'How long an unknown hand-off at a provider without lookups waits for a receipt (reconcile_window; 10 min).';
+
+-- How long after a provider call that got no answer (timeout, connection lost; a 5xx
+-- at a provider that can be asked) its attempt is reconciled at the earliest
+-- (private.settings reconcile_delay; 2 minutes by default): a provider lists a message
+-- some time after creating it, and an empty listing before then would mean a resend of
+-- a message the provider has (app.record_send_error, app.reconcile_attempt).
+CREATE OR REPLACE FUNCTION private.reconcile_delay()
+RETURNS interval
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT value::interval FROM private.settings WHERE key = 'reconcile_delay'), interval '2 minutes')
+$$;
+COMMENT ON FUNCTION private.reconcile_delay() IS
+  'How long an unanswered provider call waits before it is reconciled (reconcile_delay; 2 min).';

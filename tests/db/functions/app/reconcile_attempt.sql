@@ -294,6 +294,8 @@ SELECT pg_temp.calling(:'aq') IS NOT NULL AS k \gset
 SELECT app.record_send_error(:'aq', 1, 'timeout', 'no answer', NULL) ->> 'action' AS retry \gset
 SELECT pg_temp.opt(:'tq', 'opt_out', '+14155550123') ->> 'status' AS opted \gset
 SELECT pg_temp.end_lease(:'aq');
+-- ... after the reconcile delay (a timeout is looked up only once the provider lists it).
+UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'aq';
 SELECT (app.claim_attempt(:'aq') ->> 'claim_no')::int AS q_claim \gset
 SELECT is(app.reconcile_attempt(:'aq', :q_claim, '[]') - 'reasons',
   '{"action": "skip", "reason": "opted_out"}'::jsonb, 'not at the provider and opted out since: skip, no resend');

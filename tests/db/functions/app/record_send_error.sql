@@ -4,7 +4,7 @@
 -- backoff, up to 6 claims.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(58);
+SELECT plan(60);
 
 SELECT (pg_temp.new_tenant('Error Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t') AS m1 \gset
@@ -55,10 +55,11 @@ SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
 SELECT pg_temp.calling(:'a2') IS NOT NULL AS k \gset
 SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
 SELECT is(app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', 500),
-  '{"action": "retry_scheduled", "delay_seconds": 1.000000}'::jsonb, 'HTTP 500: retry_scheduled after 1 s');
+  '{"action": "retry_scheduled", "delay_seconds": 120.000000}'::jsonb,
+  'HTTP 500 (Twilio may have it): retry_scheduled after the reconcile delay (2 min), not 1 s');
 SELECT results_eq(format($$SELECT entrypoint, status::text, convert_from(payload, 'UTF8')::jsonb, execute_after
                            FROM pgqueuer.pgqueuer WHERE id > %s$$, :last_job),
-  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '1 second')$$, :'a2'),
+  format($$VALUES ('send', 'queued', jsonb_build_object('attempt_id', %L::uuid), now() + interval '2 minutes')$$, :'a2'),
   'one send_sms job for the attempt, due in the future');
 SELECT ok((SELECT execute_after > now() FROM pgqueuer.pgqueuer WHERE id > :last_job), 'execute_after is in the future');
 SELECT is((SELECT count(*)::int FROM pgqueuer.pgqueuer_log WHERE job_id > :last_job), 1, 'with its log row');
@@ -70,7 +71,7 @@ SELECT results_eq(format($$SELECT event_type, error_code, details FROM app.messa
                            WHERE message_id = %L AND event_type IN ('send_error', 'retry_scheduled') ORDER BY id$$, :'m2'),
   $$VALUES ('send_error', 'twilio:20500',
             '{"permanent": false, "http_status": 500, "claim_no": 1, "message": "Internal Server Error"}'::jsonb),
-           ('retry_scheduled', 'twilio:20500', '{"delay_seconds": 1.000000}'::jsonb)$$,
+           ('retry_scheduled', 'twilio:20500', '{"delay_seconds": 120.000000}'::jsonb)$$,
   'a send_error (transient, HTTP 500) and a retry_scheduled event');
 SELECT is(app.claim_attempt(:'a2') ->> 'action', 'reconcile',
   'the retry claims it again at once (no lease to wait out): reconcile');
@@ -80,7 +81,7 @@ SELECT is((SELECT execute_after FROM pgqueuer.pgqueuer ORDER BY id DESC LIMIT 1)
   'the job is due after Retry-After');
 SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
 SELECT is((app.record_send_error(:'a2', 3, NULL, NULL, NULL, interval '1 second') ->> 'delay_seconds')::numeric,
-  4::numeric, 'no answer at all: a shorter Retry-After does not shorten the backoff (claim 3: 4 s)');
+  120::numeric, 'no answer at all: a shorter Retry-After does not shorten the reconcile delay (2 min)');
 SELECT results_eq(format($$SELECT error_code, details FROM app.message_events
                            WHERE message_id = %L AND event_type = 'send_error' ORDER BY id DESC LIMIT 1$$, :'m2'),
   $$VALUES ('twilio:unknown', '{"permanent": false, "http_status": null, "claim_no": 3, "message": null}'::jsonb)$$,
@@ -138,25 +139,25 @@ BEGIN
   FOR i IN 1..6 LOOP
     v_claim := app.claim_attempt(v_attempt);
     INSERT INTO outcomes VALUES ((v_claim ->> 'claim_no')::int,
-      app.record_send_error(v_attempt, (v_claim ->> 'claim_no')::int, '20503', 'Service Unavailable', 503));
+      app.record_send_error(v_attempt, (v_claim ->> 'claim_no')::int, '20429', 'Too Many Requests', 429));
   END LOOP;
 END
 $$;
 SELECT results_eq('SELECT claim_no, result ->> ''action'', (result ->> ''delay_seconds'')::numeric FROM outcomes ORDER BY claim_no',
   $$VALUES (1, 'retry_scheduled', 1::numeric), (2, 'retry_scheduled', 2), (3, 'retry_scheduled', 4),
            (4, 'retry_scheduled', 8), (5, 'retry_scheduled', 16), (6, 'failed', NULL)$$,
-  'each transient error ends the lease, so every retry claims at once: backoff 1, 2, 4, 8, 16 s; the 6th claim fails');
+  'each answered transient error (429) ends the lease, so every retry claims at once: backoff 1, 2, 4, 8, 16 s; the 6th claim fails');
 SELECT is((SELECT result FROM outcomes WHERE claim_no = 6), '{"action": "failed", "error_code": "provider_unavailable"}'::jsonb,
   'after 6 claims: failed, provider_unavailable');
 SELECT results_eq(format('SELECT status, error_code, error_message FROM app.messages WHERE id = %L', :'m3'),
-  $$VALUES ('failed', 'provider_unavailable', 'Service Unavailable')$$,
+  $$VALUES ('failed', 'provider_unavailable', 'Too Many Requests')$$,
   'the message failed with error_code provider_unavailable');
 SELECT results_eq(format('SELECT status, error_code, claim_count FROM app.message_attempts WHERE id = %L', :'a3'),
   $$VALUES ('failed', 'provider_unavailable', 6)$$, 'the attempt failed after 6 claims');
 SELECT results_eq(format($$SELECT error_code, details ->> 'permanent', (details ->> 'http_status')::int
                            FROM app.message_events WHERE message_id = %L AND event_type = 'send_error' ORDER BY id$$, :'m3'),
-  $$VALUES ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503),
-           ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503), ('twilio:20503', 'false', 503)$$,
+  $$VALUES ('twilio:20429', 'false', 429), ('twilio:20429', 'false', 429), ('twilio:20429', 'false', 429),
+           ('twilio:20429', 'false', 429), ('twilio:20429', 'false', 429), ('twilio:20429', 'false', 429)$$,
   'six transient send_error events keep the provider''s code and HTTP status');
 SELECT is((SELECT count(*)::int FROM app.message_events WHERE message_id = :'m3' AND event_type = 'retry_scheduled'),
   5, 'five retry_scheduled events');
@@ -240,6 +241,15 @@ SELECT (app.claim_attempt(:'at') ->> 'claim_no')::int AS ct \gset
 SELECT is(app.record_send_error(:'at', :ct, 'ReadTimeout', 'no answer', NULL) ->> 'action' || ':'
           || (SELECT provider || ':' || status FROM app.message_attempts WHERE id = :'at'),
   'retry_scheduled:vonage:claimed', 'two timeouts: still Vonage''s, still claimed (never failed over)');
+-- No free connection in this worker (workers/providers/base.py Slots): never sent, but
+-- not the provider's doing either -- retried at the same provider, never failed over.
+SELECT pg_temp.new_message(:'tf', 'busy') AS mb \gset
+SELECT pg_temp.attempt_of(:'mb') AS ab \gset
+SELECT app.claim_attempt(:'ab') IS NOT NULL AS c \gset
+SELECT is(app.record_send_error(:'ab', 1, 'no_free_connection', 'no free connection', NULL, NULL, false) ->> 'action',
+  'retry_scheduled', 'no free connection: a retry, not a failover');
+SELECT results_eq(format('SELECT provider, status FROM app.message_attempts WHERE id = %L', :'ab'),
+  $$VALUES ('vonage', 'pending')$$, 'still Vonage''s, pending: the retry sends it');
 
 -- The error message is capped.
 SELECT (private.submit_message(:'t', NULL, '{"to": "+14155550124", "body": "capped"}') -> 'message' ->> 'id') AS m4 \gset

@@ -8,7 +8,7 @@ BEGIN;
 \ir ../../helpers.psql
 SELECT plan(16);
 
-SELECT private.create_tenant(NULL, 'Own Co', 'prod', '+15005550006') AS r \gset
+SELECT private.create_tenant(NULL, 'Own Co', 'prod', '+14155550912') AS r \gset
 SELECT (:'r'::jsonb) -> 'tenant' ->> 'id' AS t, (:'r'::jsonb) -> 'api_key' ->> 'token' AS token \gset
 SELECT pg_temp.set_policy(:'t', '{"default_category": "transactional"}');
 SELECT (pg_temp.new_tenant('Deployment Co') -> 'tenant' ->> 'id') AS td \gset
@@ -51,8 +51,9 @@ SELECT is(private.insert_receipts('lookup', jsonb_build_array(jsonb_build_object
   'queued', 'a lookup receipt is not a callback: stored');
 
 -- The account of an inbound message: the tenant's active account for the provider.
-SELECT is(app.inbound_provider_account('twilio', :'t', '+15005550006'), :'acc'::uuid, 'a Twilio inbound: the URL tenant''s account');
+SELECT is(app.inbound_provider_account('twilio', :'t', '+14155550912'), :'acc'::uuid, 'a Twilio inbound to the tenant''s registered number: its account');
 SELECT is(app.inbound_provider_account('twilio', :'td', '+15005550006'), NULL, 'a tenant without one: the deployment''s');
+-- (and a number that is not the URL tenant's has none: private.inbound_tenant refuses it)
 
 -- Privileges: the API opens webhook secrets only; the workers the credentials.
 SELECT ok(NOT has_function_privilege('hermes_api', 'app.provider_account_credentials(uuid[])', 'EXECUTE')

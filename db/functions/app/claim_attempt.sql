@@ -13,6 +13,8 @@
 --   defer      it was claimed less than the claim lease ago (private.settings
 --              claim_lease): that worker may still be talking to the provider. A new
 --              job is scheduled for when the lease ends; this one has nothing to do.
+--              Likewise (reason reconcile_delay) until its reconcile_after: its last
+--              call got no answer too recently for the provider to list it.
 --              Or (reason quiet_hours) the recipient's quiet hours: the message is
 --              'scheduled' and a job is due at next_allowed_at.
 -- claim_no (claim_count after this claim) fences workers: only the latest claim may
@@ -104,10 +106,15 @@ BEGIN
     SELECT DISTINCT i AS id, private.uuid7_time(i) AS created FROM unnest(p_attempt_ids) i
   ), classified AS (
     SELECT w.id, a.message_created_at, a.message_id, a.tenant_id, a.claim_count, a.last_claimed_at,
+           -- a deferral lasts until the lease is over and the reconcile delay too
+           greatest(a.last_claimed_at + v_lease, a.reconcile_after) AS defer_until,
            a.status, t.environment,
            CASE WHEN a.id IS NULL THEN 'skip'
                 WHEN a.status NOT IN ('pending', 'claimed') THEN 'skip'
                 WHEN a.status = 'claimed' AND a.last_claimed_at > now() - v_lease THEN 'defer'
+                -- its last call got no answer (or its worker died mid-call) too recently:
+                -- the provider may not list it yet (app.reconcile_attempt would only wait)
+                WHEN a.status = 'claimed' AND a.reconcile_after > now() THEN 'defer'
                 WHEN a.status = 'pending' AND t.status <> 'active' THEN 'reject'
                 -- no address (a step stored before intake rejected those): never sent
                 WHEN a.status = 'pending' AND a.to_address IS NULL THEN 'reject'
@@ -126,7 +133,7 @@ BEGIN
       LEFT JOIN app.tenants t ON t.id = a.tenant_id
       LEFT JOIN app.tenant_policies tp ON tp.tenant_id = a.tenant_id
   ), deferred AS (
-    SELECT c.*, c.last_claimed_at + v_lease - now() AS wait FROM classified c WHERE c.decision = 'defer'
+    SELECT c.*, c.defer_until - now() AS wait FROM classified c WHERE c.decision = 'defer'
   ), defer_events AS (
     INSERT INTO app.message_events (message_created_at, message_id, tenant_id, attempt_id, event_type, details)
     SELECT d.message_created_at, d.message_id, d.tenant_id, d.id, 'reclaim_deferred',
@@ -231,8 +238,9 @@ BEGIN
                -- deployment's; a sandbox tenant's always through the simulators
                'provider_account_id', k.provider_account_id, 'environment', c.environment)
              WHEN 'defer' THEN jsonb_build_object(
-               'action', 'defer', 'reason', 'claim_lease', 'attempt_id', c.id,
-               'wait_seconds', extract(epoch FROM c.last_claimed_at + v_lease - now()))
+               'action', 'defer', 'attempt_id', c.id,
+               'reason', CASE WHEN c.last_claimed_at > now() - v_lease THEN 'claim_lease' ELSE 'reconcile_delay' END,
+               'wait_seconds', extract(epoch FROM c.defer_until - now()))
              WHEN 'reject' THEN jsonb_build_object('action', 'skip', 'reason', c.reasons -> 0 ->> 'code',
                                                    'reasons', c.reasons, 'attempt_id', c.id)
              WHEN 'wait' THEN jsonb_build_object('action', 'defer', 'reason', 'quiet_hours', 'attempt_id', c.id,

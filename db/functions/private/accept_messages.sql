@@ -18,7 +18,8 @@
 -- one that starts ('pending'; the message 'queued', or 'scheduled' when it must wait);
 -- the steps before it are 'rejected' with their reasons (skipped), the ones after it
 -- 'waiting' (each is checked again at its own claim) -- except those with no address
--- (a contact without one for the step's channel): 'rejected' (missing_address) now. No step may go: the message is
+-- (a contact without one for the step's channel): 'rejected' (missing_address) now.
+-- No step may go: the message is
 -- 'rejected', with the reasons of its steps.
 -- intake_item: (idx, key, hash, to_address, from_address, body, problem_status,
 -- problem_code, problem_detail, problem_hint, outcome, message_id, created_at,

@@ -79,11 +79,11 @@ SELECT pg_temp.calling(:'a6') IS NOT NULL AS k \gset
 SELECT app.record_send_error(:'a6', 2, 'timeout', 'no answer', NULL) IS NOT NULL AS e \gset
 SELECT results_eq(format('SELECT status, calling_claim_no FROM app.message_attempts WHERE id = %L', :'a6'),
   $$VALUES ('claimed', 2)$$, 'a timeout: claimed, still marked (the retry reconciles)');
+-- (Once the reconcile delay after the timeout is over: before, a listing proves nothing.)
+UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'a6';
 SELECT is(app.claim_attempt(:'a6') ->> 'action', 'reconcile', 'and the retry reconciles');
 
 -- A reconcile that finds nothing resends: that decision is the resend's mark.
--- (Once the reconcile delay after the timeout is over: before, a listing proves nothing.)
-UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'a6';
 SELECT is(app.reconcile_attempt(:'a6', 3, '[]') ->> 'action', 'send', 'nothing at the provider: resend');
 SELECT results_eq(format('SELECT calling_claim_no, last_claimed_at FROM app.message_attempts WHERE id = %L', :'a6'),
   $$VALUES (3, now())$$, 'marked under the reconciling claim');

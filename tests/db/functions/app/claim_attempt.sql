@@ -3,7 +3,9 @@
 -- attempt_id; app.claim_attempt is element 0 of a one-element batch.
 BEGIN;
 \ir ../../helpers.psql
-SELECT plan(68);
+SELECT plan(71);
+-- The claim lease alone first; the reconcile delay's deferral is tested at the end.
+UPDATE private.settings SET value = '0 seconds' WHERE key = 'reconcile_delay';
 
 SELECT (pg_temp.new_tenant('Claim Co') -> 'tenant' ->> 'id') AS t \gset
 SELECT pg_temp.new_message(:'t', 'claim me') AS m1 \gset
@@ -283,6 +285,22 @@ SELECT private.submit_message(:'ts2', NULL, '{"to": "+14155550123", "from": "+14
 SELECT private.update_sender(NULL, :'s97', '{"status": "suspended"}') ->> 'status' AS susp \gset
 SELECT is(app.claim_attempt(pg_temp.attempt_of(:'ms2')) ->> 'reason', 'sender_not_allowed',
   'a sender suspended since the intake: refused at the claim too');
+
+-- The reconcile delay: a claimed attempt whose last call got no answer less than
+-- reconcile_delay ago is deferred until then, not claimed (a claim would only be
+-- told to wait by app.reconcile_attempt, and would count).
+UPDATE private.settings SET value = '2 minutes' WHERE key = 'reconcile_delay';
+SELECT pg_temp.new_message(:'t', 'no answer') AS m9 \gset
+SELECT pg_temp.attempt_of(:'m9') AS a9 \gset
+SELECT app.claim_attempt(:'a9') IS NOT NULL AS c9 \gset
+SELECT pg_temp.calling(:'a9') IS NOT NULL AS k9 \gset
+SELECT app.record_send_error(:'a9', 1, 'timeout', 'no answer', NULL) IS NOT NULL AS e9 \gset
+SELECT is(app.claim_attempt(:'a9') - 'attempt_id',
+  '{"action": "defer", "reason": "reconcile_delay", "wait_seconds": 120.000000}'::jsonb,
+  'a stray job inside the reconcile delay: deferred to its end (reason reconcile_delay)');
+SELECT is((SELECT claim_count FROM app.message_attempts WHERE id = :'a9'), 1, 'and not counted as a claim');
+UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'a9';
+SELECT is(app.claim_attempt(:'a9') ->> 'action', 'reconcile', 'after it: reconciled');
 
 SELECT * FROM finish();
 ROLLBACK;

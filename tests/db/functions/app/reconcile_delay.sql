@@ -2,8 +2,8 @@
 -- connection lost; at Twilio also a 5xx) may have created the message, and the
 -- provider lists it only some time later. Such an attempt is not reconciled -- looked
 -- up and resent when the listing is empty -- before private.settings reconcile_delay
--- (2 minutes): its retry job is due no earlier, and a reconcile that comes earlier
--- anyway (another job, the sweep) waits. An answered refusal (429) reconciles at once.
+-- (2 minutes): its retry job is due no earlier, a job that comes earlier anyway
+-- (another job, the sweep) is deferred by the claim, and a reconcile waits. An answered refusal (429) reconciles at once.
 BEGIN;
 \ir ../../helpers.psql
 SELECT plan(16);
@@ -27,9 +27,10 @@ SELECT is(app.record_send_error(:'a1', 1, 'TimeoutError', 'no answer from Twilio
   'retry_scheduled', 'a timeout: retry scheduled');
 SELECT ok((SELECT execute_after >= now() + interval '2 minutes' FROM pgqueuer.pgqueuer WHERE id > :last_job),
   'its job is due no earlier than the reconcile delay (not a second later)');
-SELECT is(app.claim_attempt(:'a1') ->> 'action', 'reconcile', 'claimed early anyway (another job): reconcile');
+SELECT is(app.claim_attempt(:'a1') - 'attempt_id' - 'wait_seconds', '{"action": "defer", "reason": "reconcile_delay"}'::jsonb,
+  'another job comes early anyway: deferred to the delay''s end, not claimed');
 SELECT max(id) AS last_job FROM pgqueuer.pgqueuer \gset
-SELECT is(app.reconcile_attempt(:'a1', 2, '[]') ->> 'action', 'wait',
+SELECT is(app.reconcile_attempt(:'a1', 1, '[]') ->> 'action', 'wait',
   'an empty listing seconds after the timeout is not "the provider has no record": wait, no resend');
 SELECT is(pg_temp.attempt_status(:'a1'), 'claimed', 'the attempt stays claimed');
 SELECT ok((SELECT execute_after >= now() + interval '2 minutes' FROM pgqueuer.pgqueuer WHERE id > :last_job),
@@ -42,13 +43,12 @@ SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
 SELECT pg_temp.calling(:'a2') IS NOT NULL AS k \gset
 SELECT is((app.record_send_error(:'a2', 1, '20500', 'Internal Server Error', 500) ->> 'delay_seconds')::numeric,
   120::numeric, 'a 5xx at Twilio: the retry waits the reconcile delay');
-SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
-SELECT is(app.reconcile_attempt(:'a2', 2, '[]') ->> 'action', 'wait', 'and an early reconcile waits');
+SELECT is(app.reconcile_attempt(:'a2', 1, '[]') ->> 'action', 'wait', 'and an early reconcile waits');
 
 -- Once the delay is over, an empty listing means the provider never got it: resend.
 UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'a2';
 SELECT app.claim_attempt(:'a2') IS NOT NULL AS c \gset
-SELECT is(app.reconcile_attempt(:'a2', 3, '[]') ->> 'action', 'send', 'after the delay: resend');
+SELECT is(app.reconcile_attempt(:'a2', 2, '[]') ->> 'action', 'send', 'after the delay: resend');
 SELECT is((SELECT reconcile_after FROM app.message_attempts WHERE id = :'a2'), NULL::timestamptz,
   'the resend''s own outcome starts afresh');
 
@@ -68,8 +68,8 @@ SELECT pg_temp.attempt_of(:'m4') AS a4 \gset
 SELECT app.claim_attempt(:'a4') IS NOT NULL AS c \gset
 SELECT pg_temp.calling(:'a4') IS NOT NULL AS k \gset
 UPDATE app.message_attempts SET last_claimed_at = now() - interval '1 hour' WHERE id = :'a4';
-SELECT is(app.claim_attempt(:'a4') ->> 'action', 'reconcile', 'the lease ran out: re-claimed to reconcile');
-SELECT is(app.reconcile_attempt(:'a4', 2, '[]') ->> 'action', 'wait',
+SELECT is(app.claim_attempt(:'a4') ->> 'reason', 'reconcile_delay', 'the lease ran out, but the claim waits for the delay');
+SELECT is(app.reconcile_attempt(:'a4', 1, '[]') ->> 'action', 'wait',
   'but within the reconcile delay of its call an empty listing proves nothing: wait');
 
 SELECT * FROM finish();

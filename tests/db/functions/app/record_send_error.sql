@@ -73,6 +73,8 @@ SELECT results_eq(format($$SELECT event_type, error_code, details FROM app.messa
             '{"permanent": false, "http_status": 500, "claim_no": 1, "message": "Internal Server Error"}'::jsonb),
            ('retry_scheduled', 'twilio:20500', '{"delay_seconds": 120.000000}'::jsonb)$$,
   'a send_error (transient, HTTP 500) and a retry_scheduled event');
+-- (its retry is due once the reconcile delay is over: a claim before that defers)
+UPDATE app.message_attempts SET reconcile_after = now() - interval '1 second' WHERE id = :'a2';
 SELECT is(app.claim_attempt(:'a2') ->> 'action', 'reconcile',
   'the retry claims it again at once (no lease to wait out): reconcile');
 SELECT is((app.record_send_error(:'a2', 2, '20429', 'Too Many Requests', 429, interval '30 seconds') ->> 'delay_seconds')::numeric,

@@ -66,8 +66,10 @@ class SendBatcher:
 
     async def _run(self, attempt_ids: list[str]) -> list[BaseException | None]:
         """One batch: one claim transaction, the provider calls at once, one hand-off
-        transaction. An attempt's own failure is its outcome (its job is retried by
-        pgqueuer); a failure of the batch's SQL fails every job of the batch."""
+        transaction. An attempt's own failure is its outcome (its job is held, and the
+        maintenance sweep replaces it, at most max_job_failures times); a batch whose
+        SQL the server rolled back is run again attempt by attempt, so one poison
+        attempt fails only its own job."""
         unique = list(dict.fromkeys(attempt_ids))
         try:
             decisions = await self.db.claim_attempts(unique)

@@ -8,7 +8,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from hermes.accounts import WEBHOOK_SECRETS_SQL
-from hermes.sqlcall import call
+from hermes.sqlcall import call, call_on
+
+# How long one erasure may run (it scans the tenant's landed import rows).
+ERASURE_STATEMENT_TIMEOUT = "10min"
 
 
 class Commands:
@@ -240,10 +243,18 @@ class Commands:
         )
 
     async def erase_addresses(self, token: str, addresses: list[Any]) -> dict[str, Any]:
-        return cast(
-            dict[str, Any],
-            await self._call("SELECT app.erase_addresses(%s, %s) AS r", (token, Jsonb(addresses))),
-        )
+        # An erasure also redacts the tenant's landed import rows (a scan that grows with
+        # its imports): it may run past hermes_api's statement_timeout, up to this.
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (ERASURE_STATEMENT_TIMEOUT,)
+            )
+            return cast(
+                dict[str, Any],
+                await call_on(
+                    conn, "SELECT app.erase_addresses(%s, %s) AS r", (token, Jsonb(addresses))
+                ),
+            )
 
     async def submit_gathered(
         self, token: str, items: list[dict[str, Any]]

@@ -39,7 +39,7 @@ from api.whatsapp import (
 from hermes.accounts import Accounts
 from hermes.credentials import Sealer
 from hermes.gather import Gatherer
-from hermes.sqlcall import STATUS_CALLBACK_PATH, status_callback_url
+from hermes.sqlcall import STATUS_CALLBACK_PATH, rolled_back_alone, status_callback_url
 
 log = logging.getLogger("hermes.api.webhooks")
 
@@ -70,8 +70,9 @@ class ReceiptBatcher:
         try:
             outcomes = await self.commands().record_receipts(receipts)
         except psycopg.Error as exc:
-            if len(receipts) > 1 and (exc.sqlstate or "")[:2] in ("22", "23"):
-                # One receipt's bad value must not refuse the others: one by one.
+            if len(receipts) > 1 and rolled_back_alone(exc):
+                # One receipt (a bad value, a bug it triggers) must not refuse the others
+                # -- any provider's, any tenant's: one by one.
                 return [await self._one(r) for r in receipts]
             raise
         return [str(o["outcome"]) for o in outcomes]

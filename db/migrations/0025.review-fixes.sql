@@ -36,7 +36,11 @@ COMMENT ON COLUMN app.api_keys.scopes IS
 UPDATE app.api_keys
    SET scopes = ARRAY(SELECT DISTINCT s FROM unnest(scopes || ARRAY['providers:write']) s ORDER BY s)
  WHERE tenant_id IS NOT NULL
-   AND scopes @> ARRAY['messages:write', 'keys:write', 'read', 'compliance:write', 'imports:write'];
+   AND scopes @> ARRAY['messages:write', 'keys:write', 'read']
+   -- a tenant's first key (minted before compliance:write and imports:write existed, it
+   -- may hold only these three): every key that could manage keys and send, so that no
+   -- tenant is left unable to manage its provider accounts
+   ;
 
 -- 3. The command API's and the workers' statements and lock waits are bounded (the read
 -- roles are since 0007): a statement that runs away, or waits on a lock held by a stuck

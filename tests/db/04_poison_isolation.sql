@@ -12,7 +12,7 @@
 --     inbox behind it -- every tenant's receipts -- moves on.
 BEGIN;
 \ir helpers.psql
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE FUNCTION pg_temp.submit(p_tenant uuid, p_request jsonb) RETURNS jsonb LANGUAGE sql AS $$
   SELECT private.submit_message(p_tenant, NULL, p_request) -> 'message'
@@ -129,6 +129,17 @@ SELECT is(pg_temp.attempt_status(:'afr'), 'delivered', 'the other tenant''s mess
 SELECT is((SELECT count(*)::int FROM private.receipt_quarantine), 1, 'the poison receipt is quarantined');
 SELECT is(pg_temp.pending_receipts(), 0, 'and the inbox is empty');
 DROP TRIGGER poison ON app.message_events;
+-- A passing error (here a deadlock) quarantines nothing: raised again, the receipt stays.
+SELECT pg_temp.handed_off(:'tb', 'SM-passing-r', 'queued', 'passing trouble') AS atr \gset
+SELECT app.apply_receipts() IS NOT NULL AS applied_h2 \gset
+CREATE FUNCTION pg_temp.deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'a deadlock' USING ERRCODE = '40P01'; END $$;
+SELECT format('CREATE TRIGGER deadlock BEFORE INSERT ON app.message_events FOR EACH ROW WHEN (NEW.attempt_id = %L) EXECUTE FUNCTION pg_temp.deadlock()', :'atr') AS trig2 \gset
+:trig2;
+SELECT app.record_receipt('twilio', :'atr', 'SM-passing-r', 'delivered') IS NOT NULL AS r3 \gset
+SELECT is(pg_temp.problem('SELECT app.isolate_receipts(10)'), '40P01 ', 'a deadlock while isolating is raised again');
+SELECT is(pg_temp.pending_receipts(), 1, 'and the receipt stays queued, not quarantined');
+DROP TRIGGER deadlock ON app.message_events;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -108,6 +108,9 @@ class ImportJobs:
                 # One statement merges the whole import (a universe kind): it runs past
                 # hermes_worker's statement_timeout (0025.review-fixes), up to this.
                 await conn.execute(f"SET LOCAL statement_timeout = '{MERGE_STATEMENT_TIMEOUT}'")
+                # ... and it waits for another merge of the tenant (an advisory lock)
+                # longer than the role's lock_timeout allows: as long as that one runs.
+                await conn.execute(f"SET LOCAL lock_timeout = '{MERGE_STATEMENT_TIMEOUT}'")
                 result = await call_on(conn, "SELECT app.run_import_merge(%s) AS r", (import_id,))
                 # A kill here (the crash test) loses the transaction: nothing half-merged.
                 await failpoint("import_before_merge_commit")

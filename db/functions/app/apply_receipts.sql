@@ -158,7 +158,8 @@ GRANT EXECUTE ON FUNCTION app.apply_receipts(int) TO hermes_worker;
 -- The receipt consumer's fallback when a batch of app.apply_receipts fails: the head
 -- of the inbox, up to p_limit receipts, one at a time (each its own subtransaction),
 -- so that one receipt that cannot be applied (a bug a row triggers) stops nothing
--- behind it -- every tenant's receipts share this inbox. The failing receipt leaves the
+-- behind it -- every tenant's receipts share this inbox. A passing error (deadlock,
+-- lock timeout, resources, shutdown) quarantines nothing: it is raised again. The failing receipt leaves the
 -- inbox for private.receipt_quarantine with its SQLSTATE and error. Slow by design
 -- (only run after a failure). Returns {applied, quarantined: [receipt ids]}.
 CREATE OR REPLACE FUNCTION app.isolate_receipts(p_limit int DEFAULT 100)
@@ -183,6 +184,11 @@ BEGIN
       v_applied := v_applied + (app.apply_receipts(1) ->> 'applied')::int;
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
+      -- A passing trouble (a deadlock, a lock wait past lock_timeout, resources, the
+      -- server going away) says nothing about the receipt: it stays queued.
+      IF left(v_state, 2) IN ('40', '53', '08', '57') OR v_state = '55P03' THEN
+        RAISE;
+      END IF;
       DELETE FROM private.receipt_queue WHERE receipt_id = v_head.receipt_id;
       INSERT INTO private.receipt_quarantine (receipt_id, message_created_at, sqlstate, error)
       VALUES (v_head.receipt_id, v_head.message_created_at, v_state, left(v_error, 500))

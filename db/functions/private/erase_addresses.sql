@@ -73,7 +73,8 @@ BEGIN
   -- The claim's lock order: the attempts of the affected messages (every step of a
   -- message with a step to an erased address, or whose current recipient is one), in
   -- id order, then the addresses. Looked for again once the addresses are locked: a
-  -- message accepted meanwhile is included (its attempts locked then).
+  -- message accepted meanwhile is included (its attempts locked then: the one place
+  -- of the reverse order; a deadlock with a claim there aborts one side, which retries).
   v_attempts := private.erasure_attempts(p_tenant_id, v_keys);
   PERFORM private.lock_attempts(v_attempts);
   PERFORM private.lock_addresses(v_hashes);
@@ -107,13 +108,15 @@ BEGIN
 
   -- The steps that will never go now: not sent yet (pending, waiting), or claimed by a
   -- worker that has not begun its provider call (no calling mark: app.begin_calls will
-  -- refuse it). A step whose call has begun may be at the provider: it stays.
+  -- refuse it). A step whose call has begun -- now or under an earlier claim, whose
+  -- outcome is still open -- may be at the provider: it stays (its reconcile checks
+  -- eligibility, the tombstone, before any resend).
   v_stopping := ARRAY(
     SELECT a.id FROM app.message_attempts a
      WHERE a.id = ANY (v_attempts)
        AND a.message_created_at = ANY (ARRAY(SELECT DISTINCT private.uuid7_time(i) FROM unnest(v_attempts) i))
        AND (a.status IN ('pending', 'waiting')
-            OR (a.status = 'claimed' AND a.calling_claim_no IS DISTINCT FROM a.claim_count))
+            OR (a.status = 'claimed' AND a.calling_claim_no IS NULL))
      ORDER BY a.id);
 
   WITH affected AS MATERIALIZED (

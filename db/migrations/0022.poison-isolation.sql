@@ -24,12 +24,15 @@ ALTER TABLE app.message_events ADD CONSTRAINT message_events_event_type_check CH
 -- receipt at a time and moves a failing one here, out of the inbox, with its error.
 -- An operator re-queues it (INSERT INTO private.receipt_queue ...) once fixed.
 CREATE TABLE private.receipt_quarantine (
-  receipt_id         bigint PRIMARY KEY,
+  tenant_id          uuid NOT NULL,
+  receipt_id         bigint NOT NULL,
   message_created_at timestamptz NOT NULL,
   sqlstate           text NOT NULL,
   error              text NOT NULL,
-  quarantined_at     timestamptz NOT NULL DEFAULT now()
+  quarantined_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, receipt_id)
 );
 COMMENT ON TABLE private.receipt_quarantine IS
   'Receipts whose application failed, set aside by app.isolate_receipts so that the inbox behind them moves on.';
+-- Operator-only (no client role reads private.*); the receipt's tenant leads its key.
 REVOKE ALL ON private.receipt_quarantine FROM PUBLIC;

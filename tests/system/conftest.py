@@ -170,13 +170,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.module.hermes_failed = True  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster,
-    make_db: Callable[[], str],
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
-) -> Iterator[Stack]:
-    s = start_stack(cluster, make_db, tmp_path_factory.mktemp("stack"), workers=2)
-    yield s
-    stop_stack(s, request)
+def module_stack(name: str, **options: Any) -> Any:
+    """A module-scoped stack fixture: ``start_stack`` with these options (a run directory
+    named ``name``), stopped -- its log shown if a test failed -- after the module.
+    ``stack = module_stack("uploads", workers=0)`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def fixture(
+        cluster: Cluster,
+        make_db: Callable[[], str],
+        tmp_path_factory: pytest.TempPathFactory,
+        request: pytest.FixtureRequest,
+    ) -> Iterator[Stack]:
+        s = start_stack(cluster, make_db, tmp_path_factory.mktemp(name), **options)
+        yield s
+        stop_stack(s, request)
+
+    return fixture
+
+
+stack = module_stack("stack", workers=2)

@@ -21,43 +21,26 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from psycopg.types.json import Jsonb
 
 from hermes.sqlcall import inbound_url
 from simulators.twilio.app import compute_signature
-from tests.conftest import TEST_POLICY, Cluster
-from tests.system.conftest import Stack, start_stack, stop_stack
+from tests.conftest import TEST_POLICY
+from tests.system.conftest import Stack, module_stack
 
 NEVER_FINAL = "+15005550013"  # the Twilio simulator's number: sent, never a final status
 FAILS = "+15005550012"  # the Twilio simulator's number: failed 30008
 INVALID = "+15005550001"  # the Twilio simulator's number: refused 21211, quoting it
 
 
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster,
-    make_db: Callable[[], str],
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
-) -> Iterator[Stack]:
-    s = start_stack(
-        cluster,
-        make_db,
-        tmp_path_factory.mktemp("erasure"),
-        workers=1,
-        import_workers=1,
-        ses=True,
-    )
-    yield s
-    stop_stack(s, request)
+stack = module_stack("erasure", workers=1, import_workers=1, ses=True)
 
 
 def _wait(what: str, probe: Callable[[], Any], timeout: float = 30.0) -> Any:

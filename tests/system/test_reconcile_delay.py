@@ -7,32 +7,16 @@ Here Twilio (the simulator) answers after 2 s and the worker gives up after 1 s.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import Cluster
-from tests.system.conftest import Stack, start_stack, stop_stack
+from tests.system.conftest import Stack, module_stack
 
-
-@pytest.fixture(scope="module")
-def slow_twilio(
-    cluster: Cluster,
-    make_db: Callable[[], str],
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
-) -> Iterator[Stack]:
-    s = start_stack(
-        cluster,
-        make_db,
-        Path(tmp_path_factory.mktemp("slow-twilio")),
-        worker_env={"HERMES_PROVIDER_TIMEOUT": "1"},
-        sim_env={"SIM_TWILIO_LATENCY_MS": "2000"},
-    )
-    yield s
-    stop_stack(s, request)
+slow_twilio = module_stack(
+    "slow-twilio",
+    worker_env={"HERMES_PROVIDER_TIMEOUT": "1"},
+    sim_env={"SIM_TWILIO_LATENCY_MS": "2000"},
+)
 
 
 def test_a_twilio_timeout_is_not_reconciled_within_seconds(slow_twilio: Stack) -> None:

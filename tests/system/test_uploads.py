@@ -8,37 +8,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from tests.conftest import Cluster
-from tests.system.conftest import Stack, start_stack, stop_stack
+from tests.system.conftest import Stack, module_stack
 
 SLOTS = 2
 BOUNDARY = "hermes-upload-test"
 
 
-@pytest.fixture(scope="module")
-def stack(
-    cluster: Cluster,
-    make_db: Callable[[], str],
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
-) -> Iterator[Stack]:
-    # One API process: the slots are per process.
-    s = start_stack(
-        cluster,
-        make_db,
-        Path(tmp_path_factory.mktemp("uploads")),
-        workers=0,
-        api_processes=1,
-        api_env={"HERMES_API_UPLOAD_SLOTS": str(SLOTS), "HERMES_API_POOL_MAX": "4"},
-    )
-    yield s
-    stop_stack(s, request)
+# One API process: the slots are per process.
+stack = module_stack(
+    "uploads",
+    workers=0,
+    api_processes=1,
+    api_env={"HERMES_API_UPLOAD_SLOTS": str(SLOTS), "HERMES_API_POOL_MAX": "4"},
+)
 
 
 def _slow_upload(

@@ -190,9 +190,11 @@ BEGIN
         RAISE;
       END IF;
       DELETE FROM private.receipt_queue WHERE receipt_id = v_head.receipt_id;
-      INSERT INTO private.receipt_quarantine (receipt_id, message_created_at, sqlstate, error)
-      VALUES (v_head.receipt_id, v_head.message_created_at, v_state, left(v_error, 500))
-      ON CONFLICT (receipt_id) DO UPDATE SET sqlstate = excluded.sqlstate, error = excluded.error,
+      INSERT INTO private.receipt_quarantine (tenant_id, receipt_id, message_created_at, sqlstate, error)
+      SELECT r.tenant_id, r.id, r.message_created_at, v_state, left(v_error, 500)
+        FROM app.receipts r
+       WHERE r.id = v_head.receipt_id AND r.message_created_at = v_head.message_created_at
+      ON CONFLICT (tenant_id, receipt_id) DO UPDATE SET sqlstate = excluded.sqlstate, error = excluded.error,
                                              quarantined_at = now();
       v_quarantined := v_quarantined || v_head.receipt_id;
     END;
